@@ -1,0 +1,23 @@
+"""attnwidget: stream a transformer's attention into a layer x head grid in Jupyter."""
+
+from .capture import AttentionNotReturnedError, capture_attention
+from .default_model import default_model
+from .geometry import InputGeometry, input_geometry
+from .images import load_image
+from .models import TokenLayout, UnsupportedModelError, VisionModel
+from .widget import AttentionGrid, explore
+
+__all__ = [
+    "AttentionGrid",
+    "AttentionNotReturnedError",
+    "InputGeometry",
+    "TokenLayout",
+    "UnsupportedModelError",
+    "VisionModel",
+    "capture_attention",
+    "default_model",
+    "explore",
+    "input_geometry",
+    "load_image",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,219 @@
+"""A thin wrapper around Hugging Face vision transformers that hides their quirks from the widget.
+
+It finds the attention modules by the model's own structure (transformers records which module
+class produces `attentions`), names the special tokens of each architecture, turns pictures into
+model inputs and switches sdpa / flash attention to eager only for the capture.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .capture import LayerCallback, capture_attention
+from .geometry import InputGeometry, input_geometry
+
+
+class UnsupportedModelError(ValueError):
+    """The model has no attention modules that attnwidget can hook."""
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Special (prefix) tokens first, then the patch tokens in row-major order over `grid`."""
+
+    special_tokens: tuple[str, ...]
+    grid: tuple[int, int]
+
+    @property
+    def special_count(self) -> int:
+        return len(self.special_tokens)
+
+    @property
+    def token_count(self) -> int:
+        return self.special_count + self.grid[0] * self.grid[1]
+
+    @property
+    def default_query(self) -> list[int]:
+        """CLS where the model has one, else every patch (their rows are averaged)."""
+        if self.special_tokens and self.special_tokens[0] == "CLS":
+            return [0]
+        return list(range(self.special_count, self.token_count))
+
+    def check_query(self, query: list[int]) -> None:
+        if not query:
+            raise ValueError("the query is empty: give at least one token index")
+        bad = [token for token in query if not 0 <= token < self.token_count]
+        if bad:
+            raise ValueError(
+                f"query tokens {bad} are out of range: this input has tokens 0..{self.token_count - 1}"
+            )
+
+
+def special_token_names(model_type: str, count: int) -> tuple[str, ...]:
+    """Names of the `count` prefix tokens of an architecture: CLS, DIST (DeiT), registers (DINOv2)."""
+    if count == 0:
+        return ()
+    if model_type == "deit" and count == 2:
+        return ("CLS", "DIST")
+    if "register" in model_type:
+        return ("CLS", *(f"reg{i}" for i in range(1, count)))
+    return ("CLS", *(f"special{i}" for i in range(1, count)))
+
+
+class VisionModel:
+    """A vision transformer and its image processor, ready for attention capture."""
+
+    def __init__(self, model: nn.Module, processor: Any = None, name: str | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected a torch / transformers model, got {type(model).__name__}")
+        self.model = model.eval()
+        self.name = name or getattr(model, "name_or_path", "") or type(model).__name__
+        self.processor = processor if processor is not None else _processor_for(model)
+        self.forward_module = _vision_tower(model)
+        self.attention_modules, self.output_index = find_attention_modules(model, self.forward_module)
+        config = getattr(model.config, "vision_config", model.config)
+        self.model_type = config.model_type
+        self.patch_size = _as_pair(config.patch_size)
+        self.head_count = config.num_attention_heads
+        self.layer_count = len(self.attention_modules)
+        self._told_about_eager = False
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> VisionModel:
+        """Load a model and its processor from a hub id or a local directory, with eager attention."""
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+
+        config = AutoConfig.from_pretrained(name_or_path)
+        architectures = getattr(config, "architectures", None) or []
+        classifies = any("ImageClassification" in name for name in architectures)
+        loader = AutoModelForImageClassification if classifies else AutoModel
+        model = loader.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
+        processor = AutoImageProcessor.from_pretrained(name_or_path, **_processor_backend())
+        return cls(model, processor, name=str(name_or_path))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prepare(self, image: Image.Image) -> tuple[torch.Tensor, InputGeometry]:
+        """Model input for `image` and where that input lies in the picture."""
+        inputs = self.processor(images=image, return_tensors="pt")
+        dtype = next(self.model.parameters()).dtype
+        pixel_values = inputs["pixel_values"].to(device=self.device, dtype=dtype)
+        return pixel_values, input_geometry(self.processor, image.size)
+
+    def layout(self, pixel_values: torch.Tensor) -> TokenLayout:
+        """Token layout of the model for this input."""
+        grid = (pixel_values.shape[-2] // self.patch_size[0], pixel_values.shape[-1] // self.patch_size[1])
+        special = self._special_count()
+        return TokenLayout(special_token_names(self.model_type, special), grid)
+
+    def run(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
+        """Forward pass that hands each layer's attention [1, H, N, N] to `on_layer` as it finishes."""
+        with (
+            self._eager_attention(),
+            torch.no_grad(),
+            capture_attention(self.attention_modules, self.output_index, on_layer),
+        ):
+            return self.forward_module(pixel_values=pixel_values)
+
+    def _special_count(self) -> int:
+        config = getattr(self.model.config, "vision_config", self.model.config)
+        if self.model_type.startswith("siglip"):
+            return 0
+        registers = getattr(config, "num_register_tokens", 0) or 0
+        return 1 + registers + (1 if self.model_type == "deit" else 0)
+
+    @contextmanager
+    def _eager_attention(self) -> Iterator[None]:
+        current = _attention_implementation(self.attention_modules[0], self.model)
+        if current == "eager":
+            yield
+            return
+        if not hasattr(self.model, "set_attn_implementation"):
+            raise UnsupportedModelError(
+                f"the model uses {current!r} attention, which returns no weights; load it with "
+                "attn_implementation='eager'"
+            )
+        if not self._told_about_eager:
+            warnings.warn(
+                f"{self.name} uses {current!r} attention, which returns no attention weights; "
+                "attnwidget switches it to 'eager' while it captures and back afterwards",
+                stacklevel=4,
+            )
+            self._told_about_eager = True
+        self.model.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            self.model.set_attn_implementation(current)
+
+
+def find_attention_modules(model: nn.Module, root: nn.Module) -> tuple[list[nn.Module], int]:
+    """The modules under `root` that return attention weights, in layer order, and the output index.
+
+    transformers declares, per architecture, which module class records `attentions`
+    (`_can_record_outputs`); that is used instead of hard-coded module paths.
+    """
+    targets: dict[type, int] = {}
+    for module in model.modules():
+        spec = (getattr(type(module), "_can_record_outputs", None) or {}).get("attentions")
+        if spec is None:
+            continue
+        target = getattr(spec, "target_class", spec)
+        index = getattr(spec, "index", 1)
+        if isinstance(target, type):
+            targets[target] = index
+    modules = [module for module in root.modules() if type(module) in targets]
+    if not modules:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no attention modules attnwidget can capture. Supported: vision "
+            "transformers from transformers >= 5 (ViT, DeiT, DINOv2, BEiT, CLIP, SigLIP, ...); for a CNN "
+            "use a gradient method such as Grad-CAM"
+        )
+    indices = {targets[type(module)] for module in modules}
+    if len(indices) != 1:
+        raise UnsupportedModelError(f"{type(model).__name__} mixes attention modules with different outputs")
+    return modules, indices.pop()
+
+
+def _vision_tower(model: nn.Module) -> nn.Module:
+    """The image encoder of a two-tower model (CLIP, SigLIP); the model itself otherwise."""
+    if hasattr(model, "vision_model") and hasattr(model, "text_model"):
+        return model.vision_model
+    return model
+
+
+def _processor_for(model: nn.Module) -> Any:
+    from transformers import AutoImageProcessor
+
+    source = getattr(model, "name_or_path", "")
+    if not source:
+        raise ValueError(
+            "this model does not say where it was loaded from: pass its image processor as processor="
+        )
+    return AutoImageProcessor.from_pretrained(source, **_processor_backend())
+
+
+def _processor_backend() -> dict[str, str]:
+    """Pillow-backed processors where torchvision is missing (transformers would warn and fall back)."""
+    return {} if importlib.util.find_spec("torchvision") else {"backend": "pil"}
+
+
+def _attention_implementation(module: nn.Module, model: nn.Module) -> str:
+    config = getattr(module, "config", None) or model.config
+    return getattr(config, "_attn_implementation", None) or "eager"
+
+
+def _as_pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))

@@ -1,0 +1,368 @@
+"""`AttentionGrid`: the layer x head grid widget and its kernel side."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import torch
+import traitlets as t
+from torch import nn
+
+from .capture import StopCapture
+from .encode import encode_rows, float32_bytes
+from .images import ImageLike, encode_jpeg, load_image
+from .models import TokenLayout, VisionModel
+from .reduce import matrix_size_for_budget, pool_matrix, query_rows
+
+STATIC = Path(__file__).parent / "static"
+COLORMAPS = ("viridis", "magma", "inferno", "gray")
+#: Largest side of a token x token matrix sent in reply to `request_head`.
+FULL_MATRIX_LIMIT = 1024
+#: Streamed layers finishing closer together than this are sent in one message.
+STREAM_INTERVAL_S = 0.02
+
+
+class AttentionGrid(anywidget.AnyWidget):
+    """Layer x head grid of a vision transformer's attention, streamed while the model runs.
+
+    `model` is a hub id, a local directory, a loaded transformers model (pass its `processor` too
+    unless it can be loaded from `model.name_or_path`), a `VisionModel`, or None for the built-in
+    default. `layers` and `heads` are numbered from 1, like the `l=` and `h=` labels.
+    """
+
+    _esm = STATIC / "widget.js"
+
+    # Data, written by the kernel (see docs/architecture.md).
+    model_name = t.Unicode("").tag(sync=True)
+    layer_count = t.Int(0).tag(sync=True)
+    head_count = t.Int(0).tag(sync=True)
+    layers = t.List(t.Int()).tag(sync=True)
+    heads = t.List(t.Int()).tag(sync=True)
+    grid = t.List(t.Int(), default_value=[0, 0]).tag(sync=True)
+    special_tokens = t.List(t.Unicode()).tag(sync=True)
+    token_count = t.Int(0).tag(sync=True)
+    query = t.List(t.Int()).tag(sync=True)
+    maps = t.Bytes(b"").tag(sync=True)
+    maps_range = t.Bytes(b"").tag(sync=True)
+    specials = t.Bytes(b"").tag(sync=True)
+    matrix_size = t.Int(0).tag(sync=True)
+    matrices = t.Bytes(b"").tag(sync=True)
+    matrices_range = t.Bytes(b"").tag(sync=True)
+    run_id = t.Int(0).tag(sync=True)
+    layers_done = t.Int(0).tag(sync=True)
+    status = t.Unicode("empty").tag(sync=True)
+    message = t.Unicode("").tag(sync=True)
+    image = t.Bytes(b"").tag(sync=True)
+    image_size = t.List(t.Int(), default_value=[0, 0]).tag(sync=True)
+    crop_box = t.List(t.Float(), default_value=[0.0, 0.0, 1.0, 1.0]).tag(sync=True)
+    input_size = t.List(t.Int(), default_value=[0, 0]).tag(sync=True)
+    patch_size = t.Int(0).tag(sync=True)
+
+    # View, written by the front-end or by Python.
+    view = t.Enum(("query", "matrix"), "query").tag(sync=True)
+    colormap = t.Enum(COLORMAPS, "viridis").tag(sync=True)
+    normalize = t.Enum(("head", "layer", "global"), "head").tag(sync=True)
+    selected = t.List(t.Int()).tag(sync=True)
+    overlay_open = t.Bool(False).tag(sync=True)
+    alpha = t.Float(0.6, min=0.0, max=1.0).tag(sync=True)
+    interpolation = t.Enum(("bilinear", "nearest"), "bilinear").tag(sync=True)
+
+    def __init__(
+        self,
+        model: str | Path | nn.Module | VisionModel | None = None,
+        image: ImageLike | None = None,
+        *,
+        processor: Any = None,
+        layers: Sequence[int] | None = None,
+        heads: Sequence[int] | None = None,
+        matrix_budget: int = 640 * 1024,
+        pooling: str = "max",
+        cache_budget: int = 256 * 1024**2,
+        **view: Any,
+    ) -> None:
+        super().__init__(**view)
+        self._vision = as_vision_model(model, processor)
+        self._matrix_budget = matrix_budget
+        self._pooling = pooling
+        self._cache_budget = cache_budget
+        self._input: _Input | None = None
+        self._cache: list[torch.Tensor] | None = None
+        self._busy = False
+        with self.hold_trait_notifications():
+            self.model_name = self._vision.name
+            self.layer_count = self._vision.layer_count
+            self.head_count = self._vision.head_count
+            self.layers = _numbered(layers, self.layer_count, "layer")
+            self.heads = _numbered(heads, self.head_count, "head")
+        self.on_msg(self._handle_message)
+        if image is not None:
+            self.run(image)
+
+    @property
+    def vision_model(self) -> VisionModel:
+        return self._vision
+
+    def run(self, image: ImageLike, *, query: Sequence[int] | None = None) -> AttentionGrid:
+        """Run the model on `image` and stream its attention into the grid, layer by layer.
+
+        `query` lists token indices whose attention rows are averaged (default: CLS, or every
+        patch for models without one). The widget keeps its state if the image or the query is bad.
+        """
+        picture = load_image(image)
+        pixel_values, geometry = self._vision.prepare(picture)
+        layout = self._vision.layout(pixel_values)
+        query = list(query) if query is not None else layout.default_query
+        layout.check_query(query)
+        source = _Input(pixel_values, layout, query)
+        self._compute(source, rerun=True)
+        with self.hold_sync():
+            self.image = encode_jpeg(picture)
+            self.image_size = list(picture.size)
+            self.crop_box = list(geometry.crop_box)
+            self.input_size = [int(pixel_values.shape[-2]), int(pixel_values.shape[-1])]
+            self.patch_size = self._vision.patch_size[0]
+        return self
+
+    def full_attention(self, layer: int) -> torch.Tensor:
+        """Attention of layer `layer` (1-based) for the last image, [heads, tokens, tokens], on the CPU."""
+        if self._input is None:
+            raise RuntimeError("run the widget on an image first: widget.run(image)")
+        (index,) = _numbered([layer], self.layer_count, "layer")
+        if self._cache is not None:
+            return self._cache[index - 1]
+        captured: list[torch.Tensor] = []
+
+        def keep(position: int, weights: torch.Tensor) -> None:
+            if position == index - 1:
+                captured.append(weights[0].float().cpu())
+                raise StopCapture
+
+        with contextlib.suppress(StopCapture):
+            self._vision.run(self._input.pixel_values, keep)
+        return captured[0]
+
+    # -- computation ---------------------------------------------------------------------------
+
+    def _compute(self, source: _Input, *, rerun: bool) -> None:
+        """Reduce every selected layer for `source`, streaming rows, then publish the final state."""
+        layout, rows = source.layout, [layer - 1 for layer in self.layers]
+        heads = torch.tensor([head - 1 for head in self.heads])
+        size = matrix_size_for_budget(layout.token_count, len(rows) * len(heads), self._matrix_budget)
+        reduced = _Reduced()
+        stream = _Stream(self, self.run_id + 1)
+        keep_cache = self._cache_bytes(layout) <= self._cache_budget
+        cache: list[torch.Tensor] = []
+
+        def on_layer(layer: int, weights: torch.Tensor) -> None:
+            attention = weights[0]
+            if rerun and keep_cache:
+                cache.append(attention.float().cpu())
+            if layer in rows:
+                selected = attention.index_select(0, heads.to(attention.device))
+                maps, specials = self._reduce_queries(selected, layout, source.query)
+                reduced.maps.append(maps)
+                reduced.specials.append(specials)
+                reduced.matrices.append(encode_rows(pool_matrix(selected, size, self._pooling).flatten(0, 1)))
+                stream.add(maps, specials)
+
+        self._busy = True
+        previous_layout = (self.grid, self.special_tokens, self.token_count)
+        with self.hold_sync():
+            self.run_id, self.status, self.message, self.layers_done = stream.run_id, "running", "", 0
+            self._publish_layout(layout)
+        try:
+            if rerun:
+                self._vision.run(source.pixel_values, on_layer)
+            else:
+                for layer, attention in enumerate(self._cache or []):
+                    on_layer(layer, attention[None])
+            stream.flush()
+        except Exception as error:
+            self._restore_after_failure(previous_layout, error)
+            raise
+        finally:
+            self._busy = False
+        if rerun:
+            self._cache = cache if keep_cache else None
+        self._input = source
+        with self.hold_sync():
+            self.query = source.query
+            self.maps = b"".join(data for data, _ in reduced.maps)
+            self.maps_range = b"".join(ranges for _, ranges in reduced.maps)
+            self.specials = b"".join(reduced.specials)
+            self.matrix_size = size
+            self.matrices = b"".join(data for data, _ in reduced.matrices)
+            self.matrices_range = b"".join(ranges for _, ranges in reduced.matrices)
+            self.layers_done = len(rows)
+            self.status = "done"
+
+    @staticmethod
+    def _reduce_queries(attention: torch.Tensor, layout: TokenLayout, query: list[int]):
+        rows = query_rows(attention, query)
+        return encode_rows(rows[:, layout.special_count :]), float32_bytes(rows[:, : layout.special_count])
+
+    def _restore_after_failure(self, layout: tuple, error: Exception) -> None:
+        """Show the last good grid again: the front-end has hidden it behind the failed run's rows."""
+        with self.hold_sync():
+            self.grid, self.special_tokens, self.token_count = layout
+            self.status = "error" if self._input is None else "done"
+            self.layers_done = len(self.layers) if self._input is not None else 0
+            self.message = f"error: {error}"
+            self.send_state(["maps", "maps_range", "specials", "matrices", "matrices_range"])
+
+    def _publish_layout(self, layout: TokenLayout) -> None:
+        self.grid = list(layout.grid)
+        self.special_tokens = list(layout.special_tokens)
+        self.token_count = layout.token_count
+
+    def _cache_bytes(self, layout: TokenLayout) -> int:
+        return self.layer_count * self.head_count * layout.token_count**2 * 4
+
+    def _recompute(self) -> None:
+        if self._input is None or self._busy:
+            return
+        self._compute(self._input, rerun=self._cache is None)
+
+    # -- reactions to the front-end and to Python assignments ------------------------------------
+
+    @t.validate("layers")
+    def _valid_layers(self, proposal: dict) -> list[int]:
+        return _numbered(proposal["value"], self.layer_count, "layer")
+
+    @t.validate("heads")
+    def _valid_heads(self, proposal: dict) -> list[int]:
+        return _numbered(proposal["value"], self.head_count, "head")
+
+    @t.observe("layers", "heads")
+    def _selection_changed(self, change: dict) -> None:
+        self._recompute()
+
+    @t.observe("query")
+    def _query_changed(self, change: dict) -> None:
+        if self._input is None or self._busy or change["new"] == self._input.query:
+            return
+        try:
+            self._input.layout.check_query(change["new"])
+        except ValueError as error:
+            self.message = f"error: {error}"
+            self.query = change["old"]
+            return
+        self._input = _Input(self._input.pixel_values, self._input.layout, list(change["new"]))
+        self._recompute()
+
+    def _handle_message(self, widget: Any, content: dict, buffers: list) -> None:
+        try:
+            if content.get("type") == "request_head":
+                self._send_head(int(content["layer"]), int(content["head"]))
+        except Exception as error:  # a bad request must not break the kernel or the widget
+            self.message = f"error: {error}"
+
+    def _send_head(self, layer: int, head: int) -> None:
+        (head,) = _numbered([head], self.head_count, "head")
+        attention = self.full_attention(layer)[head - 1 : head]
+        layout = self._input.layout
+        exact_map = query_rows(attention, self._input.query)[0, layout.special_count :]
+        size = min(layout.token_count, FULL_MATRIX_LIMIT)
+        matrix = pool_matrix(attention, size)[0]
+        reply = {"type": "head", "layer": layer, "head": head, "size": size}
+        self.send(
+            {**reply, "run_id": self.run_id, "query": self._input.query},
+            buffers=[float32_bytes(exact_map), float32_bytes(matrix)],
+        )
+
+
+def explore(image: ImageLike | None = None, model: Any = None, **kwargs: Any) -> AttentionGrid:
+    """Display an `AttentionGrid` and run it on `image`, so the grid fills in while the model runs.
+
+    Keep the returned widget (`grid = explore(...)`) to run it on other images: `grid.run(other)`.
+    """
+    from IPython.display import display
+
+    widget = AttentionGrid(model, **kwargs)
+    display(widget)
+    if image is not None:
+        widget.run(image)
+    return widget
+
+
+def as_vision_model(model: Any, processor: Any = None) -> VisionModel:
+    """A `VisionModel` from an id, a directory, a loaded model or None (the built-in default)."""
+    if isinstance(model, VisionModel):
+        return model
+    if model is None:
+        from .default_model import default_model
+
+        return default_model()
+    if isinstance(model, (str, Path)):
+        vision = VisionModel.from_pretrained(model)
+        if processor is not None:
+            vision.processor = processor
+        return vision
+    return VisionModel(model, processor)
+
+
+@dataclass
+class _Input:
+    pixel_values: torch.Tensor
+    layout: TokenLayout
+    query: list[int]
+
+
+@dataclass
+class _Reduced:
+    maps: list[tuple[bytes, bytes]] = field(default_factory=list)
+    specials: list[bytes] = field(default_factory=list)
+    matrices: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+class _Stream:
+    """Sends finished grid rows to the front-end, coalescing rows that finish close together."""
+
+    def __init__(self, widget: AttentionGrid, run_id: int):
+        self.widget, self.run_id = widget, run_id
+        self.sent = 0
+        self.pending: list[tuple[tuple[bytes, bytes], bytes]] = []
+        self.last_send = 0.0
+
+    def add(self, maps: tuple[bytes, bytes], specials: bytes) -> None:
+        self.pending.append((maps, specials))
+        if time.perf_counter() - self.last_send >= STREAM_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        buffers = [
+            b"".join(maps[0] for maps, _ in self.pending),
+            b"".join(maps[1] for maps, _ in self.pending),
+            b"".join(specials for _, specials in self.pending),
+        ]
+        content = {"type": "layers", "run_id": self.run_id, "first": self.sent, "count": len(self.pending)}
+        self.widget.send(content, buffers=buffers)
+        self.sent += len(self.pending)
+        self.pending.clear()
+        self.last_send = time.perf_counter()
+
+
+def _numbered(values: Sequence[int] | None, count: int, what: str) -> list[int]:
+    """Validate 1-based layer / head numbers; None means all of them. Sorted, without repeats."""
+    if values is None:
+        return list(range(1, count + 1))
+    if isinstance(values, int):
+        values = [values]
+    chosen = sorted(set(values))
+    if not chosen:
+        raise t.TraitError(f"choose at least one {what} (numbered 1..{count})")
+    bad = [value for value in chosen if not isinstance(value, int) or not 1 <= value <= count]
+    if bad:
+        raise t.TraitError(
+            f"{what} {bad} out of range: this model has {what}s 1..{count} "
+            f"(numbered from 1, as in the {what[0]}= labels)"
+        )
+    return chosen

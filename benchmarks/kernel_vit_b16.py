@@ -1,0 +1,109 @@
+"""Kernel-side cost of attnwidget on ViT-B/16 at 224 x 224 (random init, google/vit-base-patch16-224 shapes).
+
+Side by side in one run, interleaved, median of N repetitions on this machine:
+- the plain eager forward (no attention kept),
+- the eager forward with `output_attentions=True` (every layer's attention returned at once),
+- `AttentionGrid.run` without the JPEG step: capture with hooks, reduce per layer, encode, stream,
+and the bytes the grid sends to the browser.
+
+    python benchmarks/kernel_vit_b16.py [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+
+import numpy as np
+import torch
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
+
+from attnwidget import AttentionGrid, VisionModel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = ViTForImageClassification(ViTConfig(attn_implementation="eager")).eval()
+    vision = VisionModel(model, ViTImageProcessorPil(), name="vit-base-patch16-224 (random init)")
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    widget = AttentionGrid(vision)
+    sent: list[int] = []
+    widget.send = lambda content, buffers=None: sent.append(sum(len(b) for b in buffers or []))
+    widget.run(image)
+    pixel_values = widget._input.pixel_values
+
+    def plain() -> None:
+        with torch.no_grad():
+            model(pixel_values=pixel_values)
+
+    def all_attentions() -> None:
+        with torch.no_grad():
+            model(pixel_values=pixel_values, output_attentions=True)
+
+    def attnwidget_capture() -> None:
+        widget._compute(widget._input, rerun=True)
+
+    contenders = {
+        "eager forward": plain,
+        "output_attentions=True": all_attentions,
+        "attnwidget run": attnwidget_capture,
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(3):  # warm-up
+        for run in contenders.values():
+            run()
+    for _ in range(args.repeats):
+        for name, run in contenders.items():
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+
+    base = statistics.median(times["eager forward"])
+    print(
+        f"ViT-B/16 224 x 224: {widget.layer_count} x {widget.head_count} heads, {widget.token_count} tokens; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats}"
+    )
+    print_table(
+        ("what", "median ms", "vs eager"),
+        [
+            (name, f"{statistics.median(v) * 1e3:.1f}", f"{statistics.median(v) / base:.2f}x")
+            for name, v in times.items()
+        ],
+    )
+
+    sent.clear()
+    attnwidget_capture()
+    state = widget.get_state()
+    maps = sum(len(state[key]) for key in ("maps", "maps_range", "specials"))
+    matrices = len(state["matrices"]) + len(state["matrices_range"])
+    values = len(state["maps"]) + len(state["matrices"])
+    size = widget.matrix_size
+    print()
+    print_table(
+        ("bytes to the browser", "bytes"),
+        [
+            ("grid state: CLS -> patch maps + special-token mass", f"{maps:,}"),
+            (f"grid state: {size} x {size} pooled token matrices", f"{matrices:,}"),
+            (f"streamed while running ({len(sent)} messages)", f"{sum(sent):,}"),
+            ("picture (JPEG, longest side 768)", f"{len(state['image']):,}"),
+            ("total for one run", f"{maps + matrices + sum(sent) + len(state['image']):,}"),
+            ("the same grid values as JSON floats (~23 B each)", f"{23 * values:,}"),
+        ],
+    )
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    for line in (header, tuple("-" * w for w in widths), *rows):
+        print("| " + " | ".join(f"{cell:<{w}}" for cell, w in zip(line, widths, strict=True)) + " |")
+
+
+if __name__ == "__main__":
+    main()

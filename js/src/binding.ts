@@ -1,0 +1,97 @@
+/**
+ * Binds a widget model to an `AttentionStore`: data traits, `run_id`, `query` and custom messages
+ * flow into the store. One store per model is shared by all its views: `initialize` creates it, so
+ * messages streamed before any view is rendered are kept, and `render` finds it again.
+ */
+import { type WidgetModel, readCount, readDataTraits, readQuery } from "./model";
+import { AttentionStore } from "./store";
+
+const MAPS_TRAITS = ["maps", "maps_range", "specials"];
+const MATRIX_TRAITS = ["matrices", "matrices_range"];
+/** Traits that reshape or replace the data. */
+const DATA_TRAITS = [
+  ...MAPS_TRAITS,
+  ...MATRIX_TRAITS,
+  "layers",
+  "heads",
+  "grid",
+  "special_tokens",
+  "token_count",
+  "matrix_size",
+];
+
+/**
+ * Traits whose values are objects: two model handles (anywidget gives `initialize` and each view
+ * its own proxy) belong to the same model exactly when these values are the same objects.
+ */
+const IDENTITY_TRAITS = ["layers", "heads", "grid", "special_tokens", "query", "selected", "maps", "image", "layout"];
+
+interface Binding {
+  readonly model: WidgetModel;
+  readonly store: AttentionStore;
+}
+
+const bindings = new Set<Binding>();
+
+/**
+ * Feeds `store` from `model` from now on; returns the function that stops it. Changes that arrive
+ * together (one kernel update sets several traits) are applied once, after the last of them.
+ */
+export function bindStore(model: WidgetModel, store: AttentionStore): () => void {
+  const changed = new Set<string>();
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    const data = DATA_TRAITS.some((name) => changed.has(name));
+    const touched = (names: string[]): boolean => names.some((name) => changed.has(name));
+    if (data) store.applyTraits(readDataTraits(model), { maps: touched(MAPS_TRAITS), matrices: touched(MATRIX_TRAITS) });
+    else if (changed.has("run_id")) store.applyRunId(readCount(model, "run_id"));
+    if (data || changed.has("query")) store.applyQuery(readQuery(model));
+    changed.clear();
+  };
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(flush);
+  };
+  const on = (name: string) => (): void => {
+    changed.add(name);
+    schedule();
+  };
+  const onMessage = (message: unknown, buffers?: readonly unknown[]): void => {
+    if (scheduled) flush();
+    store.applyMessage(message, buffers ?? []);
+  };
+
+  store.applyTraits(readDataTraits(model));
+  const listeners: [string, (...args: never[]) => void][] = [
+    ...[...DATA_TRAITS, "run_id", "query"].map((name): [string, () => void] => [`change:${name}`, on(name)]),
+    ["msg:custom", onMessage],
+  ];
+  for (const [event, callback] of listeners) model.on(event, callback);
+  const binding: Binding = { model, store };
+  bindings.add(binding);
+  return () => {
+    bindings.delete(binding);
+    for (const [event, callback] of listeners) model.off(event, callback);
+  };
+}
+
+/** The store bound to the same model as `model` (any handle of it), or `null`. */
+export function findStore(model: WidgetModel): AttentionStore | null {
+  for (const binding of bindings) if (sameModel(binding.model, model)) return binding.store;
+  return null;
+}
+
+function sameModel(a: WidgetModel, b: WidgetModel): boolean {
+  if (a === b) return true;
+  let compared = 0;
+  for (const name of IDENTITY_TRAITS) {
+    const left = a.get(name);
+    const right = b.get(name);
+    if (typeof left !== "object" || left === null || typeof right !== "object" || right === null) continue;
+    if (left !== right) return false;
+    compared += 1;
+  }
+  return compared > 0;
+}

@@ -1,0 +1,182 @@
+/**
+ * The widget model as anywidget hands it over, and typed readers for the traits of
+ * `docs/architecture.md`. Readers never throw: a missing or odd value reads as its default.
+ */
+import { type ColormapName, isColormapName } from "./colormaps";
+import { type NormalizeScope, isNormalizeScope } from "./normalize";
+import { type Interpolation, isInterpolation } from "./upsample";
+
+type Callback = (...args: never[]) => void;
+
+/** The part of anywidget's `AnyModel` this widget uses. */
+export interface WidgetModel {
+  get(name: string): unknown;
+  set(name: string, value: unknown): void;
+  save_changes(): void;
+  send(content: object, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+  on(name: string, callback: Callback): void;
+  off(name?: string | null, callback?: Callback | null): void;
+}
+
+export type ViewMode = "query" | "matrix";
+
+/** The grid's rows and columns and the token layout: what every data buffer is shaped by. */
+export interface GridShape {
+  /** 1-based layer numbers of the grid rows. */
+  readonly layers: readonly number[];
+  /** 1-based head numbers of the grid columns. */
+  readonly heads: readonly number[];
+  readonly gh: number;
+  readonly gw: number;
+  readonly specialTokens: readonly string[];
+  /** `N`; `S + gh * gw` when the trait is unset. */
+  readonly tokenCount: number;
+  /** `T`, the side of the pooled matrices. */
+  readonly matrixSize: number;
+}
+
+/** The view traits: written by the front-end or by Python, shared by all views of a model. */
+export interface ViewState {
+  readonly view: ViewMode;
+  readonly colormap: ColormapName;
+  readonly normalize: NormalizeScope;
+  /** `[layer, head]` (1-based) or `null`. */
+  readonly selected: readonly [number, number] | null;
+  readonly overlayOpen: boolean;
+  readonly alpha: number;
+  readonly interpolation: Interpolation;
+}
+
+/** The data traits, as raw payloads: decoding (and its errors) is the store's job. */
+export interface DataTraits {
+  readonly shape: GridShape;
+  readonly maps: unknown;
+  readonly mapsRange: unknown;
+  readonly specials: unknown;
+  readonly matrices: unknown;
+  readonly matricesRange: unknown;
+  readonly runId: number;
+  readonly query: readonly number[];
+}
+
+/** What the overlay needs to place the picture and the patch grid. */
+export interface PictureState {
+  readonly image: unknown;
+  /** [W, H] of the original picture. */
+  readonly imageSize: readonly [number, number] | null;
+  /** [x0, y0, x1, y1] as fractions of the original. */
+  readonly cropBox: readonly [number, number, number, number];
+  /** [H, W] of the model input. */
+  readonly inputSize: readonly [number, number] | null;
+  readonly patchSize: number;
+}
+
+/** Reads the grid shape. */
+export function readShape(model: Pick<WidgetModel, "get">): GridShape {
+  const grid = intList(model.get("grid"));
+  const gh = Math.max(0, grid[0] ?? 0);
+  const gw = Math.max(0, grid[1] ?? 0);
+  const specialTokens = stringList(model.get("special_tokens"));
+  const tokenCount = positiveInt(model.get("token_count")) || specialTokens.length + gh * gw;
+  return {
+    layers: intList(model.get("layers")),
+    heads: intList(model.get("heads")),
+    gh,
+    gw,
+    specialTokens,
+    tokenCount,
+    matrixSize: positiveInt(model.get("matrix_size")),
+  };
+}
+
+/** Reads the data traits. */
+export function readDataTraits(model: Pick<WidgetModel, "get">): DataTraits {
+  return {
+    shape: readShape(model),
+    maps: model.get("maps"),
+    mapsRange: model.get("maps_range"),
+    specials: model.get("specials"),
+    matrices: model.get("matrices"),
+    matricesRange: model.get("matrices_range"),
+    runId: readCount(model, "run_id"),
+    query: readQuery(model),
+  };
+}
+
+/** Reads the view traits. */
+export function readViewState(model: Pick<WidgetModel, "get">): ViewState {
+  const view = model.get("view");
+  const colormap = model.get("colormap");
+  const normalize = model.get("normalize");
+  const interpolation = model.get("interpolation");
+  const selected = intList(model.get("selected"));
+  const alpha = Number(model.get("alpha"));
+  return {
+    view: view === "matrix" ? "matrix" : "query",
+    colormap: isColormapName(colormap) ? colormap : "viridis",
+    normalize: isNormalizeScope(normalize) ? normalize : "head",
+    selected: selected.length === 2 ? [selected[0], selected[1]] : null,
+    overlayOpen: model.get("overlay_open") === true,
+    alpha: Number.isFinite(alpha) ? Math.min(1, Math.max(0, alpha)) : 0.6,
+    interpolation: isInterpolation(interpolation) ? interpolation : "bilinear",
+  };
+}
+
+/** Reads the picture traits. */
+export function readPicture(model: Pick<WidgetModel, "get">): PictureState {
+  const crop = numberList(model.get("crop_box"));
+  const valid = crop.length === 4 && crop[0] >= 0 && crop[1] >= 0 && crop[2] <= 1 && crop[3] <= 1 && crop[0] < crop[2] && crop[1] < crop[3];
+  return {
+    image: model.get("image"),
+    imageSize: pair(numberList(model.get("image_size"))),
+    cropBox: valid ? [crop[0], crop[1], crop[2], crop[3]] : [0, 0, 1, 1],
+    inputSize: pair(numberList(model.get("input_size"))),
+    patchSize: positiveInt(model.get("patch_size")),
+  };
+}
+
+/** The `query` trait: 0-based token indices. */
+export function readQuery(model: Pick<WidgetModel, "get">): number[] {
+  return intList(model.get("query")).filter((t) => t >= 0);
+}
+
+/** A string trait, "" when unset. */
+export function readString(model: Pick<WidgetModel, "get">, name: string): string {
+  const value = model.get(name);
+  return typeof value === "string" ? value : "";
+}
+
+/** A non-negative integer trait, 0 when unset. */
+export function readCount(model: Pick<WidgetModel, "get">, name: string): number {
+  return positiveInt(model.get(name));
+}
+
+/** Sets traits and syncs them to the kernel; with no kernel the change stays local. */
+export function saveTraits(model: Pick<WidgetModel, "set" | "save_changes">, traits: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(traits)) model.set(name, value);
+  try {
+    model.save_changes();
+  } catch (error) {
+    console.warn("attnwidget: could not sync to the kernel", error);
+  }
+}
+
+function numberList(value: unknown): number[] {
+  return Array.isArray(value) ? value.filter((v): v is number => typeof v === "number" && Number.isFinite(v)) : [];
+}
+
+function intList(value: unknown): number[] {
+  return numberList(value).filter(Number.isInteger);
+}
+
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.map((v) => String(v)) : [];
+}
+
+function positiveInt(value: unknown): number {
+  return typeof value === "number" && Number.isInteger(value) && value > 0 ? value : 0;
+}
+
+function pair(values: number[]): [number, number] | null {
+  return values.length === 2 && values[0] > 0 && values[1] > 0 ? [values[0], values[1]] : null;
+}

@@ -1,0 +1,479 @@
+/**
+ * The full-size view of one head.
+ *
+ * Query view: the original picture with the head's map upsampled (values first, then colours) and
+ * blended over the region the model saw (`crop_box`); outside it the picture is dimmed and the region
+ * outlined. Hovering reads out the patch, its token index, its value and the attention to the special
+ * tokens; a click (or Enter on the keyboard cursor) makes the patch the query.
+ * Matrix view: the head's token x token matrix (query rows x key columns).
+ *
+ * For end-to-end tests the canvas carries `data-mode`, `data-layer`, `data-head`, `data-grid`
+ * ("gh,gw" or "size,size" in matrix view) and `data-grid-rect` (JSON `[x, y, width, height]` in CSS
+ * pixels: where the patch grid or the matrix lies, so patch (r, c) is at its (c + 0.5, r + 0.5) cell).
+ */
+import { COLORMAP_NAMES, type Lut, paintValues } from "./colormaps";
+import { asBytes } from "./decode";
+import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } from "./dom";
+import { type PictureLayout, type Rect, cellAt, cellTokenRange, gridCoverage, pictureLayout } from "./layout";
+import type { GridShape, PictureState, ViewMode } from "./model";
+import { describeQuery, formatValue, patchToken, tokenName } from "./tokens";
+import { type Interpolation, maxPool, upsample } from "./upsample";
+
+export interface OverlayScene {
+  readonly mode: ViewMode;
+  readonly layer: number;
+  readonly head: number;
+  readonly shape: GridShape;
+  readonly picture: PictureState;
+  /** The head's map (gh * gw) for the current query, or `null` before it arrives. */
+  readonly map: Float32Array | null;
+  /** Attention from the query to each special token, or `null`. */
+  readonly specials: Float32Array | null;
+  /** The head's token x token matrix (`size x size`, pooled when `size < token count`), or `null`. */
+  readonly matrix: { readonly values: Float32Array; readonly size: number } | null;
+  readonly range: readonly [number, number] | null;
+  readonly rangeCaption: string;
+  readonly lut: Lut;
+  readonly colormap: string;
+  readonly alpha: number;
+  readonly interpolation: Interpolation;
+  readonly query: readonly number[];
+  /** Where the values come from: "exact values", "8-bit values", ... */
+  readonly valuesNote: string;
+  /** A line for the user (e.g. a new query needs a running kernel); "" for none. */
+  readonly notice: string;
+  readonly canResetQuery: boolean;
+  /** Side of the square the picture is fitted into, CSS pixels. */
+  readonly maxSide: number;
+  /** Changes whenever the coloured map changes (data, colours, range, interpolation). */
+  readonly key: string;
+}
+
+export interface OverlayActions {
+  close(): void;
+  /** `final` is false while the slider is being dragged. */
+  setAlpha(alpha: number, final: boolean): void;
+  setInterpolation(mode: Interpolation): void;
+  setColormap(name: string): void;
+  resetQuery(): void;
+  setQuery(token: number): void;
+}
+
+/** A decoded picture and its size in pixels. */
+export interface Picture {
+  readonly source: CanvasImageSource;
+  readonly width: number;
+  readonly height: number;
+}
+
+const HEAT_MAX_PIXELS = 1024;
+const IDLE_READOUT = "Hover the picture to read values; click a patch to make it the query.";
+const IDLE_MATRIX_READOUT = "Hover the matrix to read values: rows are queries, columns are keys.";
+
+export class OverlayPanel {
+  readonly root: HTMLDivElement;
+  private readonly canvas: HTMLCanvasElement;
+  private readonly colorBar: HTMLCanvasElement;
+  private readonly title: HTMLSpanElement;
+  private readonly note: HTMLSpanElement;
+  private readonly readout: HTMLDivElement;
+  private readonly queryText: HTMLSpanElement;
+  private readonly resetButton: HTMLButtonElement;
+  private readonly notice: HTMLDivElement;
+  private readonly alpha: HTMLInputElement;
+  private readonly alphaText: HTMLSpanElement;
+  private readonly alphaLabel: HTMLLabelElement;
+  private readonly interpolation: HTMLSelectElement;
+  private readonly interpolationLabel: HTMLLabelElement;
+  private readonly colormap: HTMLSelectElement;
+  private readonly heat: HTMLCanvasElement;
+  private heatKey = "";
+  private scene: OverlayScene | null = null;
+  private geometry: PictureLayout | null = null;
+  private cursor: { row: number; col: number } | null = null;
+  private picture: Picture | null = null;
+
+  constructor(doc: Document, private readonly actions: OverlayActions) {
+    this.title = element(doc, "span", { testId: "attnwidget-overlay-title" });
+    this.note = element(doc, "span", { className: "aw-badge" });
+    const close = element(doc, "button", { testId: "attnwidget-overlay-close", text: "×", attrs: { type: "button", "aria-label": "Close", title: "Close (Escape)" } });
+    this.canvas = element(doc, "canvas", { className: "aw-picture", testId: "attnwidget-overlay-canvas", attrs: { tabindex: "0" } });
+    this.colorBar = element(doc, "canvas", { testId: "attnwidget-overlay-colorbar" });
+    this.readout = element(doc, "div", { className: "aw-readout", testId: "attnwidget-readout", attrs: { "aria-live": "polite" } });
+    this.queryText = element(doc, "span", { testId: "attnwidget-query" });
+    this.resetButton = element(doc, "button", { testId: "attnwidget-reset-query", text: "Reset query", attrs: { type: "button" } });
+    this.notice = element(doc, "div", { className: "aw-notice", testId: "attnwidget-notice", attrs: { role: "status" } });
+    this.alpha = element(doc, "input", { testId: "attnwidget-alpha", attrs: { type: "range", min: "0", max: "1", step: "0.05" } });
+    this.alphaText = element(doc, "span", { className: "aw-number" });
+    this.alphaLabel = element(doc, "label", {}, [doc.createTextNode("Opacity "), this.alpha, this.alphaText]);
+    const interpolation = labelledSelect(doc, "Interpolation", "attnwidget-interpolation", [
+      ["bilinear", "bilinear"],
+      ["nearest", "nearest"],
+    ]);
+    this.interpolation = interpolation.select;
+    this.interpolationLabel = interpolation.label;
+    const colormap = labelledSelect(doc, "Colours", "attnwidget-overlay-colormap", COLORMAP_NAMES.map((name) => [name, name] as const));
+    this.colormap = colormap.select;
+    this.heat = doc.createElement("canvas");
+
+    this.root = element(doc, "div", { className: "aw-overlay", testId: "attnwidget-overlay", attrs: { role: "region", "aria-label": "Attention head" } }, [
+      element(doc, "div", { className: "aw-overlay-head" }, [element(doc, "span", {}, [this.title, doc.createTextNode(" "), this.note]), close]),
+      this.canvas,
+      this.colorBar,
+      this.readout,
+      element(doc, "div", { className: "aw-query" }, [doc.createTextNode("Query: "), this.queryText, doc.createTextNode(" "), this.resetButton]),
+      this.notice,
+      element(doc, "div", { className: "aw-controls" }, [this.alphaLabel, interpolation.label, colormap.label]),
+    ]);
+    this.root.hidden = true;
+
+    close.addEventListener("click", () => actions.close());
+    this.resetButton.addEventListener("click", () => actions.resetQuery());
+    this.alpha.addEventListener("input", () => actions.setAlpha(Number(this.alpha.value), false));
+    this.alpha.addEventListener("change", () => actions.setAlpha(Number(this.alpha.value), true));
+    this.interpolation.addEventListener("change", () => actions.setInterpolation(this.interpolation.value === "nearest" ? "nearest" : "bilinear"));
+    this.colormap.addEventListener("change", () => actions.setColormap(this.colormap.value));
+    this.canvas.addEventListener("pointermove", (event) => this.hover(canvasPoint(this.canvas, event)));
+    this.canvas.addEventListener("pointerleave", () => this.hover(null));
+    this.canvas.addEventListener("click", (event) => this.click(canvasPoint(this.canvas, event)));
+    this.canvas.addEventListener("keydown", (event) => this.key(event));
+  }
+
+  /** Uses a decoded picture (or none) from now on. */
+  setPicture(picture: Picture | null): void {
+    this.picture = picture;
+    if (this.scene) this.draw();
+  }
+
+  /** Shows the panel with `scene`. */
+  show(scene: OverlayScene): void {
+    const previous = this.scene;
+    if (previous && (previous.layer !== scene.layer || previous.head !== scene.head || previous.mode !== scene.mode)) this.cursor = null;
+    this.scene = scene;
+    this.root.hidden = false;
+    syncText(this.title, `l=${scene.layer} h=${scene.head} · ${scene.mode === "query" ? "attention from the query" : "token × token"}`);
+    syncText(this.note, `(${scene.valuesNote})`);
+    syncText(this.queryText, describeQuery(scene.shape, scene.query));
+    this.resetButton.disabled = !scene.canResetQuery;
+    syncText(this.notice, scene.notice);
+    const alpha = String(scene.alpha);
+    if (this.alpha.value !== alpha) this.alpha.value = alpha;
+    syncText(this.alphaText, ` ${Math.round(scene.alpha * 100)}%`);
+    syncSelect(this.interpolation, scene.interpolation);
+    syncSelect(this.colormap, scene.colormap);
+    const queryMode = scene.mode === "query";
+    this.alpha.disabled = this.interpolation.disabled = !queryMode;
+    this.alphaLabel.hidden = this.interpolationLabel.hidden = !queryMode;
+    this.draw();
+    this.updateReadout();
+  }
+
+  /** Hides the panel. */
+  hide(): void {
+    this.root.hidden = true;
+    this.scene = null;
+    this.cursor = null;
+  }
+
+  private draw(): void {
+    const scene = this.scene;
+    if (!scene) return;
+    if (scene.mode === "query") this.drawPicture(scene);
+    else this.drawMatrix(scene);
+    // Fixed to the picture's width, so the controls wrap below it instead of widening the panel.
+    this.root.style.width = `${Math.max(this.geometry?.width ?? 0, 280) + 18}px`;
+    const context = sizeCanvas(this.colorBar, Math.min(320, Math.max(200, this.geometry?.width ?? 200)), 44);
+    if (context) {
+      context.clearRect(0, 0, this.colorBar.width, this.colorBar.height);
+      drawColorBar(context, { x: 4, y: 4, width: Math.min(312, Math.max(192, (this.geometry?.width ?? 200) - 8)), height: 10 }, scene.lut, scene.range, scene.rangeCaption, textColor(this.root), 11);
+    }
+  }
+
+  private drawPicture(scene: OverlayScene): void {
+    const { gh, gw } = scene.shape;
+    const picture = scene.picture;
+    const size = this.picture ? [this.picture.width, this.picture.height] : (picture.imageSize ?? [Math.max(1, gw), Math.max(1, gh)]);
+    const geometry = pictureLayout(size[0], size[1], scene.maxSide, picture.cropBox, gridCoverage(gh, gw, picture.inputSize, picture.patchSize));
+    this.geometry = geometry;
+    this.describe(scene, `${gh},${gw}`, geometry.grid);
+    const context = sizeCanvas(this.canvas, geometry.width, geometry.height);
+    if (!context) return;
+    context.clearRect(0, 0, geometry.width, geometry.height);
+    if (this.picture) {
+      context.imageSmoothingEnabled = true;
+      context.drawImage(this.picture.source, 0, 0, geometry.width, geometry.height);
+    } else {
+      context.fillStyle = "rgba(128, 128, 128, 0.25)";
+      context.fillRect(0, 0, geometry.width, geometry.height);
+    }
+    if (scene.map && gh > 0 && gw > 0) {
+      const ratio = devicePixelRatio(this.canvas);
+      const width = Math.max(1, Math.min(HEAT_MAX_PIXELS, Math.round(geometry.grid.width * ratio)));
+      const height = Math.max(1, Math.min(HEAT_MAX_PIXELS, Math.round(geometry.grid.height * ratio)));
+      const key = `${scene.key}|${width}x${height}`;
+      if (key !== this.heatKey) this.paintHeat(scene, scene.map, width, height);
+      this.heatKey = key;
+      context.globalAlpha = scene.alpha;
+      context.drawImage(this.heat, geometry.grid.x, geometry.grid.y, geometry.grid.width, geometry.grid.height);
+      context.globalAlpha = 1;
+    }
+    const { crop } = geometry;
+    if (crop.width < geometry.width - 0.5 || crop.height < geometry.height - 0.5) {
+      context.fillStyle = "rgba(0, 0, 0, 0.5)";
+      context.fillRect(0, 0, geometry.width, crop.y);
+      context.fillRect(0, crop.y + crop.height, geometry.width, geometry.height - crop.y - crop.height);
+      context.fillRect(0, crop.y, crop.x, crop.height);
+      context.fillRect(crop.x + crop.width, crop.y, geometry.width - crop.x - crop.width, crop.height);
+      outline(context, crop, [6, 4]);
+    }
+    // Mark the query's patches (a few of them; "all patches" would just frame the grid).
+    const first = scene.shape.specialTokens.length;
+    const queryPatches = scene.query.filter((t) => t >= first && t < first + gh * gw);
+    if (queryPatches.length <= 64) {
+      for (const token of queryPatches) {
+        const patch = token - first;
+        outline(context, cellRect(geometry.grid, gh, gw, Math.floor(patch / gw), patch % gw), []);
+      }
+    }
+    if (this.cursor) outline(context, cellRect(geometry.grid, gh, gw, this.cursor.row, this.cursor.col), [2, 2]);
+  }
+
+  private drawMatrix(scene: OverlayScene): void {
+    const side = Math.max(64, Math.round(scene.maxSide));
+    const size = scene.matrix?.size ?? 0;
+    this.geometry = { width: side, height: side, crop: { x: 0, y: 0, width: side, height: side }, grid: { x: 0, y: 0, width: side, height: side } };
+    this.describe(scene, `${size},${size}`, this.geometry.grid);
+    const context = sizeCanvas(this.canvas, side, side);
+    if (!context) return;
+    context.clearRect(0, 0, side, side);
+    if (!scene.matrix || size === 0) {
+      context.fillStyle = "rgba(128, 128, 128, 0.25)";
+      context.fillRect(0, 0, side, side);
+      return;
+    }
+    const pixels = Math.min(size, Math.round(side * devicePixelRatio(this.canvas)));
+    const key = `${scene.key}|${pixels}`;
+    if (key !== this.heatKey) {
+      const values = pixels < size ? maxPool(scene.matrix.values, size, size, pixels, pixels) : scene.matrix.values;
+      this.paintValues(scene, values, pixels, pixels);
+    }
+    this.heatKey = key;
+    context.imageSmoothingEnabled = false;
+    context.drawImage(this.heat, 0, 0, side, side);
+    const specials = scene.shape.specialTokens.length;
+    if (specials > 0 && scene.shape.tokenCount > 0) {
+      const at = (side * specials) / scene.shape.tokenCount;
+      context.strokeStyle = "rgba(255, 255, 255, 0.8)";
+      context.lineWidth = 1;
+      context.beginPath();
+      context.moveTo(at, 0);
+      context.lineTo(at, side);
+      context.moveTo(0, at);
+      context.lineTo(side, at);
+      context.stroke();
+    }
+    if (this.cursor) outline(context, cellRect(this.geometry.grid, size, size, this.cursor.row, this.cursor.col), [2, 2]);
+  }
+
+  private paintHeat(scene: OverlayScene, map: Float32Array, width: number, height: number): void {
+    const { gh, gw } = scene.shape;
+    this.paintValues(scene, upsample(map, gw, gh, width, height, scene.interpolation), width, height);
+  }
+
+  private paintValues(scene: OverlayScene, values: Float32Array, width: number, height: number): void {
+    this.heat.width = width;
+    this.heat.height = height;
+    const context = this.heat.getContext("2d");
+    if (!context) return;
+    const image = context.createImageData(width, height);
+    const [lo, hi] = scene.range ?? [NaN, NaN];
+    paintValues(values, width, height, lo, hi, scene.lut, { pixels: image.data, stride: width, x: 0, y: 0 });
+    context.putImageData(image, 0, 0);
+  }
+
+  private describe(scene: OverlayScene, grid: string, rect: Rect): void {
+    const data = this.canvas.dataset;
+    data.mode = scene.mode;
+    data.layer = String(scene.layer);
+    data.head = String(scene.head);
+    data.grid = grid;
+    data.gridRect = JSON.stringify([rect.x, rect.y, rect.width, rect.height]);
+    this.canvas.setAttribute(
+      "aria-label",
+      scene.mode === "query"
+        ? `Layer ${scene.layer} head ${scene.head} over the picture. Arrow keys move a patch cursor, Enter makes it the query.`
+        : `Layer ${scene.layer} head ${scene.head}, token by token matrix. Arrow keys move a cell cursor.`,
+    );
+  }
+
+  /** The cells under the pointer / cursor: the patch grid, or the matrix. */
+  private cells(): { rows: number; cols: number } | null {
+    const scene = this.scene;
+    if (!scene) return null;
+    if (scene.mode === "query") return { rows: scene.shape.gh, cols: scene.shape.gw };
+    const size = scene.matrix?.size ?? 0;
+    return { rows: size, cols: size };
+  }
+
+  private cellUnder(point: { x: number; y: number }): { row: number; col: number } | null {
+    const cells = this.cells();
+    if (!cells || !this.geometry || cells.rows === 0 || cells.cols === 0) return null;
+    return cellAt(this.geometry.grid, cells.rows, cells.cols, point.x, point.y);
+  }
+
+  private hover(point: { x: number; y: number } | null): void {
+    const cell = point ? this.cellUnder(point) : null;
+    if (cell?.row === this.cursor?.row && cell?.col === this.cursor?.col) return;
+    this.cursor = cell;
+    this.draw();
+    this.updateReadout();
+  }
+
+  private click(point: { x: number; y: number }): void {
+    const cell = this.cellUnder(point);
+    if (cell && this.scene?.mode === "query") this.actions.setQuery(patchToken(this.scene.shape, cell.row, cell.col));
+  }
+
+  private key(event: KeyboardEvent): void {
+    const cells = this.cells();
+    if (!cells || cells.rows === 0) return;
+    const moves: Record<string, [number, number]> = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const move = moves[event.key];
+    if (move) {
+      const from = this.cursor ?? { row: 0, col: 0 };
+      const to = this.cursor
+        ? { row: clamp(from.row + move[0], cells.rows - 1), col: clamp(from.col + move[1], cells.cols - 1) }
+        : from;
+      this.cursor = to;
+      this.draw();
+      this.updateReadout();
+    } else if (event.key === "Enter" && this.cursor && this.scene?.mode === "query") {
+      this.actions.setQuery(patchToken(this.scene.shape, this.cursor.row, this.cursor.col));
+    } else {
+      return;
+    }
+    // Handled here: keep the notebook from also acting on the key (e.g. moving between cells).
+    event.preventDefault();
+    event.stopPropagation();
+  }
+
+  private updateReadout(): void {
+    const scene = this.scene;
+    if (!scene) return;
+    const text = scene.mode === "query" ? queryReadout(scene, this.cursor) : matrixReadout(scene, this.cursor);
+    syncText(this.readout, text);
+  }
+}
+
+/** The read-out of the query view for the patch under the cursor. */
+export function queryReadout(scene: OverlayScene, cell: { row: number; col: number } | null): string {
+  if (!cell) return IDLE_READOUT;
+  const { shape, map, specials } = scene;
+  const token = patchToken(shape, cell.row, cell.col);
+  const value = map ? map[cell.row * shape.gw + cell.col] : NaN;
+  const lines = [`patch (${cell.row}, ${cell.col}) · token ${token} · ${formatValue(value)}`];
+  if (specials && shape.specialTokens.length > 0) {
+    const named = shape.specialTokens.map((name, i) => `${name} ${formatValue(specials[i] ?? NaN)}`);
+    lines.push(`to special tokens: ${named.join(" · ")}`);
+  }
+  return lines.join("\n");
+}
+
+/** The read-out of the matrix view for the cell (query row, key column) under the cursor. */
+export function matrixReadout(scene: OverlayScene, cell: { row: number; col: number } | null): string {
+  if (!cell || !scene.matrix) return IDLE_MATRIX_READOUT;
+  const { size, values } = scene.matrix;
+  const value = formatValue(values[cell.row * size + cell.col]);
+  const name = (index: number): string => matrixCellName(scene.shape, index, size);
+  return `query ${name(cell.row)} → key ${name(cell.col)} · ${size === scene.shape.tokenCount ? value : `max ${value}`}`;
+}
+
+/** The token(s) of row or column `index` of a `size x size` matrix: "CLS (token 0)", or "tokens 4–7" when pooled. */
+export function matrixCellName(shape: GridShape, index: number, size: number): string {
+  const tokens = shape.tokenCount;
+  const [first, last] = size === tokens ? [index, index] : cellTokenRange(index, tokens, size);
+  return first === last ? `${tokenName(shape, first)} (token ${first})` : `tokens ${first}–${last}`;
+}
+
+function cellRect(rect: Rect, rows: number, cols: number, row: number, col: number): Rect {
+  const width = rect.width / cols;
+  const height = rect.height / rows;
+  return { x: rect.x + col * width, y: rect.y + row * height, width, height };
+}
+
+/** A white line over a dark halo, visible on any picture. */
+function outline(context: CanvasRenderingContext2D, rect: Rect, dash: number[]): void {
+  context.setLineDash(dash);
+  for (const [color, width] of [["rgba(0, 0, 0, 0.7)", 3], ["#fff", 1.5]] as const) {
+    context.strokeStyle = color;
+    context.lineWidth = width;
+    context.strokeRect(rect.x + 0.75, rect.y + 0.75, Math.max(0, rect.width - 1.5), Math.max(0, rect.height - 1.5));
+  }
+  context.setLineDash([]);
+}
+
+function clamp(value: number, max: number): number {
+  return Math.min(max, Math.max(0, value));
+}
+
+/**
+ * Decodes the `image` trait (JPEG bytes) and hands the picture to `ready`; a later call supersedes
+ * an earlier one still decoding. Empty or undecodable bytes give `null`.
+ */
+export class PictureLoader {
+  private payload: unknown = undefined;
+  private release: (() => void) | null = null;
+
+  constructor(private readonly doc: Document, private readonly ready: (picture: Picture | null) => void) {}
+
+  /** Starts decoding `payload` unless it is the one already loaded. */
+  load(payload: unknown): void {
+    if (payload === this.payload) return;
+    this.payload = payload;
+    let bytes: Uint8Array;
+    try {
+      bytes = asBytes(payload, "image");
+    } catch (error) {
+      console.warn("attnwidget:", error);
+      bytes = new Uint8Array(0);
+    }
+    if (bytes.length === 0) return this.replace(null, () => undefined);
+    const blob = new Blob([bytes.slice()], { type: "image/jpeg" });
+    const view = this.doc.defaultView;
+    const finish = (picture: Picture | null, release: () => void): void => {
+      if (this.payload === payload) this.replace(picture, release);
+      else release();
+    };
+    if (view && typeof view.createImageBitmap === "function") {
+      view.createImageBitmap(blob).then(
+        (bitmap) => finish({ source: bitmap, width: bitmap.width, height: bitmap.height }, () => bitmap.close()),
+        (error: unknown) => {
+          console.warn("attnwidget: could not decode the picture", error);
+          finish(null, () => undefined);
+        },
+      );
+      return;
+    }
+    if (!view || typeof view.URL?.createObjectURL !== "function") return this.replace(null, () => undefined);
+    const url = view.URL.createObjectURL(blob);
+    const image = this.doc.createElement("img");
+    image.onload = () => finish({ source: image, width: image.naturalWidth, height: image.naturalHeight }, () => view.URL.revokeObjectURL(url));
+    image.onerror = () => finish(null, () => view.URL.revokeObjectURL(url));
+    image.src = url;
+  }
+
+  /** Frees the decoded picture. */
+  dispose(): void {
+    this.release?.();
+    this.release = null;
+    this.payload = undefined;
+  }
+
+  /** Hands over `picture`, then frees the one it replaces (never while it may still be drawn). */
+  private replace(picture: Picture | null, release: () => void): void {
+    const previous = this.release;
+    this.release = release;
+    this.ready(picture);
+    previous?.();
+  }
+}

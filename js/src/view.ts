@@ -1,0 +1,344 @@
+/**
+ * One view of the widget: toolbar, status line, grid and overlay, kept in step with the model's
+ * traits (all views of a model share them) and with the model's data store. Only the pointer hover
+ * is local to a view.
+ */
+import { COLORMAP_NAMES, colormap } from "./colormaps";
+import { canvasPoint, element, labelledSelect, syncSelect, syncText } from "./dom";
+import { GridCanvas } from "./grid";
+import type { TileHit } from "./layout";
+import {
+  type GridShape,
+  type ViewState,
+  type WidgetModel,
+  readCount,
+  readPicture,
+  readQuery,
+  readString,
+  readViewState,
+  saveTraits,
+} from "./model";
+import { colorBarRange, displayRanges, valueRange } from "./normalize";
+import { type OverlayScene, OverlayPanel, PictureLoader, matrixCellName } from "./overlay";
+import { statusLine } from "./status";
+import type { AttentionStore, TileSource } from "./store";
+import { ensureStyles } from "./styles";
+import { defaultQuery, describeQuery, formatValue, sameQuery } from "./tokens";
+
+/** Traits that change what a view shows (data traits reach it through the store). */
+const VIEW_TRAITS = [
+  "view",
+  "colormap",
+  "normalize",
+  "selected",
+  "overlay_open",
+  "alpha",
+  "interpolation",
+  "query",
+  "status",
+  "message",
+  "model_name",
+  "layers_done",
+  "image",
+  "image_size",
+  "crop_box",
+  "input_size",
+  "patch_size",
+];
+
+const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
+const GRID_MAX_WIDTH = 720;
+const OVERLAY_MAX_SIDE = 512;
+
+const ARROWS: Record<string, readonly [number, number]> = {
+  ArrowUp: [-1, 0],
+  ArrowDown: [1, 0],
+  ArrowLeft: [0, -1],
+  ArrowRight: [0, 1],
+};
+
+/** Renders the widget into `el`; returns the cleanup that removes it and all its listeners. */
+export function renderView(model: WidgetModel, el: HTMLElement, store: AttentionStore): () => void {
+  const doc = el.ownerDocument;
+  const win = doc.defaultView;
+  ensureStyles(el);
+
+  const viewSelect = labelledSelect(doc, "View", "attnwidget-view", [
+    ["query", "query → patches"],
+    ["matrix", "token × token"],
+  ]);
+  const colormapSelect = labelledSelect(doc, "Colours", "attnwidget-colormap", COLORMAP_NAMES.map((name) => [name, name] as const));
+  const normalizeSelect = labelledSelect(doc, "Normalise", "attnwidget-normalize", [
+    ["head", "per head"],
+    ["layer", "per layer"],
+    ["global", "global"],
+  ]);
+  const status = element(doc, "div", { className: "aw-status", testId: "attnwidget-status", attrs: { role: "status", "aria-live": "polite" } });
+  const grid = new GridCanvas(doc);
+  const hint = element(doc, "div", { className: "aw-hint", testId: "attnwidget-grid-readout", text: GRID_HINT });
+  const overlay = new OverlayPanel(doc, {
+    close: () => saveTraits(model, { overlay_open: false }),
+    setAlpha: (alpha, final) => (final ? saveTraits(model, { alpha }) : model.set("alpha", alpha)),
+    setInterpolation: (interpolation) => saveTraits(model, { interpolation }),
+    setColormap: (name) => saveTraits(model, { colormap: name }),
+    resetQuery: () => saveTraits(model, { query: defaultQuery(store.shape) }),
+    setQuery: (token) => saveTraits(model, { query: [token] }),
+  });
+  const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
+  const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
+    element(doc, "div", { className: "aw-toolbar" }, [viewSelect.label, colormapSelect.label, normalizeSelect.label]),
+    status,
+    element(doc, "div", { className: "aw-body" }, [element(doc, "div", { className: "aw-grid-panel" }, [grid.canvas, hint]), overlay.root]),
+  ]);
+  el.append(root);
+
+  let hover: TileHit | null = null;
+  let cancelFrame: (() => void) | null = null;
+
+  const draw = (): void => {
+    cancelFrame = null;
+    const state = readViewState(model);
+    syncSelect(viewSelect.select, state.view);
+    syncSelect(colormapSelect.select, state.colormap);
+    syncSelect(normalizeSelect.select, state.normalize);
+    drawStatus();
+    drawGridAndOverlay(state);
+    describeHover();
+  };
+  const schedule = (): void => {
+    if (cancelFrame) return;
+    if (win?.requestAnimationFrame) {
+      const frame = win.requestAnimationFrame(draw);
+      cancelFrame = () => win.cancelAnimationFrame(frame);
+    } else {
+      const timer = setTimeout(draw, 0);
+      cancelFrame = () => clearTimeout(timer);
+    }
+  };
+
+  const drawStatus = (): void => {
+    const shape = store.shape;
+    const value = readString(model, "status");
+    status.dataset.status = value;
+    syncText(
+      status,
+      statusLine({
+        status: value,
+        message: readString(model, "message"),
+        modelName: readString(model, "model_name"),
+        // While running, count the layers streamed so far: the trait is only set when a run ends.
+        layersDone: value === "running" ? store.layersReceived : readCount(model, "layers_done"),
+        layerCount: shape.layers.length,
+        headCount: shape.heads.length,
+        query: describeQuery(shape, readQuery(model)),
+        dataError: store.error,
+        queryPending: store.queryPending,
+      }),
+    );
+  };
+
+  const drawGridAndOverlay = (state: ViewState): void => {
+    const shape = store.shape;
+    const source = tilesFor(state);
+    const ranges = displayRanges(state.normalize, source.ranges, shape.layers.length, shape.heads.length);
+    const selectedTile = state.selected ? store.tileOf(state.selected[0], state.selected[1]) : -1;
+    const lut = colormap(state.colormap);
+    const range = colorBarRange(state.normalize, ranges, selectedTile >= 0 ? selectedTile : null);
+    const caption = rangeCaption(state, selectedTile >= 0);
+    const maxWidth = Math.min(GRID_MAX_WIDTH, el.clientWidth || GRID_MAX_WIDTH);
+    grid.draw({
+      rowLabels: shape.layers.map((layer) => `l=${layer}`),
+      colLabels: shape.heads.map((head) => `h=${head}`),
+      source,
+      ranges,
+      lut,
+      selectedTile,
+      selectedLabel: selectedTile >= 0 && state.selected ? state.selected.join(",") : "",
+      colorBarRange: range,
+      colorBarCaption: caption,
+      dataKey: `${store.version}|${state.view}`,
+      colorKey: `${state.colormap}|${state.normalize}`,
+      maxWidth,
+    });
+    grid.canvas.dataset.view = state.view;
+    if (!state.overlayOpen || !state.selected || selectedTile < 0) {
+      overlay.hide();
+      root.dataset.overlayOpen = "false";
+      return;
+    }
+    store.requestHead(state.selected[0], state.selected[1], (content) => model.send(content));
+    pictures.load(model.get("image"));
+    const width = parseFloat(grid.canvas.style.width) || maxWidth;
+    overlay.show(overlayScene(state, { source, ranges, tile: selectedTile, caption, width }));
+    root.dataset.overlayOpen = "true";
+  };
+
+  /** The overlay's view of the selected tile: exact values from the kernel when they arrived, else the grid's. */
+  const overlayScene = (state: ViewState, tiles: { source: TileSource; ranges: Float32Array; tile: number; caption: string; width: number }): OverlayScene => {
+    const shape = store.shape;
+    const [layer, head] = state.selected ?? [0, 0];
+    const { source, ranges, tile } = tiles;
+    const exact = store.exactHead(layer, head);
+    const queryView = state.view === "query";
+    const exactValues = (queryView ? exact?.map : exact?.matrix) ?? null;
+    const values = exactValues ?? (source.has(tile) ? source.values(tile).slice() : null);
+    const gridRange: [number, number] | null = Number.isNaN(ranges[tile * 2]) ? null : [ranges[tile * 2], ranges[tile * 2 + 1]];
+    const query = readQuery(model);
+    const size = exact?.matrix ? exact.size : source.width;
+    return {
+      mode: state.view,
+      layer,
+      head,
+      shape,
+      picture: readPicture(model),
+      map: queryView ? values : null,
+      specials: store.specials(tile),
+      matrix: !queryView && values ? { values, size } : null,
+      range: exactValues && state.normalize === "head" ? valueRange(exactValues) : gridRange,
+      rangeCaption: tiles.caption,
+      lut: colormap(state.colormap),
+      colormap: state.colormap,
+      alpha: state.alpha,
+      interpolation: state.interpolation,
+      query,
+      valuesNote: valuesNote(exactValues !== null, queryView, store.mapsSource === "local", size, shape),
+      notice: store.queryPending ? pendingNotice(shape) : "",
+      canResetQuery: !sameQuery(query, defaultQuery(shape)),
+      maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, tiles.width),
+      key: `${store.version}|${state.view}|${state.colormap}|${state.normalize}|${state.interpolation}|${layer},${head}|${exactValues ? "exact" : "8bit"}`,
+    };
+  };
+
+  const tilesFor = (state: ViewState): TileSource => (state.view === "matrix" ? store.matrixTiles : store.maps);
+
+  const describeHover = (): void => {
+    syncText(hint, hover ? hoverText(hover) : GRID_HINT);
+  };
+
+  const hoverText = (hit: TileHit): string => {
+    const shape = store.shape;
+    const state = readViewState(model);
+    const tile = hit.row * shape.heads.length + hit.col;
+    const label = `l=${shape.layers[hit.row]} h=${shape.heads[hit.col]}`;
+    const source = tilesFor(state);
+    if (!source.has(tile)) return `${label} · not received yet`;
+    const row = Math.floor(hit.fy * source.height);
+    const col = Math.floor(hit.fx * source.width);
+    const value = formatValue(source.values(tile)[row * source.width + col]);
+    if (state.view === "query") return `${label} · patch (${row}, ${col}) · ${value}`;
+    const name = (cell: number): string => matrixCellName(shape, cell, source.width);
+    return `${label} · query ${name(row)} → key ${name(col)} · ${value}`;
+  };
+
+  const select = (row: number, col: number, open: boolean): void => {
+    const shape = store.shape;
+    const traits: Record<string, unknown> = { selected: [shape.layers[row], shape.heads[col]] };
+    if (open) traits.overlay_open = true;
+    saveTraits(model, traits);
+  };
+
+  const onGridClick = (event: MouseEvent): void => {
+    const { x, y } = canvasPoint(grid.canvas, event);
+    const hit = grid.hit(x, y);
+    if (!hit) return;
+    select(hit.row, hit.col, true);
+    grid.canvas.focus({ preventScroll: true });
+  };
+
+  const onGridMove = (event: PointerEvent): void => {
+    const { x, y } = canvasPoint(grid.canvas, event);
+    hover = grid.hit(x, y);
+    describeHover();
+  };
+
+  const onGridLeave = (): void => {
+    hover = null;
+    describeHover();
+  };
+
+  const onGridKey = (event: KeyboardEvent): void => {
+    const shape = store.shape;
+    const rows = shape.layers.length;
+    const cols = shape.heads.length;
+    if (rows === 0 || cols === 0) return;
+    const state = readViewState(model);
+    const tile = state.selected ? store.tileOf(state.selected[0], state.selected[1]) : -1;
+    const current = tile >= 0 ? { row: Math.floor(tile / cols), col: tile % cols } : null;
+    const move = ARROWS[event.key];
+    if (move) {
+      const row = current ? Math.min(rows - 1, Math.max(0, current.row + move[0])) : 0;
+      const col = current ? Math.min(cols - 1, Math.max(0, current.col + move[1])) : 0;
+      select(row, col, false);
+      syncText(hint, `l=${shape.layers[row]} h=${shape.heads[col]} selected`);
+    } else if (event.key === "Enter" || event.key === " ") {
+      select(current?.row ?? 0, current?.col ?? 0, true);
+    } else {
+      return;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+  };
+
+  const onRootKey = (event: KeyboardEvent): void => {
+    if (event.key !== "Escape" || !readViewState(model).overlayOpen) return;
+    saveTraits(model, { overlay_open: false });
+    grid.canvas.focus({ preventScroll: true });
+    event.preventDefault();
+    event.stopPropagation();
+  };
+
+  const domListeners: [EventTarget, string, EventListener][] = [
+    [grid.canvas, "click", onGridClick as EventListener],
+    [grid.canvas, "pointermove", onGridMove as EventListener],
+    [grid.canvas, "pointerleave", onGridLeave],
+    [grid.canvas, "keydown", onGridKey as EventListener],
+    [root, "keydown", onRootKey as EventListener],
+    [viewSelect.select, "change", () => saveTraits(model, { view: viewSelect.select.value })],
+    [colormapSelect.select, "change", () => saveTraits(model, { colormap: colormapSelect.select.value })],
+    [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],
+  ];
+  for (const [target, type, listener] of domListeners) target.addEventListener(type, listener);
+  for (const name of VIEW_TRAITS) model.on(`change:${name}`, schedule);
+  const unsubscribe = store.subscribe(schedule);
+  const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(schedule);
+  resize?.observe(el);
+  draw();
+
+  return () => {
+    cancelFrame?.();
+    resize?.disconnect();
+    unsubscribe();
+    for (const name of VIEW_TRAITS) model.off(`change:${name}`, schedule);
+    for (const [target, type, listener] of domListeners) target.removeEventListener(type, listener);
+    pictures.dispose();
+    root.remove();
+  };
+}
+
+function rangeCaption(state: ViewState, hasSelection: boolean): string {
+  if (state.normalize === "global") return "colour range: all tiles (global)";
+  if (!hasSelection || !state.selected) return `colour range: per ${state.normalize}; select a tile to read it`;
+  const [layer, head] = state.selected;
+  return state.normalize === "layer" ? `colour range: layer l=${layer} (per layer)` : `colour range: l=${layer} h=${head} (per head)`;
+}
+
+/** Where the overlay's values come from; `size` is the side of the matrix shown (matrix view). */
+function valuesNote(exact: boolean, queryView: boolean, local: boolean, size: number, shape: GridShape): string {
+  const pooled = size < shape.tokenCount ? `, max-pooled to ${size} × ${size} of ${shape.tokenCount} tokens` : "";
+  if (queryView) return exact ? "exact values" : local ? "computed here from the matrices, 8-bit" : "8-bit values";
+  return `${exact ? "exact values" : "8-bit values"}${pooled}`;
+}
+
+function pendingNotice(shape: GridShape): string {
+  const why =
+    shape.matrixSize > 0 && shape.matrixSize < shape.tokenCount
+      ? `the matrices here are pooled (${shape.matrixSize} of ${shape.tokenCount} tokens)`
+      : "there are no full-resolution matrices here";
+  return `A new query needs a running kernel: ${why}, so the maps cannot be recomputed in the browser. The maps still show the previous query.`;
+}
+
+/** Side of the overlay: beside the grid when there is room for a useful size, else below it at full size. */
+function overlaySide(available: number, gridWidth: number): number {
+  const beside = available - gridWidth - 48;
+  return Math.round(Math.min(OVERLAY_MAX_SIDE, beside >= 320 ? beside : Math.max(160, available - 24)));
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { bindStore, findStore } from "../src/binding";
+import { AttentionStore } from "../src/store";
+import { FakeModel, encodeRows, float32View, widgetTraits } from "./helpers";
+
+function layers(runId: number, first: number): [object, unknown[]] {
+  const { data, range } = encodeRows([
+    [0, 1, 2, 3],
+    [3, 2, 1, 0],
+  ]);
+  return [{ type: "layers", run_id: runId, first, count: 1 }, [data, range, float32View([0.5, 0.25])]];
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => queueMicrotask(resolve));
+
+describe("bindStore", () => {
+  it("keeps layers streamed before any view exists, and finds the store from another handle", () => {
+    const model = new FakeModel(widgetTraits({ run_id: 1, status: "running" }));
+    const store = new AttentionStore();
+    const unbind = bindStore(model.handle(), store);
+    model.message(...layers(1, 2));
+    expect(findStore(model.handle())).toBe(store);
+    expect(store.maps.count).toBe(2);
+    unbind();
+    expect(model.listenerCount()).toBe(0);
+    expect(findStore(model.handle())).toBeNull();
+  });
+
+  it("tells models apart", () => {
+    const first = new FakeModel(widgetTraits());
+    const second = new FakeModel(widgetTraits());
+    const store = new AttentionStore();
+    const unbind = bindStore(first.handle(), store);
+    expect(findStore(second.handle())).toBeNull();
+    unbind();
+  });
+
+  it("applies one kernel update (several traits) once", async () => {
+    const model = new FakeModel(widgetTraits({ run_id: 1 }));
+    const store = new AttentionStore();
+    const unbind = bindStore(model.handle(), store);
+    const before = store.version;
+    const { data, range } = encodeRows(Array.from({ length: 6 }, () => [1, 2, 3, 4]));
+    model.update({ maps: data, maps_range: range, specials: float32View(new Array(6).fill(0)), status: "done" });
+    await settle();
+    expect(store.version).toBe(before + 1);
+    expect(store.maps.count).toBe(6);
+    unbind();
+  });
+
+  it("applies trait changes before a message that follows them", () => {
+    const model = new FakeModel(widgetTraits({ run_id: 1 }));
+    const store = new AttentionStore();
+    const unbind = bindStore(model.handle(), store);
+    model.update({ run_id: 2, status: "running" });
+    model.message(...layers(2, 0));
+    expect(store.runId).toBe(2);
+    expect(store.maps.count).toBe(2);
+    unbind();
+  });
+
+  it("follows a query set by a view", async () => {
+    const model = new FakeModel(widgetTraits({ run_id: 1, status: "done" }));
+    const store = new AttentionStore();
+    const unbind = bindStore(model.handle(), store);
+    model.handle().set("query", [3]);
+    await settle();
+    expect(store.queryPending).toBe(true);
+    unbind();
+  });
+});

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { colorBarRange, displayRanges, valueRange } from "../src/normalize";
+
+// 2 layers x 2 heads; tile 3 has no data yet.
+const OWN = new Float32Array([0, 1, 2, 5, -1, 0.5, NaN, NaN]);
+
+describe("normalisation", () => {
+  it("per head keeps each tile's own range", () => {
+    expect([...displayRanges("head", OWN, 2, 2)]).toEqual([0, 1, 2, 5, -1, 0.5, NaN, NaN]);
+  });
+
+  it("per layer spans the tiles of the grid row", () => {
+    expect([...displayRanges("layer", OWN, 2, 2)]).toEqual([0, 5, 0, 5, -1, 0.5, NaN, NaN]);
+  });
+
+  it("global spans every tile with data", () => {
+    expect([...displayRanges("global", OWN, 2, 2)]).toEqual([-1, 5, -1, 5, -1, 5, NaN, NaN]);
+  });
+
+  it("labels the colour bar with the focused tile's range, or the global one", () => {
+    const perLayer = displayRanges("layer", OWN, 2, 2);
+    expect(colorBarRange("layer", perLayer, 1)).toEqual([0, 5]);
+    expect(colorBarRange("layer", perLayer, null)).toBeNull();
+    expect(colorBarRange("head", displayRanges("head", OWN, 2, 2), 3)).toBeNull();
+    expect(colorBarRange("global", displayRanges("global", OWN, 2, 2), null)).toEqual([-1, 5]);
+  });
+
+  it("finds ranges while skipping NaN", () => {
+    expect(valueRange([3, NaN, -2, 8])).toEqual([-2, 8]);
+    expect(valueRange([NaN])).toEqual([NaN, NaN]);
+    expect(valueRange([1, 2, 3, 4], 1, 3)).toEqual([2, 3]);
+  });
+});

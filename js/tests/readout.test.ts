@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { colormap } from "../src/colormaps";
+import type { GridShape } from "../src/model";
+import { type OverlayScene, matrixCellName, matrixReadout, queryReadout } from "../src/overlay";
+
+const shape: GridShape = { layers: [1], heads: [1], gh: 2, gw: 3, specialTokens: ["CLS", "reg1"], tokenCount: 8, matrixSize: 8 };
+
+function scene(overrides: Partial<OverlayScene>): OverlayScene {
+  return {
+    mode: "query",
+    layer: 1,
+    head: 1,
+    shape,
+    picture: { image: null, imageSize: null, cropBox: [0, 0, 1, 1], inputSize: null, patchSize: 0 },
+    map: new Float32Array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+    specials: new Float32Array([0.25, 0.0125]),
+    matrix: null,
+    range: [0.1, 0.6],
+    rangeCaption: "",
+    lut: colormap("viridis"),
+    colormap: "viridis",
+    alpha: 0.5,
+    interpolation: "bilinear",
+    query: [0],
+    valuesNote: "",
+    notice: "",
+    canResetQuery: false,
+    maxSide: 256,
+    key: "",
+    ...overrides,
+  };
+}
+
+describe("read-outs", () => {
+  it("names the patch, its token index, its value and the special tokens", () => {
+    expect(queryReadout(scene({}), { row: 1, col: 2 })).toBe("patch (1, 2) · token 7 · 0.6\nto special tokens: CLS 0.25 · reg1 0.0125");
+    expect(queryReadout(scene({}), null)).toMatch(/^Hover the picture/);
+  });
+
+  it("names query and key tokens of a full matrix", () => {
+    const matrix = { values: Float32Array.from({ length: 64 }, (_, i) => i / 64), size: 8 };
+    expect(matrixReadout(scene({ mode: "matrix", matrix }), { row: 0, col: 3 })).toBe("query CLS (token 0) → key patch (0, 1) (token 3) · 0.04688");
+  });
+
+  it("names token ranges of a pooled matrix and says the value is a maximum", () => {
+    const pooled = { ...shape, matrixSize: 3 };
+    expect(matrixCellName(pooled, 1, 3)).toBe("tokens 2–5");
+    const matrix = { values: new Float32Array(9).fill(0.5), size: 3 };
+    expect(matrixReadout(scene({ mode: "matrix", shape: pooled, matrix }), { row: 2, col: 0 })).toBe("query tokens 5–7 → key tokens 0–2 · max 0.5");
+  });
+});

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { statusLine } from "../src/status";
+import { defaultQuery, describeQuery, formatValue, isClsLike, patchToken, sameQuery, tokenName } from "../src/tokens";
+
+const base = { status: "done", message: "", modelName: "vit", layersDone: 12, layerCount: 12, headCount: 12, query: "CLS", dataError: "", queryPending: false };
+
+describe("statusLine", () => {
+  it("shows progress while running", () => {
+    expect(statusLine({ ...base, status: "running", layersDone: 5 })).toBe("Running vit: 5/12 layers");
+  });
+
+  it("summarises a finished run, then notices and errors", () => {
+    expect(statusLine(base)).toBe("vit: 12 layers × 12 heads, query CLS");
+    expect(statusLine({ ...base, message: "cached", queryPending: true, dataError: "maps: 7 bytes" })).toBe(
+      "vit: 12 layers × 12 heads, query CLS · cached · the maps still show the previous query until a running kernel recomputes them · could not read the data: maps: 7 bytes",
+    );
+    expect(statusLine({ ...base, status: "error", message: "error: out of memory" })).toBe("Error: error: out of memory");
+    expect(statusLine({ ...base, status: "empty" })).toMatch(/No attention yet/);
+  });
+});
+
+describe("tokens", () => {
+  const layout = { specialTokens: ["CLS", "reg1"], gh: 3, gw: 4 };
+
+  it("numbers patches after the special tokens", () => {
+    expect(patchToken(layout, 1, 2)).toBe(2 + 4 + 2);
+    expect(tokenName(layout, 1)).toBe("reg1");
+    expect(tokenName(layout, 8)).toBe("patch (1, 2)");
+    expect(tokenName(layout, 99)).toBe("token 99");
+  });
+
+  it("resets the query to CLS, or to all patches without a class token", () => {
+    expect(defaultQuery(layout)).toEqual([0]);
+    expect(defaultQuery({ specialTokens: [], gh: 2, gw: 2 })).toEqual([0, 1, 2, 3]);
+    expect(defaultQuery({ specialTokens: ["reg1"], gh: 1, gw: 2 })).toEqual([1, 2]);
+    expect(isClsLike("[CLS]")).toBe(true);
+    expect(isClsLike("DIST")).toBe(false);
+  });
+
+  it("describes queries", () => {
+    expect(describeQuery(layout, [0])).toBe("CLS");
+    expect(describeQuery(layout, [7])).toBe("patch (1, 1)");
+    expect(describeQuery(layout, Array.from({ length: 12 }, (_, i) => i + 2))).toBe("all 12 patches");
+    expect(describeQuery(layout, [0, 1])).toBe("2 tokens");
+    expect(sameQuery([3, 1], [1, 3, 3])).toBe(true);
+    expect(sameQuery([1], [2])).toBe(false);
+  });
+
+  it("formats values for read-outs", () => {
+    expect(formatValue(0.012345)).toBe("0.01235");
+    expect(formatValue(0.00001234)).toBe("1.23e-5");
+    expect(formatValue(0)).toBe("0");
+    expect(formatValue(NaN)).toBe("–");
+  });
+});

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Create .venv with torch (CPU build pinned where it lies on disk) and attnwidget installed editable,
+# with the extras named in $1 (for example "notebook" or "test"). The editable install builds js/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-notebook}"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch is installed first and pinned, so no resolver can swap in another build.
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet -e ".[${extras}]" "torch==2.13.0"

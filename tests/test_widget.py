@@ -1,0 +1,202 @@
+"""The kernel side of the widget: what it streams and stores equals the model's own attention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+import transformers as tf
+
+from attnwidget import AttentionGrid, VisionModel
+from attnwidget.encode import decode_rows
+from attnwidget.reduce import pool_matrix
+
+PICTURE = np.random.default_rng(1).integers(0, 256, (45, 60, 3), dtype=np.uint8)
+
+
+class Recorder:
+    """Collects the custom messages a widget sends to its front-end."""
+
+    def __init__(self, widget: AttentionGrid):
+        self.messages: list[tuple[dict, list[bytes]]] = []
+        widget.send = lambda content, buffers=None: self.messages.append((content, list(buffers or [])))
+
+
+def reference_attentions(widget: AttentionGrid) -> tuple[torch.Tensor, ...]:
+    vision = widget.vision_model
+    pixel_values, _ = vision.prepare(__import__("attnwidget").load_image(PICTURE))
+    with torch.no_grad():
+        return vision.forward_module(pixel_values=pixel_values, output_attentions=True).attentions
+
+
+def decoded_maps(widget: AttentionGrid) -> np.ndarray:
+    gh, gw = widget.grid
+    rows = decode_rows(widget.maps, widget.maps_range, gh * gw)
+    return rows.reshape(len(widget.layers), len(widget.heads), gh * gw)
+
+
+def assert_rows_close(decoded: np.ndarray, expected: np.ndarray) -> None:
+    step = (expected.max(-1, keepdims=True) - expected.min(-1, keepdims=True)) / 255
+    assert (np.abs(decoded - expected) <= step / 2 + 1e-6).all()
+
+
+@pytest.fixture
+def deit(tiny_model_dirs) -> AttentionGrid:
+    return AttentionGrid(tiny_model_dirs["deit-distilled"])
+
+
+def test_maps_and_special_tokens_equal_output_attentions(deit):
+    deit.run(PICTURE)
+    attentions = reference_attentions(deit)
+    assert deit.special_tokens == ["CLS", "DIST"] and deit.query == [0]
+    expected = torch.stack([layer[0, :, 0] for layer in attentions]).numpy()  # CLS rows, [L, H, N]
+    assert_rows_close(decoded_maps(deit), expected[:, :, 2:])
+    specials = np.frombuffer(deit.specials, dtype="<f4").reshape(3, 4, 2)
+    np.testing.assert_allclose(specials, expected[:, :, :2], rtol=1e-5)
+
+
+def test_matrices_are_max_pooled_attention_within_the_budget(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"], matrix_budget=12 * 10 * 10)
+    widget.run(PICTURE)
+    size, tokens = widget.matrix_size, widget.token_count
+    assert tokens == 17 and size == 9 and len(widget.matrices) <= 12 * 10 * 10
+    attentions = reference_attentions(widget)
+    expected = torch.stack([pool_matrix(layer[0], size) for layer in attentions]).numpy()
+    decoded = decode_rows(widget.matrices, widget.matrices_range, size).reshape(expected.shape)
+    assert_rows_close(decoded, expected)
+
+
+def test_layers_stream_in_order_with_the_final_state_equal_to_the_stream(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"])
+    recorder = Recorder(widget)
+    widget.run(PICTURE)
+    stream = [(content, buffers) for content, buffers in recorder.messages if content["type"] == "layers"]
+    assert stream and all(content["run_id"] == widget.run_id == 1 for content, _ in stream)
+    firsts = [content["first"] for content, _ in stream]
+    counts = [content["count"] for content, _ in stream]
+    assert firsts == list(np.cumsum([0, *counts[:-1]])) and sum(counts) == 3
+    assert b"".join(buffers[0] for _, buffers in stream) == widget.maps
+    assert b"".join(buffers[1] for _, buffers in stream) == widget.maps_range
+    assert b"".join(buffers[2] for _, buffers in stream) == widget.specials
+    assert widget.status == "done" and widget.layers_done == 3
+
+
+def test_rerun_on_another_image_reuses_the_widget(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
+    first = widget.maps
+    widget.run(PICTURE[::-1].copy())
+    assert widget.run_id == 2 and widget.maps != first
+
+
+@pytest.mark.parametrize("cache_budget", [256 * 1024**2, 0], ids=["cached", "recomputed"])
+def test_a_new_query_recomputes_every_layer(tiny_model_dirs, cache_budget):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE, cache_budget=cache_budget)
+    widget.query = [5, 6]
+    attentions = reference_attentions(widget)
+    expected = torch.stack([layer[0, :, [5, 6]].mean(1) for layer in attentions]).numpy()
+    assert_rows_close(decoded_maps(widget), expected[:, :, 1:])
+    assert widget.run_id == 2
+
+
+def test_an_out_of_range_query_keeps_the_state(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
+    maps = widget.maps
+    widget.query = [99]
+    assert widget.query == [0] and widget.maps == maps and "out of range" in widget.message
+
+
+def test_subset_of_layers_and_heads(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE, layers=[3, 1], heads=[2, 4])
+    assert widget.layers == [1, 3] and widget.heads == [2, 4]
+    attentions = reference_attentions(widget)
+    expected = torch.stack([attentions[layer][0, [1, 3], 0] for layer in (0, 2)]).numpy()
+    assert_rows_close(decoded_maps(widget), expected[:, :, 1:])
+    widget.layers = [2]
+    assert decoded_maps(widget).shape == (1, 2, 16)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("layers", [0]), ("layers", [4]), ("heads", [5]), ("heads", [])]
+)
+def test_invalid_selection_is_refused_and_changes_nothing(tiny_model_dirs, field, value):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
+    before = widget.get_state()
+    with pytest.raises(traitlets.TraitError, match=r"1\.\.|at least one"):
+        setattr(widget, field, value)
+    assert widget.get_state() == before
+    with pytest.raises(traitlets.TraitError):
+        AttentionGrid(tiny_model_dirs["vit"], **{field: value})
+
+
+def test_unreadable_image_keeps_the_previous_grid(tiny_model_dirs, tmp_path):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
+    before = widget.get_state()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot read"):
+        widget.run(broken)
+    with pytest.raises(FileNotFoundError):
+        widget.run(tmp_path / "missing.png")
+    assert widget.get_state() == before
+
+
+def test_failing_forward_restores_status_and_removes_hooks(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
+    layer = widget.vision_model.attention_modules[1]
+    handle = layer.register_forward_hook(lambda *args: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        widget.run(PICTURE)
+    handle.remove()
+    assert widget.status == "done" and "boom" in widget.message
+    assert widget.run_id == 2  # newer than the failed run's streamed rows, so the old grid shows again
+    assert all(len(module._forward_hooks) == 0 for module in widget.vision_model.attention_modules)
+    widget.run(PICTURE)
+    assert widget.run_id == 3 and widget.status == "done"
+
+
+@pytest.mark.parametrize("cache_budget", [256 * 1024**2, 0], ids=["cached", "recomputed"])
+def test_request_head_replies_with_exact_values(tiny_model_dirs, cache_budget):
+    widget = AttentionGrid(tiny_model_dirs["dinov2-registers"], PICTURE, cache_budget=cache_budget)
+    recorder = Recorder(widget)
+    widget._handle_message(widget, {"type": "request_head", "layer": 2, "head": 3}, [])
+    (content, (exact_map, matrix)), *_ = recorder.messages
+    attention = reference_attentions(widget)[1][0, 2]
+    tokens = widget.token_count
+    assert content == {"type": "head", "layer": 2, "head": 3, "size": tokens, "run_id": 1, "query": [0]}
+    np.testing.assert_allclose(np.frombuffer(exact_map, "<f4"), attention[0, 5:].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.frombuffer(matrix, "<f4").reshape(tokens, tokens), attention.numpy(), rtol=1e-5
+    )
+
+
+def test_bad_request_reports_instead_of_raising(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
+    widget._handle_message(widget, {"type": "request_head", "layer": 9, "head": 1}, [])
+    assert "out of range" in widget.message
+
+
+def test_siglip_default_query_is_every_patch(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["siglip-vision"], PICTURE)
+    assert widget.special_tokens == [] and widget.query == list(range(16))
+    assert widget.specials == b""
+
+
+def test_model_in_memory_with_its_processor(tiny_model_dirs):
+    directory = tiny_model_dirs["beit"]
+    model = tf.BeitForImageClassification.from_pretrained(directory, attn_implementation="sdpa")
+    processor = tf.BeitImageProcessorPil.from_pretrained(directory)
+    with pytest.warns(UserWarning, match="eager"):
+        widget = AttentionGrid(model, PICTURE, processor=processor)
+    assert widget.status == "done" and model.config._attn_implementation == "sdpa"
+    assert isinstance(widget.vision_model, VisionModel)
+
+
+def test_state_holds_everything_needed_to_redraw(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["clip-vision"], PICTURE)
+    state = widget.get_state()
+    for key in ("maps", "maps_range", "specials", "matrices", "matrices_range", "image"):
+        assert isinstance(state[key], (bytes, memoryview)) and len(state[key]) > 0
+    assert state["image"][:2] == b"\xff\xd8"  # JPEG
+    # 60 x 45 -> shortest edge 32 -> 42 x 32 -> centre crop 32: columns 5..37 of 42.
+    assert state["image_size"] == [60, 45] and state["crop_box"] == [5 / 42, 0.0, 37 / 42, 1.0]
