@@ -93,11 +93,24 @@ class VisionModel:
         """Load a model and its processor from a hub id or a local directory, with eager attention."""
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
-        config = AutoConfig.from_pretrained(name_or_path)
+        source = str(name_or_path)
+        looks_local = isinstance(name_or_path, Path) or source.startswith((".", "/", "~"))
+        if looks_local and not Path(source).expanduser().is_dir():
+            raise FileNotFoundError(
+                f"no model directory at {source}: give a directory written by save_pretrained"
+            )
+        try:
+            config = AutoConfig.from_pretrained(name_or_path)
+        except OSError as error:
+            raise OSError(
+                f"could not load {source!r}: it is not a local model directory and the Hugging Face hub did "
+                f"not provide it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
+            ) from error
         architectures = getattr(config, "architectures", None) or []
         classifies = any("ImageClassification" in name for name in architectures)
         loader = AutoModelForImageClassification if classifies else AutoModel
-        model = loader.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
+        with quiet_weight_loading():
+            model = loader.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
         processor = AutoImageProcessor.from_pretrained(name_or_path, **_processor_backend())
         return cls(model, processor, name=str(name_or_path))
 
@@ -185,6 +198,20 @@ def find_attention_modules(model: nn.Module, root: nn.Module) -> tuple[list[nn.M
     if len(indices) != 1:
         raise UnsupportedModelError(f"{type(model).__name__} mixes attention modules with different outputs")
     return modules, indices.pop()
+
+
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bar, which would clutter the cell's output."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
 
 
 def _vision_tower(model: nn.Module) -> nn.Module:

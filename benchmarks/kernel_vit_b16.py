@@ -16,8 +16,8 @@ import gc
 import statistics
 import time
 
-import numpy as np
 import torch
+from skimage import data
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
 
 from attnwidget import AttentionGrid, VisionModel
@@ -31,7 +31,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = ViTForImageClassification(ViTConfig(attn_implementation="eager")).eval()
     vision = VisionModel(model, ViTImageProcessorPil(), name="vit-base-patch16-224 (random init)")
-    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    image = data.chelsea()  # a 451 x 300 photograph shipped with scikit-image
     widget = AttentionGrid(vision)
     sent: list[int] = []
     widget.send = lambda content, buffers=None: sent.append(sum(len(b) for b in buffers or []))

@@ -83,3 +83,10 @@ def test_model_without_attention_is_refused():
     cnn = tf.ResNetModel(tf.ResNetConfig(embedding_size=8, hidden_sizes=[8, 8], depths=[1, 1]))
     with pytest.raises(UnsupportedModelError, match="Grad-CAM"):
         VisionModel(cnn, processor=object())
+
+
+def test_missing_directory_and_unknown_id_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model directory"):
+        VisionModel.from_pretrained(tmp_path / "missing")
+    with pytest.raises(OSError, match="not a local model directory"):
+        VisionModel.from_pretrained("attnwidget-tests/no-such-model")

@@ -9,7 +9,8 @@
  *
  * For end-to-end tests the canvas carries `data-mode`, `data-layer`, `data-head`, `data-grid`
  * ("gh,gw" or "size,size" in matrix view) and `data-grid-rect` (JSON `[x, y, width, height]` in CSS
- * pixels: where the patch grid or the matrix lies, so patch (r, c) is at its (c + 0.5, r + 0.5) cell).
+ * pixels: where the patch grid or the matrix lies, so patch (r, c) is at its (c + 0.5, r + 0.5) cell),
+ * and `data-draws`, the number of frames drawn so far (benchmarks time a click to the next one).
  */
 import { COLORMAP_NAMES, type Lut, paintValues } from "./colormaps";
 import { asBytes } from "./decode";
@@ -91,6 +92,7 @@ export class OverlayPanel {
   private scene: OverlayScene | null = null;
   private geometry: PictureLayout | null = null;
   private cursor: { row: number; col: number } | null = null;
+  private draws = 0;
   private picture: Picture | null = null;
 
   constructor(doc: Document, private readonly actions: OverlayActions) {
@@ -180,6 +182,8 @@ export class OverlayPanel {
     if (!scene) return;
     if (scene.mode === "query") this.drawPicture(scene);
     else this.drawMatrix(scene);
+    this.draws += 1;
+    this.canvas.dataset.draws = String(this.draws);
     // Fixed to the picture's width, so the controls wrap below it instead of widening the panel.
     this.root.style.width = `${Math.max(this.geometry?.width ?? 0, 280) + 18}px`;
     const context = sizeCanvas(this.colorBar, Math.min(320, Math.max(200, this.geometry?.width ?? 200)), 44);

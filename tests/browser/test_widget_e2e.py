@@ -1,0 +1,234 @@
+"""attnwidget end to end: a real kernel, real JupyterLab 4 / Notebook 7 servers and Chromium.
+
+Each test runs its own cells in the shared live notebook (one kernel per server, so torch is
+imported once) and checks what a user would see: the front-end's test hooks and the canvas pixels.
+Every step leaves a screenshot in `test-artifacts/`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from harness import SETUP, JupyterServer, Notebook, open_notebook, write_notebook
+from playwright.sync_api import Browser, expect
+from widget_dom import Widget
+
+pytestmark = pytest.mark.browser
+
+ROWS = COLS = 8  # the built-in model: 8 layers x 8 heads
+TILES = ROWS * COLS
+#: Seconds each layer's attention sleeps in the streaming test, so the run is slow enough to watch.
+LAYER_DELAY_S = 0.5
+DRAW_TIMEOUT_MS = 30_000
+
+SLOW_RUN = f"""\
+import time
+def slow_layer(module, args, output):
+    time.sleep({LAYER_DELAY_S})
+hooks = [module.register_forward_hook(slow_layer) for module in grid2.vision_model.attention_modules]
+try:
+    grid2.run(image)
+finally:
+    for hook in hooks:
+        hook.remove()
+print("kernel:", grid2.status)"""
+
+
+def show(notebook: Notebook, code: str) -> Widget:
+    """Run `code`, which displays a widget, and return the widget of that cell."""
+    cell = notebook.run_cell(code)
+    notebook.output_text(cell)  # no traceback
+    widget = Widget(cell)
+    expect(widget.grid).to_be_visible()
+    return widget
+
+
+def expect_full_grid(widget: Widget) -> None:
+    """All 8 x 8 tiles received and painted: the hook says so and every tile's pixels agree."""
+    expect(widget.grid).to_have_attribute("data-rows", str(ROWS))
+    expect(widget.grid).to_have_attribute("data-cols", str(COLS))
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", str(TILES), timeout=DRAW_TIMEOUT_MS)
+    pixels = widget.tile_pixels()
+    unpainted = [i for i, painted in enumerate(pixels.painted) if not painted]
+    assert not unpainted, f"tiles {unpainted} have no attention map on the canvas"
+    # Real maps differ from head to head; one repeated picture would mean a drawing bug.
+    assert len(set(pixels.hashes)) > TILES // 2
+
+
+def expect_overlay_drawn(widget: Widget) -> None:
+    """The overlay canvas shows the picture under a heat map: opaque, many colours, real contrast."""
+    # The picture is decoded asynchronously: wait until its many colours are on the canvas.
+    widget.overlay.page.wait_for_function(
+        """(canvas) => {
+          if (canvas.width < 100 || canvas.height < 100) return false;
+          const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+          const colours = new Set();
+          for (let i = 0; i < d.length; i += 16) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+          return colours.size > 500;
+        }""",
+        arg=widget.overlay_canvas.element_handle(),
+        timeout=DRAW_TIMEOUT_MS,
+    )
+    stats = widget.overlay_stats()
+    assert stats["opaque"] > 0.99, stats
+    assert stats["lumaStd"] > 10, stats
+
+
+def test_grid_appears_with_every_tile(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    server_origin = jupyter_server.base
+    elsewhere: list[str] = []  # requests the page sends anywhere but the Jupyter server
+    live_notebook.page.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith((server_origin, "blob:", "data:"))
+            else elsewhere.append(request.url)
+        ),
+    )
+    widget = show(live_notebook, "grid1 = attnwidget.explore(image)")
+    expect_full_grid(widget)
+    expect(widget.status).to_have_attribute("data-status", "done")
+    assert not elsewhere, f"the widget fetched from outside the server: {elsewhere}"
+    expect(widget.overlay).to_be_hidden()
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-1-grid.png")
+    assert live_notebook.evaluate("(grid1.status, grid1.layer_count, grid1.head_count)") == (
+        "done",
+        ROWS,
+        COLS,
+    )
+
+
+def test_rows_stream_in_while_the_model_runs(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, "grid2 = attnwidget.explore()  # shown empty; it runs in the next cell")
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", "0")
+    # Record every value data-tiles-drawn takes from now on.
+    widget.grid.evaluate(
+        """(canvas) => {
+          window.tilesSeen = [];
+          new MutationObserver(() => window.tilesSeen.push(Number(canvas.dataset.tilesDrawn)))
+            .observe(canvas, { attributes: true, attributeFilter: ["data-tiles-drawn"] });
+        }"""
+    )
+    cell = live_notebook.run_cell(SLOW_RUN, wait=False)
+
+    # Some rows but not all, while the cell still runs.
+    live_notebook.page.wait_for_function(
+        f"(canvas) => {{ const n = Number(canvas.dataset.tilesDrawn); return n > 0 && n < {TILES}; }}",
+        arg=widget.grid.element_handle(),
+        timeout=DRAW_TIMEOUT_MS,
+    )
+    partial = widget.tile_pixels()
+    status = widget.status.get_attribute("data-status")
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-2-streaming.png")
+    after_screenshot = widget.tiles_drawn()
+    prompt = cell.locator(".jp-InputArea-prompt").inner_text().strip()
+
+    assert 0 < partial.tiles_drawn < TILES
+    assert partial.tiles_drawn % COLS == 0, "tiles arrive by whole grid rows (layers)"
+    assert partial.painted_count == partial.tiles_drawn, "the hook and the pixels disagree"
+    # Rows fill from the top: every painted tile comes before every unpainted one.
+    assert partial.painted == [True] * partial.tiles_drawn + [False] * (TILES - partial.tiles_drawn)
+    assert status == "running"
+    assert after_screenshot < TILES, "the run ended before the screenshot: it does not show a partial grid"
+    assert prompt == "[*]:", f"the cell had finished ({prompt}) when the partial grid was seen"
+
+    live_notebook.wait_for_cell(cell)
+    assert "kernel: done" in live_notebook.output_text(cell)
+    expect_full_grid(widget)
+    seen = live_notebook.page.evaluate("window.tilesSeen")
+    assert len({n for n in seen if 0 < n < TILES}) >= 2, f"expected several partial grids on the way: {seen}"
+    assert seen == sorted(seen), f"the tile count went backwards: {seen}"
+
+
+def test_click_on_a_tile_opens_the_overlay(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, "grid3 = attnwidget.explore(image)")
+    expect_full_grid(widget)
+    widget.click_tile(2, 3)  # layer 3, head 4
+
+    expect(widget.overlay).to_be_visible()
+    expect(widget.root).to_have_attribute("data-overlay-open", "true")
+    expect(widget.grid).to_have_attribute("data-selected", "3,4")
+    expect(widget.overlay_canvas).to_have_attribute("data-layer", "3")
+    expect(widget.overlay_canvas).to_have_attribute("data-head", "4")
+    expect(widget.overlay.locator("[data-testid=attnwidget-overlay-title]")).to_contain_text("l=3 h=4")
+    expect_overlay_drawn(widget)
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-3-overlay.png")
+    widget.overlay.screenshot(path=artifacts / f"{jupyter_server.flavor}-3-overlay-panel.png")
+    # The kernel got the selection too.
+    assert live_notebook.evaluate("(grid3.selected, grid3.overlay_open)") == ([3, 4], True)
+
+
+def test_click_on_a_patch_makes_it_the_query(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, "grid4 = attnwidget.explore(image)")
+    expect_full_grid(widget)
+    before = widget.tile_pixels().hashes
+    widget.click_tile(0, 0)
+    expect_overlay_drawn(widget)
+    expect(widget.query_text).to_have_text("CLS")
+
+    row, col = 5, 6  # inside the red rectangle of the picture
+    widget.click_patch(row, col)
+    expect(widget.query_text).to_have_text(f"patch ({row}, {col})")
+    query, specials, (_, gw), status = live_notebook.evaluate(
+        "(grid4.query, grid4.special_tokens, grid4.grid, grid4.status)"
+    )
+    assert query == [len(specials) + row * gw + col]  # token S + r * gw + c is patch (r, c)
+    assert status == "done"
+
+    # The grid now shows attention from that patch: the tiles' pixels change.
+    changed = widget.wait_for_tiles_to_change(before, minimum=TILES * 3 // 4, timeout_ms=DRAW_TIMEOUT_MS)
+    assert changed >= TILES * 3 // 4
+    expect_full_grid(widget)
+    expect_overlay_drawn(widget)
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-4-query-patch.png")
+
+
+def test_saved_notebook_shows_the_grid_without_its_kernel(
+    browser: Browser, jupyter_server: JupyterServer, artifacts: Path
+):
+    """Save with widget state, stop the kernel, reopen in a fresh page: the grid comes from the file.
+
+    The fresh page starts a new kernel: jupyterlab_widgets restores saved widget state only once a
+    kernel session is ready (with "No Kernel" it restores nothing, for any widget). That kernel never
+    saw the widget, and it is shut down from the Kernel menu before the last checks.
+    """
+    flavor = jupyter_server.flavor
+    write_notebook(jupyter_server.root / "saved.ipynb")
+    notebook = open_notebook(browser, jupyter_server, "saved.ipynb")
+    notebook.run_cell(SETUP)
+    expect_full_grid(show(notebook, "saved = attnwidget.explore(image)"))
+    notebook.save()
+    saved = json.loads((jupyter_server.root / "saved.ipynb").read_text())
+    models = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()
+    assert any(model["state"].get("layer_count") == ROWS for model in models), "no attnwidget state saved"
+
+    first_kernel = notebook.kernel_id()
+    notebook.page.close()
+    jupyter_server.shut_down_sessions("saved.ipynb")
+    assert first_kernel not in {kernel["id"] for kernel in jupyter_server.api("kernels")}
+
+    notebook = open_notebook(browser, jupyter_server, "saved.ipynb")
+    assert notebook.kernel_id() != first_kernel
+    widget = Widget(notebook.cells.nth(1))
+    expect(widget.grid).to_be_visible(timeout=DRAW_TIMEOUT_MS)
+    expect_full_grid(widget)
+
+    notebook.shut_down_kernel()
+    expect_full_grid(widget)
+    notebook.page.screenshot(path=artifacts / f"{flavor}-5-saved-no-kernel.png")
+    # The overlay works from the saved data alone.
+    widget.click_tile(7, 7)
+    expect(widget.overlay).to_be_visible()
+    expect_overlay_drawn(widget)
+    widget.root.screenshot(path=artifacts / f"{flavor}-5-saved-overlay.png")
+    notebook.page.close()

@@ -1,0 +1,118 @@
+"""Reading attnwidget's DOM in a page: the hooks the front-end exposes for tests, and canvas pixels.
+
+Hooks used (see js/src/grid.ts and js/src/overlay.ts):
+- grid canvas `[data-testid=attnwidget-grid]`: `data-rows`, `data-cols`, `data-tiles-drawn`,
+  `data-tile-rects` (JSON `[x, y, w, h]` per tile, row-major, CSS px in the canvas), `data-selected`;
+- overlay `[data-testid=attnwidget-overlay]` and its canvas `[data-testid=attnwidget-overlay-canvas]`:
+  `data-layer`, `data-head`, `data-grid` ("gh,gw"), `data-grid-rect` (JSON `[x, y, w, h]`);
+- `[data-testid=attnwidget-status]` with `data-status`, `[data-testid=attnwidget-query]`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from playwright.sync_api import Locator
+
+#: Per tile: is it painted (opaque, not the translucent placeholder), how many colours, a hash of its pixels.
+#: Reads the canvas in one go, so the numbers and `data-tiles-drawn` come from the same frame.
+_TILE_PIXELS_JS = """
+(canvas) => {
+  const rects = JSON.parse(canvas.dataset.tileRects || "[]");
+  const context = canvas.getContext("2d");
+  const sx = canvas.width / canvas.getBoundingClientRect().width;
+  const sy = canvas.height / canvas.getBoundingClientRect().height;
+  const tiles = rects.map(([x, y, w, h]) => {
+    // Stay 2 CSS px inside the tile: the selection outline and anti-aliased edges are not content.
+    const x0 = Math.round((x + 2) * sx), y0 = Math.round((y + 2) * sy);
+    const width = Math.max(1, Math.round((w - 4) * sx)), height = Math.max(1, Math.round((h - 4) * sy));
+    const data = context.getImageData(x0, y0, width, height).data;
+    let opaque = 0, hash = 2166136261;
+    const colours = new Set();
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] === 255) opaque++;
+      colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+      hash = Math.imul(hash ^ data[i] ^ (data[i + 1] << 8) ^ (data[i + 2] << 16), 16777619) >>> 0;
+    }
+    const pixels = data.length / 4;
+    return { painted: opaque === pixels && colours.size >= 2, colours: colours.size, hash };
+  });
+  return { tilesDrawn: Number(canvas.dataset.tilesDrawn), tiles };
+}
+"""
+
+#: Whole-canvas statistics: share of opaque pixels, distinct colours, spread of the luminance.
+_CANVAS_STATS_JS = """
+(canvas) => {
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let opaque = 0, sum = 0, sum2 = 0;
+  const colours = new Set();
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] === 255) opaque++;
+    colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+    sum += y; sum2 += y * y;
+  }
+  const n = data.length / 4;
+  return { width: canvas.width, height: canvas.height, opaque: opaque / n, colours: colours.size,
+           lumaStd: Math.sqrt(Math.max(0, sum2 / n - (sum / n) ** 2)) };
+}
+"""
+
+
+@dataclass
+class TilePixels:
+    tiles_drawn: int  # the canvas's data-tiles-drawn at the moment the pixels were read
+    painted: list[bool]  # per tile, row-major
+    hashes: list[int]
+
+    @property
+    def painted_count(self) -> int:
+        return sum(self.painted)
+
+
+class Widget:
+    """One rendered attnwidget view (its root element) inside a notebook cell."""
+
+    def __init__(self, scope: Locator):
+        self.root = scope.locator("[data-testid=attnwidget-root]")
+        self.grid = self.root.locator("[data-testid=attnwidget-grid]")
+        self.status = self.root.locator("[data-testid=attnwidget-status]")
+        self.overlay = self.root.locator("[data-testid=attnwidget-overlay]")
+        self.overlay_canvas = self.overlay.locator("[data-testid=attnwidget-overlay-canvas]")
+        self.query_text = self.overlay.locator("[data-testid=attnwidget-query]")
+
+    def tiles_drawn(self) -> int:
+        return int(self.grid.get_attribute("data-tiles-drawn") or 0)
+
+    def tile_pixels(self) -> TilePixels:
+        result = self.grid.evaluate(_TILE_PIXELS_JS)
+        tiles = result["tiles"]
+        return TilePixels(result["tilesDrawn"], [t["painted"] for t in tiles], [t["hash"] for t in tiles])
+
+    def wait_for_tiles_to_change(self, before: list[int], minimum: int, timeout_ms: int) -> int:
+        """Wait until all tiles are painted and `minimum` of them differ from `before`; return how many do."""
+        return self.grid.page.wait_for_function(
+            f"""([canvas, before, minimum]) => {{
+              const now = ({_TILE_PIXELS_JS})(canvas);
+              const changed = now.tiles.filter((t, i) => t.hash !== before[i]).length;
+              return now.tiles.every((t) => t.painted) && changed >= minimum ? changed : false;
+            }}""",
+            arg=[self.grid.element_handle(), before, minimum],
+            timeout=timeout_ms,
+        ).json_value()
+
+    def click_tile(self, row: int, col: int) -> None:
+        cols = int(self.grid.get_attribute("data-cols"))
+        x, y, w, h = json.loads(self.grid.get_attribute("data-tile-rects"))[row * cols + col]
+        self.grid.click(position={"x": x + w / 2, "y": y + h / 2})
+
+    def overlay_stats(self) -> dict:
+        return self.overlay_canvas.evaluate(_CANVAS_STATS_JS)
+
+    def click_patch(self, row: int, col: int) -> None:
+        """Click the centre of patch (row, col) of the overlay's patch grid."""
+        gh, gw = (int(v) for v in self.overlay_canvas.get_attribute("data-grid").split(","))
+        x, y, w, h = json.loads(self.overlay_canvas.get_attribute("data-grid-rect"))
+        self.overlay_canvas.click(position={"x": x + (col + 0.5) * w / gw, "y": y + (row + 0.5) * h / gh})
