@@ -52,7 +52,8 @@ export class GridCanvas {
     this.canvas = element(doc, "canvas", {
       className: "aw-grid",
       testId: "attnwidget-grid",
-      attrs: { tabindex: "0", role: "application", "aria-roledescription": "attention grid" },
+      // The grid handles its own arrow keys; the attribute keeps notebook shortcuts from taking them.
+      attrs: { tabindex: "0", role: "application", "aria-roledescription": "attention grid", "data-lm-suppress-shortcuts": "true" },
     });
     this.atlas = doc.createElement("canvas");
   }

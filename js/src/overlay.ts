@@ -99,7 +99,7 @@ export class OverlayPanel {
     this.title = element(doc, "span", { testId: "attnwidget-overlay-title" });
     this.note = element(doc, "span", { className: "aw-badge" });
     const close = element(doc, "button", { testId: "attnwidget-overlay-close", text: "×", attrs: { type: "button", "aria-label": "Close", title: "Close (Escape)" } });
-    this.canvas = element(doc, "canvas", { className: "aw-picture", testId: "attnwidget-overlay-canvas", attrs: { tabindex: "0" } });
+    this.canvas = element(doc, "canvas", { className: "aw-picture", testId: "attnwidget-overlay-canvas", attrs: { tabindex: "0", "data-lm-suppress-shortcuts": "true" } });
     this.colorBar = element(doc, "canvas", { testId: "attnwidget-overlay-colorbar" });
     this.readout = element(doc, "div", { className: "aw-readout", testId: "attnwidget-readout", attrs: { "aria-live": "polite" } });
     this.queryText = element(doc, "span", { testId: "attnwidget-query" });

@@ -193,6 +193,49 @@ def test_click_on_a_patch_makes_it_the_query(
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-4-query-patch.png")
 
 
+def test_toolbar_and_keyboard_drive_the_grid(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, "grid5 = attnwidget.explore(image)")
+    expect_full_grid(widget)
+    query_hashes = widget.tile_pixels().hashes
+
+    # Token x token matrices instead of query -> patch maps: every tile is redrawn.
+    widget.root.locator("[data-testid=attnwidget-view]").select_option("matrix")
+    expect(widget.grid).to_have_attribute("data-view", "matrix")
+    changed = widget.wait_for_tiles_to_change(query_hashes, minimum=TILES, timeout_ms=DRAW_TIMEOUT_MS)
+    assert changed == TILES
+    matrix_hashes = widget.tile_pixels().hashes
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-6-matrix-view.png")
+
+    # Another colormap and a shared scale repaint the same data.
+    widget.root.locator("[data-testid=attnwidget-colormap]").select_option("magma")
+    widget.root.locator("[data-testid=attnwidget-normalize]").select_option("global")
+    widget.wait_for_tiles_to_change(matrix_hashes, minimum=TILES, timeout_ms=DRAW_TIMEOUT_MS)
+    assert live_notebook.evaluate("(grid5.view, grid5.colormap, grid5.normalize)") == (
+        "matrix",
+        "magma",
+        "global",
+    )
+
+    # Keyboard: focus the grid; the first arrow selects l=1 h=1, then right, right, down; Enter opens.
+    widget.grid.focus()
+    live_notebook.page.keyboard.press("ArrowDown")
+    expect(widget.grid).to_have_attribute("data-selected", "1,1")
+    for key in ("ArrowRight", "ArrowRight", "ArrowDown"):
+        live_notebook.page.keyboard.press(key)
+    expect(widget.grid).to_have_attribute("data-selected", "2,3")
+    live_notebook.page.keyboard.press("Enter")
+    expect(widget.overlay).to_be_visible()
+    expect(widget.overlay_canvas).to_have_attribute("data-mode", "matrix")
+    expect(widget.overlay_canvas).to_have_attribute("data-layer", "2")
+    expect(widget.overlay_canvas).to_have_attribute("data-head", "3")
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-6-matrix-overlay.png")
+    live_notebook.page.keyboard.press("Escape")
+    expect(widget.overlay).to_be_hidden()
+    assert live_notebook.evaluate("(grid5.selected, grid5.overlay_open)") == ([2, 3], False)
+
+
 def test_saved_notebook_shows_the_grid_without_its_kernel(
     browser: Browser, jupyter_server: JupyterServer, artifacts: Path
 ):
