@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,10 +16,11 @@ import traitlets as t
 from torch import nn
 
 from .capture import StopCapture
-from .encode import encode_rows, float32_bytes
+from .encode import decode_rows, encode_rows, float32_bytes
 from .images import ImageLike, encode_jpeg, load_image
 from .models import TokenLayout, VisionModel
 from .reduce import matrix_size_for_budget, pool_matrix, query_rows
+from .render import grid_picture
 
 STATIC = Path(__file__).parent / "static"
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
@@ -146,6 +148,30 @@ class AttentionGrid(anywidget.AnyWidget):
         with contextlib.suppress(StopCapture):
             self._vision.run(self._input.pixel_values, keep)
         return captured[0]
+
+    def to_png(self, path: str | Path | None = None, **options: Any) -> bytes:
+        """The grid as it is shown (view, colormap, normalisation) as PNG bytes; written to `path` if given.
+
+        `options` go to `attnwidget.render.grid_picture` (`tile_size`, `gap`, `font_size`).
+        """
+        if self.status != "done" or not self.maps:
+            raise RuntimeError("the grid is empty: run the widget on an image first (widget.run(image))")
+        rows, cols = len(self.layers), len(self.heads)
+        if self.view == "matrix":
+            size = self.matrix_size
+            tiles = decode_rows(self.matrices, self.matrices_range, size).reshape(rows, cols, size, size)
+        else:
+            gh, gw = self.grid
+            tiles = decode_rows(self.maps, self.maps_range, gh * gw).reshape(rows, cols, gh, gw)
+        picture = grid_picture(
+            tiles, self.layers, self.heads, colormap=self.colormap, normalize=self.normalize, **options
+        )
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        data = buffer.getvalue()
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
 
     # -- computation ---------------------------------------------------------------------------
 

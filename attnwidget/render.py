@@ -1,0 +1,164 @@
+"""Static pictures of the grid, drawn with numpy and Pillow: no browser needed.
+
+The colours come from the same lookup tables as the front-end (`colormaps.json`), and the layout
+follows published layer x head figures: `h=..` above the columns, `l=..` left of the rows, a
+colour bar with values below.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+COLORMAP_FILE = Path(__file__).with_name("colormaps.json")
+NORMALIZE_SCOPES = ("head", "layer", "global")
+
+
+@functools.cache
+def colormap_table(name: str) -> np.ndarray:
+    """The 256 x 3 uint8 lookup table of a colormap (viridis, magma, inferno, gray)."""
+    tables = json.loads(COLORMAP_FILE.read_text())
+    if name not in tables:
+        raise ValueError(f"unknown colormap {name!r}: choose one of {', '.join(tables)}")
+    return np.frombuffer(bytes.fromhex(tables[name]), dtype=np.uint8).reshape(256, 3)
+
+
+def apply_colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
+    """Colours (uint8, shape + (3,)) of `values` in [0, 1]; values outside are clipped."""
+    index = np.clip(np.rint(np.nan_to_num(values) * 255), 0, 255).astype(np.intp)
+    return colormap_table(name)[index]
+
+
+def normalize_tiles(tiles: np.ndarray, scope: str = "head") -> tuple[np.ndarray, np.ndarray]:
+    """Scale tiles [rows, cols, h, w] to [0, 1] per head, per layer (row) or globally.
+
+    Returns the scaled tiles and each tile's (lo, hi) range, [rows, cols, 2].
+    """
+    axes = {"head": (2, 3), "layer": (1, 2, 3), "global": (0, 1, 2, 3)}.get(scope)
+    if axes is None:
+        raise ValueError(f"unknown normalisation {scope!r}: choose one of {', '.join(NORMALIZE_SCOPES)}")
+    low = tiles.min(axis=axes, keepdims=True)
+    high = tiles.max(axis=axes, keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    ranges = np.broadcast_to(np.concatenate([low, high], axis=-1)[..., :1, :], (*tiles.shape[:2], 1, 2))
+    return (tiles - low) / span, ranges.reshape(*tiles.shape[:2], 2)
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where the parts of a grid picture lie, in pixels."""
+
+    left: int
+    top: int
+    tile_width: int
+    tile_height: int
+    gap: int
+    rows: int
+    cols: int
+    font_size: int
+
+    def tile_box(self, row: int, col: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of a tile, x1 and y1 exclusive."""
+        x = self.left + col * (self.tile_width + self.gap)
+        y = self.top + row * (self.tile_height + self.gap)
+        return x, y, x + self.tile_width, y + self.tile_height
+
+    def row_label_box(self, row: int) -> tuple[int, int, int, int]:
+        _, y0, _, y1 = self.tile_box(row, 0)
+        return 0, y0, self.left - self.gap, y1
+
+    def column_label_box(self, col: int) -> tuple[int, int, int, int]:
+        x0, _, x1, _ = self.tile_box(0, col)
+        return x0, 0, x1, self.top - self.gap
+
+    @property
+    def colour_bar_origin(self) -> tuple[int, int]:
+        return self.left, self.top + self.rows * (self.tile_height + self.gap) + self.font_size
+
+    @property
+    def size(self) -> tuple[int, int]:
+        width = self.left + self.cols * (self.tile_width + self.gap)
+        return max(width, self.left + 264), self.colour_bar_origin[1] + 12 + 2 * self.font_size
+
+
+def grid_layout(
+    shape: tuple[int, int, int, int], layers: Sequence[int], tile_size: int, gap: int, font_size: int
+) -> GridLayout:
+    """Layout of a grid picture of tiles [rows, cols, h, w], scaled up by a whole factor to >= `tile_size`."""
+    rows, cols, height, width = shape
+    scale = max(1, -(-tile_size // max(height, width)))
+    font = ImageFont.load_default(size=font_size)
+    left = _text_width(font, f"l={max(layers)}") + 3 * gap + 4
+    return GridLayout(left, font_size + 3 * gap, width * scale, height * scale, gap, rows, cols, font_size)
+
+
+def grid_picture(
+    tiles: np.ndarray,
+    layers: Sequence[int],
+    heads: Sequence[int],
+    *,
+    colormap: str = "viridis",
+    normalize: str = "head",
+    tile_size: int = 72,
+    gap: int = 2,
+    font_size: int = 14,
+) -> Image.Image:
+    """The layer x head grid as an RGB picture.
+
+    `tiles` is [len(layers), len(heads), h, w] (attention maps or token x token matrices);
+    `layers` and `heads` are the 1-based numbers written in the labels. Each tile is scaled up by
+    nearest neighbour to at least `tile_size` pixels, so every patch stays a crisp block.
+    """
+    rows, cols, _, width = tiles.shape
+    if (rows, cols) != (len(layers), len(heads)):
+        raise ValueError(f"tiles are {rows} x {cols} but {len(layers)} layers x {len(heads)} heads are named")
+    layout = grid_layout(tiles.shape, layers, tile_size, gap, font_size)
+    scale = layout.tile_width // width
+    font = ImageFont.load_default(size=font_size)
+    picture = Image.new("RGB", layout.size, "white")
+    scaled, ranges = normalize_tiles(tiles.astype(np.float64), normalize)
+    colours = apply_colormap(scaled, colormap)
+    draw = ImageDraw.Draw(picture)
+    for row in range(rows):
+        _, y0, x1, y1 = layout.row_label_box(row)
+        draw.text((x1 - 2, (y0 + y1) / 2), f"l={layers[row]}", fill="black", font=font, anchor="rm")
+        for col in range(cols):
+            block = colours[row, col].repeat(scale, axis=0).repeat(scale, axis=1)
+            picture.paste(Image.fromarray(np.ascontiguousarray(block)), layout.tile_box(row, col)[:2])
+    for col in range(cols):
+        x0, _, x1, y1 = layout.column_label_box(col)
+        draw.text(((x0 + x1) / 2, y1), f"h={heads[col]}", fill="black", font=font, anchor="md")
+    _colour_bar(draw, picture, layout.colour_bar_origin, colormap, ranges, normalize, font)
+    return picture
+
+
+def _colour_bar(
+    draw: ImageDraw.ImageDraw,
+    picture: Image.Image,
+    origin: tuple[int, int],
+    colormap: str,
+    ranges: np.ndarray,
+    normalize: str,
+    font: ImageFont.FreeTypeFont,
+) -> None:
+    x, y = origin
+    width = min(256, picture.width - x - 8)
+    ramp = apply_colormap(np.linspace(0, 1, width)[None, :].repeat(12, axis=0), colormap)
+    picture.paste(Image.fromarray(np.ascontiguousarray(ramp)), (x, y))
+    if normalize == "global":
+        low, high = f"{ranges[0, 0, 0]:.3g}", f"{ranges[0, 0, 1]:.3g}"
+    else:
+        low, high = "min", f"max of each {normalize}"
+    draw.text((x, y + 14), low, fill="black", font=font, anchor="la")
+    draw.text((x + width, y + 14), high, fill="black", font=font, anchor="ra")
+
+
+def _text_width(font: ImageFont.FreeTypeFont, text: str) -> int:
+    left, _, right, _ = font.getbbox(text)
+    return int(right - left)
