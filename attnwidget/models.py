@@ -89,8 +89,8 @@ class VisionModel:
         self._told_about_eager = False
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> VisionModel:
-        """Load a model and its processor from a hub id or a local directory, with eager attention."""
+    def from_pretrained(cls, name_or_path: str | Path, processor: Any = None, **kwargs: Any) -> VisionModel:
+        """Load a model (and its processor, unless given) from a hub id or a local directory, eager."""
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
         source = str(name_or_path)
@@ -111,8 +111,9 @@ class VisionModel:
         loader = AutoModelForImageClassification if classifies else AutoModel
         with quiet_weight_loading():
             model = loader.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
-        processor = AutoImageProcessor.from_pretrained(name_or_path, **_processor_backend())
-        return cls(model, processor, name=str(name_or_path))
+        if processor is None:
+            processor = AutoImageProcessor.from_pretrained(name_or_path, **_processor_backend())
+        return cls(model, processor, name=source)
 
     @property
     def device(self) -> torch.device:

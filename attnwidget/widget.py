@@ -179,6 +179,7 @@ class AttentionGrid(anywidget.AnyWidget):
         """Reduce every selected layer for `source`, streaming rows, then publish the final state."""
         layout, rows = source.layout, [layer - 1 for layer in self.layers]
         heads = torch.tensor([head - 1 for head in self.heads])
+        every_head = len(self.heads) == self.head_count  # the heads are sorted: no copy needed
         size = matrix_size_for_budget(layout.token_count, len(rows) * len(heads), self._matrix_budget)
         reduced = _Reduced()
         stream = _Stream(self, self.run_id + 1)
@@ -190,7 +191,7 @@ class AttentionGrid(anywidget.AnyWidget):
             if rerun and keep_cache:
                 cache.append(attention.float().cpu())
             if layer in rows:
-                selected = attention.index_select(0, heads.to(attention.device))
+                selected = attention if every_head else attention.index_select(0, heads.to(attention.device))
                 maps, specials = self._reduce_queries(selected, layout, source.query)
                 reduced.maps.append(maps)
                 reduced.specials.append(specials)
@@ -326,10 +327,7 @@ def as_vision_model(model: Any, processor: Any = None) -> VisionModel:
 
         return default_model()
     if isinstance(model, (str, Path)):
-        vision = VisionModel.from_pretrained(model)
-        if processor is not None:
-            vision.processor = processor
-        return vision
+        return VisionModel.from_pretrained(model, processor)
     return VisionModel(model, processor)
 
 

@@ -90,3 +90,9 @@ def test_missing_directory_and_unknown_id_are_named(tmp_path):
         VisionModel.from_pretrained(tmp_path / "missing")
     with pytest.raises(OSError, match="not a local model directory"):
         VisionModel.from_pretrained("attnwidget-tests/no-such-model")
+
+
+def test_a_given_processor_replaces_the_saved_one(tiny_model_dirs):
+    processor = tf.ViTImageProcessorPil(size={"height": 32, "width": 32}, image_mean=0.2, image_std=0.3)
+    vision = VisionModel.from_pretrained(tiny_model_dirs["vit"], processor=processor)
+    assert vision.processor is processor
