@@ -121,14 +121,14 @@ class AttentionGrid(anywidget.AnyWidget):
         layout = self._vision.layout(pixel_values)
         query = list(query) if query is not None else layout.default_query
         layout.check_query(query)
-        source = _Input(pixel_values, layout, query)
-        self._compute(source, rerun=True)
-        with self.hold_sync():
-            self.image = encode_jpeg(picture)
-            self.image_size = list(picture.size)
-            self.crop_box = list(geometry.crop_box)
-            self.input_size = [int(pixel_values.shape[-2]), int(pixel_values.shape[-1])]
-            self.patch_size = self._vision.patch_size[0]
+        picture_state = {
+            "image": encode_jpeg(picture),
+            "image_size": list(picture.size),
+            "crop_box": list(geometry.crop_box),
+            "input_size": [int(pixel_values.shape[-2]), int(pixel_values.shape[-1])],
+            "patch_size": self._vision.patch_size[0],
+        }
+        self._compute(_Input(pixel_values, layout, query), rerun=True, picture_state=picture_state)
         return self
 
     def full_attention(self, layer: int) -> torch.Tensor:
@@ -175,8 +175,12 @@ class AttentionGrid(anywidget.AnyWidget):
 
     # -- computation ---------------------------------------------------------------------------
 
-    def _compute(self, source: _Input, *, rerun: bool) -> None:
-        """Reduce every selected layer for `source`, streaming rows, then publish the final state."""
+    def _compute(self, source: _Input, *, rerun: bool, picture_state: dict | None = None) -> None:
+        """Reduce every selected layer for `source`, streaming rows, then publish the final state.
+
+        `picture_state` (the picture's traits, for a new image) is published in the same update as
+        the maps, so the front-end never pairs new maps with the previous picture.
+        """
         layout, rows = source.layout, [layer - 1 for layer in self.layers]
         heads = torch.tensor([head - 1 for head in self.heads])
         every_head = len(self.heads) == self.head_count  # the heads are sorted: no copy needed
@@ -228,6 +232,8 @@ class AttentionGrid(anywidget.AnyWidget):
             self.matrices_range = b"".join(ranges for _, ranges in reduced.matrices)
             self.layers_done = len(rows)
             self.status = "done"
+            for name, value in (picture_state or {}).items():
+                setattr(self, name, value)
 
     @staticmethod
     def _reduce_queries(attention: torch.Tensor, layout: TokenLayout, query: list[int]):
