@@ -26,17 +26,18 @@ class StopCapture(Exception):
 
 @contextmanager
 def capture_attention(
-    modules: Sequence[nn.Module], output_index: int, on_layer: LayerCallback
+    modules: Sequence[nn.Module], output_index: int, on_layer: LayerCallback, detach: bool = True
 ) -> Iterator[None]:
     """Within the block, call `on_layer(layer, weights)` as each of `modules` returns its weights.
 
     `modules` are the model's attention modules in layer order; `weights` is the
-    [batch, heads, queries, keys] tensor at `output_index` of each module's output. Hooks are
-    removed when the block exits, also when the forward raises.
+    [batch, heads, queries, keys] tensor at `output_index` of each module's output, detached from the
+    autograd graph unless `detach` is False (for gradient methods). Hooks are removed when the block
+    exits, also when the forward raises.
     """
     handles = []
     for layer, module in enumerate(modules):
-        handles.append(module.register_forward_hook(_hook(layer, output_index, on_layer)))
+        handles.append(module.register_forward_hook(_hook(layer, output_index, on_layer, detach)))
     try:
         yield
     finally:
@@ -44,7 +45,7 @@ def capture_attention(
             handle.remove()
 
 
-def _hook(layer: int, output_index: int, on_layer: LayerCallback):
+def _hook(layer: int, output_index: int, on_layer: LayerCallback, detach: bool):
     def hook(module: nn.Module, args: tuple, output: object) -> None:
         weights = output[output_index] if isinstance(output, (tuple, list)) else None
         if not isinstance(weights, torch.Tensor):
@@ -52,6 +53,6 @@ def _hook(layer: int, output_index: int, on_layer: LayerCallback):
                 f"{type(module).__name__} of layer {layer + 1} returned no attention weights; "
                 "load the model with attn_implementation='eager'"
             )
-        on_layer(layer, weights.detach())
+        on_layer(layer, weights.detach() if detach else weights)
 
     return hook

@@ -135,7 +135,7 @@ class VisionModel:
     def run(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
         """Forward pass that hands each layer's attention [1, H, N, N] to `on_layer` as it finishes."""
         with (
-            self._eager_attention(),
+            self.eager_attention(),
             torch.no_grad(),
             capture_attention(self.attention_modules, self.output_index, on_layer),
         ):
@@ -149,7 +149,8 @@ class VisionModel:
         return 1 + registers + (1 if self.model_type == "deit" else 0)
 
     @contextmanager
-    def _eager_attention(self) -> Iterator[None]:
+    def eager_attention(self) -> Iterator[None]:
+        """Within the block the model computes eager attention, which returns weights; restored after."""
         current = _attention_implementation(self.attention_modules[0], self.model)
         if current == "eager":
             yield

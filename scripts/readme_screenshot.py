@@ -18,10 +18,10 @@ from harness import CHROMIUM, CHROMIUM_ARGS, Notebook, start_server, write_noteb
 
 CELL = """\
 import attnwidget
-from skimage import data
-grid = attnwidget.explore(data.chelsea())"""
-#: The tile opened in the picture: layer 3, head 4 (row 2, column 3 of the 8 x 8 grid).
-TILE = 2 * 8 + 3
+from attnwidget.scenes import make_scene
+grid = attnwidget.explore(make_scene(1_000_003).image)"""
+#: The tile opened in the picture: layer 8, head 3 (row 7, column 2 of the 8 x 8 grid).
+TILE = 7 * 8 + 2
 
 
 def main() -> None:

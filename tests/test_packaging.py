@@ -1,4 +1,4 @@
-"""A built wheel carries the front-end bundle and the colormap tables; nothing else is needed at runtime."""
+"""A built wheel carries the front-end bundle, data tables and the default model: all it needs at runtime."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def test_wheel_carries_the_bundle(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "attnwidget/static/widget.js" in names
     assert "attnwidget/colormaps.json" in names
+    assert "attnwidget/imagenet_classes.txt" in names
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "checkpoints/step-1000/model.safetensors",
+    ):
+        assert f"attnwidget/weights/vit-8x8-shapes/{name}" in names, name
     bundle = zipfile.ZipFile(wheel).read("attnwidget/static/widget.js").decode()
     assert "export" in bundle and "http://" not in bundle.replace("http://www.w3.org", "")
     assert "https://" not in bundle

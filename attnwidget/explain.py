@@ -1,0 +1,193 @@
+"""Run a method of `attnwidget.methods` on a `VisionModel` for one input: the widget's single entry point.
+
+Attention-only methods (head fusion, rollout) use attention that was already captured when it is
+given, so the widget's clicks never re-run the model; gradient methods (gradient rollout, Chefer,
+Grad-CAM) run one forward and one backward.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import methods
+from .models import VisionModel
+
+METHODS: dict[str, str] = {
+    "attention": "attention of the selected head",
+    "head-mean": "mean over heads",
+    "head-max": "max over heads",
+    "head-min": "min over heads",
+    "rollout": "attention rollout",
+    "gradient-rollout": "gradient-weighted rollout",
+    "chefer": "Chefer et al. relevance",
+    "grad-cam": "Grad-CAM",
+}
+"""Method names, as the widget's `method` trait takes them, and their titles."""
+
+GRADIENT_METHODS = ("gradient-rollout", "chefer", "grad-cam")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of a model's top-k: index, label and softmax probability."""
+
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A method's map over the patch grid [rows, columns] and what it explains."""
+
+    method: str
+    map: torch.Tensor
+    title: str
+    class_index: int | None = None
+
+
+def predictions(logits: torch.Tensor, labels: dict[int, str], top_k: int = 5) -> list[Prediction]:
+    """The `top_k` most probable classes of logits [1, classes], most probable first."""
+    probabilities = logits.detach().float().softmax(-1)[0]
+    values, indices = probabilities.topk(min(top_k, probabilities.numel()))
+    return [
+        Prediction(int(i), labels.get(int(i), str(int(i))), float(v))
+        for v, i in zip(values, indices, strict=True)
+    ]
+
+
+def class_index(vision: VisionModel, name_or_index: str | int) -> int:
+    """The class index of a label name (or an index, checked); a ValueError suggests close names."""
+    labels: dict[int, str] = dict(getattr(vision.model.config, "id2label", None) or {})
+    count = _class_count(vision)
+    if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
+        if not 0 <= name_or_index < count:
+            raise ValueError(
+                f"class {name_or_index} is out of range: {vision.name} has classes 0..{count - 1}"
+            )
+        return name_or_index
+    by_name = {label: index for index, label in labels.items()}
+    if name_or_index in by_name:
+        return int(by_name[name_or_index])
+    close = difflib.get_close_matches(str(name_or_index), list(by_name), n=3)
+    hint = f"; did you mean {', '.join(repr(name) for name in close)}?" if close else ""
+    raise ValueError(f"{name_or_index!r} is not a class of {vision.name}{hint}")
+
+
+def explain(
+    vision: VisionModel,
+    pixel_values: torch.Tensor,
+    method: str,
+    *,
+    layer: int | None = None,
+    target: str | int | None = None,
+    attentions: Sequence[torch.Tensor] | None = None,
+    discard_ratio: float = 0.0,
+) -> Explanation:
+    """The map of `method` (a key of `METHODS` other than "attention") for one input [1, 3, H, W].
+
+    `layer` (1-based, default the last) is the layer of head fusion. `target` is the class a gradient
+    method explains (a label name or an index; default the predicted class). `attentions` are the
+    input's per-layer [heads, N, N] weights when already captured.
+    """
+    if method not in METHODS or method == "attention":
+        choices = ", ".join(name for name in METHODS if name != "attention")
+        raise ValueError(f"unknown method {method!r}: choose one of {choices}")
+    layout = vision.layout(pixel_values)
+    special, grid = layout.special_count, layout.grid
+    if method in GRADIENT_METHODS:
+        return _gradient_method(vision, pixel_values, method, target, discard_ratio)
+    if attentions is None:
+        captured: list[torch.Tensor] = []
+        vision.run(pixel_values, lambda _, weights: captured.append(weights[0].float().cpu()))
+        attentions = captured
+    if method == "rollout":
+        if special == 0:
+            title = f"{METHODS[method]} (no CLS token: mean over patch queries)"
+        else:
+            title = METHODS[method]
+        matrix = methods.attention_rollout(attentions, discard_ratio=discard_ratio)
+        return Explanation(method, methods.token_map(matrix, special, grid), title)
+    index = vision.layer_count if layer is None else layer
+    if not 1 <= index <= vision.layer_count:
+        raise ValueError(f"layer {index} is out of range: this model has layers 1..{vision.layer_count}")
+    fused = methods.fuse_heads(attentions[index - 1], method.removeprefix("head-"))  # type: ignore[arg-type]
+    query = layout.default_query
+    rows = fused[query].mean(dim=0, keepdim=True)
+    return Explanation(method, rows[0, special:].reshape(grid), f"{METHODS[method]}, layer {index}")
+
+
+def _gradient_method(
+    vision: VisionModel,
+    pixel_values: torch.Tensor,
+    method: str,
+    target: str | int | None,
+    discard_ratio: float,
+) -> Explanation:
+    model = vision.model
+    _class_count(vision)  # says clearly when the model has no classifier
+    chosen = None if target is None else class_index(vision, target)
+    layout = vision.layout(pixel_values)
+    special, grid = layout.special_count, layout.grid
+
+    def logits() -> torch.Tensor:
+        return model(pixel_values=pixel_values).logits
+
+    with vision.eager_attention():
+        if method == "grad-cam":
+            norm = first_norm_of_last_block(vision, pixel_values)
+            cam, out = methods.grad_cam_for(norm, logits, chosen, methods.vit_tokens_to_maps(special, grid))
+            result = cam
+        else:
+            attentions, gradients, out = methods.attention_gradients(
+                vision.attention_modules, vision.output_index, logits, chosen
+            )
+            if method == "chefer":
+                matrix = methods.chefer_relevance(attentions, gradients)
+            else:
+                matrix = methods.gradient_rollout(attentions, gradients, discard_ratio=discard_ratio)
+            result = methods.token_map(matrix, special, grid)
+    model.zero_grad(set_to_none=True)
+    explained = int(out[0].argmax()) if chosen is None else chosen
+    label = (getattr(model.config, "id2label", None) or {}).get(explained, str(explained))
+    return Explanation(method, result.detach(), f"{METHODS[method]} for class {label!r}", explained)
+
+
+def first_norm_of_last_block(vision: VisionModel, pixel_values: torch.Tensor) -> nn.Module:
+    """The last normalisation layer that runs before the last attention module: ViT Grad-CAM's target."""
+    last_attention = vision.attention_modules[-1]
+    norms = [m for m in vision.forward_module.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm))]
+    calls: list[nn.Module] = []
+    handles = [
+        module.register_forward_pre_hook(lambda module, args: calls.append(module)) for module in norms
+    ]
+    handles.append(last_attention.register_forward_pre_hook(lambda module, args: calls.append(module)))
+    try:
+        with torch.no_grad():
+            vision.forward_module(pixel_values=pixel_values)
+    finally:
+        for handle in handles:
+            handle.remove()
+    before = calls[: calls.index(last_attention)] if last_attention in calls else []
+    if not before:
+        raise ValueError(
+            f"{vision.name} has no normalisation layer before its last attention: give Grad-CAM a layer"
+        )
+    return before[-1]
+
+
+def _class_count(vision: VisionModel) -> int:
+    classifier = getattr(vision.model, "classifier", None)
+    count = getattr(vision.model.config, "num_labels", 0) if classifier is not None else 0
+    if not count:
+        raise ValueError(
+            f"{vision.name} has no classification head, so there is no class to explain: gradient "
+            "methods and predictions need a model such as ViTForImageClassification; attention methods "
+            "work without one"
+        )
+    return int(count)
