@@ -17,6 +17,7 @@ from torch import nn
 
 from .capture import StopCapture
 from .encode import decode_rows, encode_rows, float32_bytes
+from .explain import METHODS, class_index, explain, predictions
 from .images import ImageLike, encode_jpeg, load_image
 from .models import TokenLayout, VisionModel
 from .reduce import matrix_size_for_budget, pool_matrix, query_rows
@@ -65,6 +66,9 @@ class AttentionGrid(anywidget.AnyWidget):
     crop_box = t.List(t.Float(), default_value=[0.0, 0.0, 1.0, 1.0]).tag(sync=True)
     input_size = t.List(t.Int(), default_value=[0, 0]).tag(sync=True)
     patch_size = t.Int(0).tag(sync=True)
+    predictions = t.List(t.Dict()).tag(sync=True)
+    explanation = t.Bytes(b"").tag(sync=True)
+    explanation_title = t.Unicode("").tag(sync=True)
 
     # View, written by the front-end or by Python.
     view = t.Enum(("query", "matrix"), "query").tag(sync=True)
@@ -74,6 +78,8 @@ class AttentionGrid(anywidget.AnyWidget):
     overlay_open = t.Bool(False).tag(sync=True)
     alpha = t.Float(0.6, min=0.0, max=1.0).tag(sync=True)
     interpolation = t.Enum(("bilinear", "nearest"), "bilinear").tag(sync=True)
+    method = t.Enum(tuple(METHODS), "attention").tag(sync=True)
+    target = t.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -209,7 +215,14 @@ class AttentionGrid(anywidget.AnyWidget):
             self._publish_layout(layout)
         try:
             if rerun:
-                self._vision.run(source.pixel_values, on_layer)
+                outputs = self._vision.run(source.pixel_values, on_layer)
+                logits = getattr(outputs, "logits", None)
+                labels = dict(getattr(self._vision.model.config, "id2label", None) or {})
+                top = predictions(logits, labels) if logits is not None and logits.ndim == 2 else []
+                picture_state = {
+                    **(picture_state or {}),
+                    "predictions": [{"label": p.label, "probability": p.probability} for p in top],
+                }
             else:
                 for layer, attention in enumerate(self._cache or []):
                     on_layer(layer, attention[None])
@@ -234,6 +247,7 @@ class AttentionGrid(anywidget.AnyWidget):
             self.status = "done"
             for name, value in (picture_state or {}).items():
                 setattr(self, name, value)
+        self._update_explanation()
 
     @staticmethod
     def _reduce_queries(attention: torch.Tensor, layout: TokenLayout, query: list[int]):
@@ -288,6 +302,41 @@ class AttentionGrid(anywidget.AnyWidget):
             return
         self._input = _Input(self._input.pixel_values, self._input.layout, list(change["new"]))
         self._recompute()
+
+    @t.observe("method", "target", "selected")
+    def _explanation_inputs_changed(self, change: dict) -> None:
+        if change["name"] == "selected" and not self.method.startswith("head-"):
+            return
+        if self._input is None or self._busy:
+            return
+        try:
+            if change["name"] == "target" and change["new"]:
+                class_index(self._vision, change["new"])
+            self._update_explanation()
+        except ValueError as error:  # a bad class or method for this model: keep the previous one
+            if change["name"] in ("target", "method"):
+                setattr(self, change["name"], change["old"])
+            self.message = f"error: {error}"
+
+    def _update_explanation(self) -> None:
+        """Compute the chosen method's map for the current input (nothing for per-head attention)."""
+        if self.method == "attention" or self._input is None:
+            self.explanation, self.explanation_title = b"", ""
+            return
+        layer = self.selected[0] if self.method.startswith("head-") and self.selected else None
+        result = explain(
+            self._vision,
+            self._input.pixel_values,
+            self.method,
+            layer=layer,
+            target=self.target or None,
+            attentions=self._cache,
+        )
+        with self.hold_sync():
+            self.explanation = float32_bytes(result.map.flatten())
+            self.explanation_title = result.title
+            if self.message.startswith("error:"):
+                self.message = ""
 
     def _handle_message(self, widget: Any, content: dict, buffers: list) -> None:
         try:

@@ -48,6 +48,9 @@ export interface OverlayScene {
   readonly maxSide: number;
   /** Changes whenever the coloured map changes (data, colours, range, interpolation). */
   readonly key: string;
+  /** The method whose map is shown ("attention" for one head) and its title ("" for a head). */
+  readonly method: string;
+  readonly methodTitle: string;
 }
 
 export interface OverlayActions {
@@ -150,10 +153,10 @@ export class OverlayPanel {
   /** Shows the panel with `scene`. */
   show(scene: OverlayScene): void {
     const previous = this.scene;
-    if (previous && (previous.layer !== scene.layer || previous.head !== scene.head || previous.mode !== scene.mode)) this.cursor = null;
+    if (previous && (previous.layer !== scene.layer || previous.head !== scene.head || previous.mode !== scene.mode || previous.method !== scene.method)) this.cursor = null;
     this.scene = scene;
     this.root.hidden = false;
-    syncText(this.title, `l=${scene.layer} h=${scene.head} · ${scene.mode === "query" ? "attention from the query" : "token × token"}`);
+    syncText(this.title, scene.methodTitle || `l=${scene.layer} h=${scene.head} · ${scene.mode === "query" ? "attention from the query" : "token × token"}`);
     syncText(this.note, `(${scene.valuesNote})`);
     syncText(this.queryText, describeQuery(scene.shape, scene.query));
     this.resetButton.disabled = !scene.canResetQuery;
@@ -298,13 +301,16 @@ export class OverlayPanel {
   private describe(scene: OverlayScene, grid: string, rect: Rect): void {
     const data = this.canvas.dataset;
     data.mode = scene.mode;
+    data.method = scene.method;
     data.layer = String(scene.layer);
     data.head = String(scene.head);
     data.grid = grid;
     data.gridRect = JSON.stringify([rect.x, rect.y, rect.width, rect.height]);
     this.canvas.setAttribute(
       "aria-label",
-      scene.mode === "query"
+      scene.methodTitle
+        ? `${scene.methodTitle} over the picture.`
+        : scene.mode === "query"
         ? `Layer ${scene.layer} head ${scene.head} over the picture. Arrow keys move a patch cursor, Enter makes it the query.`
         : `Layer ${scene.layer} head ${scene.head}, token by token matrix. Arrow keys move a cell cursor.`,
     );

@@ -10,6 +10,8 @@ const CSS = `
 .attnwidget button:disabled { opacity: 0.5; }
 .attnwidget .aw-status { color: var(--jp-ui-font-color2, #555); margin: 4px 0 6px; min-height: 1.4em; overflow-wrap: anywhere; }
 .attnwidget .aw-status[data-status="error"] { color: var(--jp-error-color1, #c62828); }
+.attnwidget .aw-predictions { margin: 0 0 6px; overflow-wrap: anywhere; }
+.attnwidget .aw-predictions:empty { display: none; }
 .attnwidget .aw-body { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .attnwidget .aw-grid { display: block; cursor: pointer; max-width: 100%; }
 .attnwidget .aw-grid:focus { outline: none; }

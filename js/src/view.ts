@@ -18,6 +18,7 @@ import {
   readViewState,
   saveTraits,
 } from "./model";
+import { METHODS, describePredictions, readExplanation, readMethod, readPredictions } from "./methods";
 import { colorBarRange, displayRanges, valueRange } from "./normalize";
 import { type OverlayScene, OverlayPanel, PictureLoader, matrixCellName } from "./overlay";
 import { statusLine } from "./status";
@@ -44,6 +45,10 @@ const VIEW_TRAITS = [
   "crop_box",
   "input_size",
   "patch_size",
+  "method",
+  "explanation",
+  "explanation_title",
+  "predictions",
 ];
 
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
@@ -73,6 +78,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     ["layer", "per layer"],
     ["global", "global"],
   ]);
+  const methodSelect = labelledSelect(doc, "Method", "attnwidget-method", METHODS);
+  const predictions = element(doc, "div", { className: "aw-predictions", testId: "attnwidget-predictions" });
   const status = element(doc, "div", { className: "aw-status", testId: "attnwidget-status", attrs: { role: "status", "aria-live": "polite" } });
   const grid = new GridCanvas(doc);
   const hint = element(doc, "div", { className: "aw-hint", testId: "attnwidget-grid-readout", text: GRID_HINT });
@@ -86,13 +93,18 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   });
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
   const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
-    element(doc, "div", { className: "aw-toolbar" }, [viewSelect.label, colormapSelect.label, normalizeSelect.label]),
+    element(doc, "div", { className: "aw-toolbar" }, [viewSelect.label, colormapSelect.label, normalizeSelect.label, methodSelect.label]),
     status,
+    predictions,
     element(doc, "div", { className: "aw-body" }, [element(doc, "div", { className: "aw-grid-panel" }, [grid.canvas, hint]), overlay.root]),
   ]);
   el.append(root);
 
   let hover: TileHit | null = null;
+  let explanationVersion = 0;
+  const explanationChanged = (): void => {
+    explanationVersion += 1;
+  };
   let cancelFrame: (() => void) | null = null;
 
   const draw = (): void => {
@@ -101,6 +113,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     syncSelect(viewSelect.select, state.view);
     syncSelect(colormapSelect.select, state.colormap);
     syncSelect(normalizeSelect.select, state.normalize);
+    syncSelect(methodSelect.select, readMethod(model));
+    const top = readPredictions(model);
+    syncText(predictions, top.length ? `Predicted: ${describePredictions(top)}` : "");
     drawStatus();
     drawGridAndOverlay(state);
     describeHover();
@@ -161,6 +176,14 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       maxWidth,
     });
     grid.canvas.dataset.view = state.view;
+    const method = readMethod(model);
+    if (method !== "attention" && state.overlayOpen) {
+      pictures.load(model.get("image"));
+      const width = parseFloat(grid.canvas.style.width) || maxWidth;
+      overlay.show(methodScene(state, method, width));
+      root.dataset.overlayOpen = "true";
+      return;
+    }
     if (!state.overlayOpen || !state.selected || selectedTile < 0) {
       overlay.hide();
       root.dataset.overlayOpen = "false";
@@ -171,6 +194,38 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const width = parseFloat(grid.canvas.style.width) || maxWidth;
     overlay.show(overlayScene(state, { source, ranges, tile: selectedTile, caption, width }));
     root.dataset.overlayOpen = "true";
+  };
+
+  /** The overlay's view of the chosen method's map, computed by the kernel for the whole input. */
+  const methodScene = (state: ViewState, method: string, gridWidth: number): OverlayScene => {
+    const shape = store.shape;
+    const explanation = readExplanation(model, shape.gh * shape.gw);
+    const label = METHODS.find(([name]) => name === method)?.[1] ?? method;
+    const query = readQuery(model);
+    return {
+      mode: "query",
+      layer: state.selected?.[0] ?? 0,
+      head: state.selected?.[1] ?? 0,
+      shape,
+      picture: readPicture(model),
+      map: explanation?.values ?? null,
+      specials: null,
+      matrix: null,
+      range: explanation ? valueRange(explanation.values) : null,
+      rangeCaption: "colour range: this map",
+      lut: colormap(state.colormap),
+      colormap: state.colormap,
+      alpha: state.alpha,
+      interpolation: state.interpolation,
+      query,
+      valuesNote: explanation ? "exact values" : "waiting for the kernel",
+      notice: explanation ? "" : `The ${label} map is computed by a running kernel.`,
+      canResetQuery: !sameQuery(query, defaultQuery(shape)),
+      maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, gridWidth),
+      key: `${store.version}|method|${method}|${explanationVersion}|${state.colormap}|${state.interpolation}`,
+      method,
+      methodTitle: explanation?.title || label,
+    };
   };
 
   /** The overlay's view of the selected tile: exact values from the kernel when they arrived, else the grid's. */
@@ -206,6 +261,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       canResetQuery: !sameQuery(query, defaultQuery(shape)),
       maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, tiles.width),
       key: `${store.version}|${state.view}|${state.colormap}|${state.normalize}|${state.interpolation}|${layer},${head}|${exactValues ? "exact" : "8bit"}`,
+      method: "attention",
+      methodTitle: "",
     };
   };
 
@@ -296,8 +353,10 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     [viewSelect.select, "change", () => saveTraits(model, { view: viewSelect.select.value })],
     [colormapSelect.select, "change", () => saveTraits(model, { colormap: colormapSelect.select.value })],
     [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],
+    [methodSelect.select, "change", () => saveTraits(model, { method: methodSelect.select.value, overlay_open: true })],
   ];
   for (const [target, type, listener] of domListeners) target.addEventListener(type, listener);
+  model.on("change:explanation", explanationChanged);
   for (const name of VIEW_TRAITS) model.on(`change:${name}`, schedule);
   const unsubscribe = store.subscribe(schedule);
   const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(schedule);
@@ -308,6 +367,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     cancelFrame?.();
     resize?.disconnect();
     unsubscribe();
+    model.off("change:explanation", explanationChanged);
     for (const name of VIEW_TRAITS) model.off(`change:${name}`, schedule);
     for (const [target, type, listener] of domListeners) target.removeEventListener(type, listener);
     pictures.dispose();

@@ -27,6 +27,8 @@ function scene(overrides: Partial<OverlayScene>): OverlayScene {
     canResetQuery: false,
     maxSide: 256,
     key: "",
+    method: "attention",
+    methodTitle: "",
     ...overrides,
   };
 }

@@ -236,6 +236,37 @@ def test_toolbar_and_keyboard_drive_the_grid(
     assert live_notebook.evaluate("(grid5.selected, grid5.overlay_open)") == ([2, 3], False)
 
 
+def test_method_selector_changes_the_overlay(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, "grid7 = attnwidget.explore(image)")
+    expect_full_grid(widget)
+    expect(widget.predictions).to_contain_text("Predicted: ")
+    widget.click_tile(7, 0)
+    expect_overlay_drawn(widget)
+    expect(widget.overlay_canvas).to_have_attribute("data-method", "attention")
+    head = widget.overlay_stats()["hash"]
+
+    widget.method.select_option("rollout")
+    expect(widget.overlay_canvas).to_have_attribute("data-method", "rollout")
+    expect(widget.overlay_title).to_have_text("attention rollout", timeout=DRAW_TIMEOUT_MS)
+    rollout = widget.wait_for_overlay_to_change(head, DRAW_TIMEOUT_MS)
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-7-rollout.png")
+
+    widget.method.select_option("grad-cam")
+    expect(widget.overlay_title).to_contain_text("Grad-CAM for class", timeout=DRAW_TIMEOUT_MS)
+    widget.wait_for_overlay_to_change(rollout, DRAW_TIMEOUT_MS)
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-7-grad-cam.png")
+    method, title, predicted = live_notebook.evaluate(
+        "(grid7.method, grid7.explanation_title, grid7.predictions[0]['label'])"
+    )
+    assert (method, title) == ("grad-cam", f"Grad-CAM for class {predicted!r}")
+
+    widget.method.select_option("attention")  # back to the selected head
+    expect(widget.overlay_title).to_contain_text("l=8 h=1")
+    widget.wait_for_overlay_to_change(rollout, DRAW_TIMEOUT_MS)
+
+
 def test_saved_notebook_shows_the_grid_without_its_kernel(
     browser: Browser, jupyter_server: JupyterServer, artifacts: Path
 ):

@@ -5,7 +5,9 @@ Hooks used (see js/src/grid.ts and js/src/overlay.ts):
   `data-tile-rects` (JSON `[x, y, w, h]` per tile, row-major, CSS px in the canvas), `data-selected`;
 - overlay `[data-testid=attnwidget-overlay]` and its canvas `[data-testid=attnwidget-overlay-canvas]`:
   `data-layer`, `data-head`, `data-grid` ("gh,gw"), `data-grid-rect` (JSON `[x, y, w, h]`);
-- `[data-testid=attnwidget-status]` with `data-status`, `[data-testid=attnwidget-query]`.
+  `data-method` (the method whose map is shown);
+- `[data-testid=attnwidget-status]` with `data-status`, `[data-testid=attnwidget-query]`,
+  `[data-testid=attnwidget-method]` (the method selector), `[data-testid=attnwidget-predictions]`.
 """
 
 from __future__ import annotations
@@ -42,20 +44,21 @@ _TILE_PIXELS_JS = """
 }
 """
 
-#: Whole-canvas statistics: share of opaque pixels, distinct colours, spread of the luminance.
+#: Whole-canvas statistics: share of opaque pixels, distinct colours, spread of the luminance, a hash.
 _CANVAS_STATS_JS = """
 (canvas) => {
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  let opaque = 0, sum = 0, sum2 = 0;
+  let opaque = 0, sum = 0, sum2 = 0, hash = 2166136261;
   const colours = new Set();
   for (let i = 0; i < data.length; i += 4) {
     if (data[i + 3] === 255) opaque++;
     colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
     const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
     sum += y; sum2 += y * y;
+    hash = Math.imul(hash ^ data[i] ^ (data[i + 1] << 8) ^ (data[i + 2] << 16), 16777619) >>> 0;
   }
   const n = data.length / 4;
-  return { width: canvas.width, height: canvas.height, opaque: opaque / n, colours: colours.size,
+  return { hash, width: canvas.width, height: canvas.height, opaque: opaque / n, colours: colours.size,
            lumaStd: Math.sqrt(Math.max(0, sum2 / n - (sum / n) ** 2)) };
 }
 """
@@ -82,6 +85,9 @@ class Widget:
         self.overlay = self.root.locator("[data-testid=attnwidget-overlay]")
         self.overlay_canvas = self.overlay.locator("[data-testid=attnwidget-overlay-canvas]")
         self.query_text = self.overlay.locator("[data-testid=attnwidget-query]")
+        self.overlay_title = self.overlay.locator("[data-testid=attnwidget-overlay-title]")
+        self.method = self.root.locator("[data-testid=attnwidget-method]")
+        self.predictions = self.root.locator("[data-testid=attnwidget-predictions]")
 
     def tiles_drawn(self) -> int:
         return int(self.grid.get_attribute("data-tiles-drawn") or 0)
@@ -110,6 +116,17 @@ class Widget:
 
     def overlay_stats(self) -> dict:
         return self.overlay_canvas.evaluate(_CANVAS_STATS_JS)
+
+    def wait_for_overlay_to_change(self, before: int, timeout_ms: int) -> int:
+        """Wait until the overlay canvas's pixels hash to something other than `before`; return the hash."""
+        return self.overlay_canvas.page.wait_for_function(
+            f"""([canvas, before]) => {{
+              const now = ({_CANVAS_STATS_JS})(canvas);
+              return now.hash !== before && now.opaque > 0.99 ? now.hash : false;
+            }}""",
+            arg=[self.overlay_canvas.element_handle(), before],
+            timeout=timeout_ms,
+        ).json_value()
 
     def click_patch(self, row: int, col: int) -> None:
         """Click the centre of patch (row, col) of the overlay's patch grid."""

@@ -1,0 +1,60 @@
+/**
+ * The interpretability methods the kernel computes (`attnwidget/explain.py`), the map it sends for
+ * the chosen one (`explanation`, float32 over the patch grid) and the model's top predictions.
+ */
+import { readFloat32 } from "./decode";
+import type { WidgetModel } from "./model";
+
+/** Method names as the `method` trait takes them, with their labels; mirrors `explain.METHODS`. */
+export const METHODS: readonly (readonly [string, string])[] = [
+  ["attention", "per head"],
+  ["head-mean", "head mean"],
+  ["head-max", "head max"],
+  ["head-min", "head min"],
+  ["rollout", "rollout"],
+  ["gradient-rollout", "gradient rollout"],
+  ["chefer", "Chefer relevance"],
+  ["grad-cam", "Grad-CAM"],
+];
+
+export interface Prediction {
+  readonly label: string;
+  readonly probability: number;
+}
+
+/** The `method` trait; "attention" (one head at a time) when unset or unknown. */
+export function readMethod(model: Pick<WidgetModel, "get">): string {
+  const value = model.get("method");
+  return METHODS.some(([name]) => name === value) ? (value as string) : "attention";
+}
+
+/** The chosen method's map (gh * gw values) and its title, or `null` while there is none. */
+export function readExplanation(model: Pick<WidgetModel, "get">, cells: number): { values: Float32Array; title: string } | null {
+  try {
+    const values = readFloat32(model.get("explanation"), "explanation");
+    if (values.length === 0 || values.length !== cells) return null;
+    const title = model.get("explanation_title");
+    return { values, title: typeof title === "string" ? title : "" };
+  } catch {
+    return null;
+  }
+}
+
+/** The `predictions` trait: labels with probabilities, most probable first; odd entries are skipped. */
+export function readPredictions(model: Pick<WidgetModel, "get">): Prediction[] {
+  const value = model.get("predictions");
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((entry) => {
+    if (typeof entry !== "object" || entry === null) return [];
+    const { label, probability } = entry as Record<string, unknown>;
+    return typeof probability === "number" && Number.isFinite(probability) ? [{ label: String(label), probability }] : [];
+  });
+}
+
+/** "tabby 41.2% · tiger cat 30.0%": plain text, shown with `textContent`, never as HTML. */
+export function describePredictions(predictions: readonly Prediction[], count = 3): string {
+  return predictions
+    .slice(0, count)
+    .map(({ label, probability }) => `${label} ${(probability * 100).toFixed(1)}%`)
+    .join(" · ");
+}
