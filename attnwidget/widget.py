@@ -359,15 +359,26 @@ class AttentionGrid(anywidget.AnyWidget):
         )
 
 
-def explore(image: ImageLike | None = None, model: Any = None, **kwargs: Any) -> AttentionGrid:
+def explore(
+    image: ImageLike | None = None, model: Any = None, *, panel: bool = False, **kwargs: Any
+) -> AttentionGrid:
     """Display an `AttentionGrid` and run it on `image`, so the grid fills in while the model runs.
 
-    Keep the returned widget (`grid = explore(...)`) to run it on other images: `grid.run(other)`.
+    With `panel=True` a `HeadStatsPanel` (mean attention distance or entropy per head, linked to the
+    grid's selection) is shown beside it. Keep the returned widget (`grid = explore(...)`) to run it
+    on other images: `grid.run(other)`.
     """
     from IPython.display import display
 
     widget = AttentionGrid(model, **kwargs)
-    display(widget)
+    if panel:
+        import ipywidgets
+
+        from .panel import HeadStatsPanel
+
+        display(ipywidgets.HBox([widget, HeadStatsPanel(widget)]))
+    else:
+        display(widget)
     if image is not None:
         widget.run(image)
     return widget

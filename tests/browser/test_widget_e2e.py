@@ -267,6 +267,39 @@ def test_method_selector_changes_the_overlay(
     widget.wait_for_overlay_to_change(rollout, DRAW_TIMEOUT_MS)
 
 
+PANEL = """\
+import ipywidgets
+from attnwidget.panel import HeadStatsPanel
+grid8 = attnwidget.AttentionGrid()
+panel8 = HeadStatsPanel(grid8)
+display(ipywidgets.HBox([grid8, panel8]))
+grid8.run(image);"""
+
+
+def test_statistics_panel_and_grid_select_each_other(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, PANEL)
+    expect_full_grid(widget)
+    dots = widget.scope.locator(".bqplot path.dot")
+    expect(dots).to_have_count(TILES, timeout=DRAW_TIMEOUT_MS)  # one dot per head
+
+    # Dots of one layer overlap where their values are close: the click goes to this dot element itself.
+    dots.nth(5 * COLS + 2).dispatch_event("click")  # layer 6, head 3
+    expect(widget.grid).to_have_attribute("data-selected", "6,3")
+    expect(widget.overlay).to_be_visible()
+    expect(widget.overlay_canvas).to_have_attribute("data-layer", "6")
+    expect(widget.overlay_canvas).to_have_attribute("data-head", "3")
+    assert live_notebook.evaluate("grid8.selected") == [6, 3]
+    widget.scope.screenshot(path=artifacts / f"{jupyter_server.flavor}-8-panel.png")
+
+    widget.click_tile(1, 7)  # layer 2, head 8: its dot is highlighted
+    expect(widget.grid).to_have_attribute("data-selected", "2,8")
+    assert live_notebook.evaluate("[int(i) for i in panel8.dots.selected]") == [1 * COLS + 7]
+    selected = dots.nth(1 * COLS + 7)
+    expect(selected).to_have_css("fill", "rgb(253, 231, 37)", timeout=DRAW_TIMEOUT_MS)
+
+
 def test_saved_notebook_shows_the_grid_without_its_kernel(
     browser: Browser, jupyter_server: JupyterServer, artifacts: Path
 ):

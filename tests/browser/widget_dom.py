@@ -79,6 +79,7 @@ class Widget:
     """One rendered attnwidget view (its root element) inside a notebook cell."""
 
     def __init__(self, scope: Locator):
+        self.scope = scope  # the notebook cell (or page) the widget is in
         self.root = scope.locator("[data-testid=attnwidget-root]")
         self.grid = self.root.locator("[data-testid=attnwidget-grid]")
         self.status = self.root.locator("[data-testid=attnwidget-status]")

@@ -1,0 +1,134 @@
+"""A bqplot panel of per-head statistics beside the grid, linked to it both ways.
+
+One dot per head: layer on x, mean attention distance in pixels (the figure of Dosovitskiy et al.,
+2020) or attention entropy on y. Clicking a dot selects that head in the grid and opens its
+overlay; selecting a head in the grid highlights its dot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bqplot
+import ipywidgets
+import numpy as np
+import torch
+import traitlets as t
+
+from . import methods
+from .widget import AttentionGrid
+
+METRICS = {
+    "distance": "mean attention distance (px)",
+    "entropy": "attention entropy (nats)",
+}
+
+
+@dataclass(frozen=True)
+class HeadStatistics:
+    """Per-head statistics of one picture, each [layers, heads]."""
+
+    distance: np.ndarray
+    entropy: np.ndarray
+
+
+def head_statistics(
+    attentions: list[torch.Tensor], special: int, grid: tuple[int, int], patch_size: int | tuple[int, int]
+) -> HeadStatistics:
+    """Mean attention distance (pixels) and entropy (nats) of every head, from per-layer [H, N, N]."""
+    stacked = torch.stack([layer.float() for layer in attentions])
+    distance = methods.mean_attention_distance(stacked, special, grid, patch_size)
+    return HeadStatistics(distance.numpy(), methods.attention_entropy(stacked).numpy())
+
+
+class HeadStatsPanel(ipywidgets.VBox):
+    """Per-head statistics of `grid`'s picture, one dot per head, linked to the grid's selection."""
+
+    metric = t.Enum(tuple(METRICS), "distance")
+
+    def __init__(self, grid: AttentionGrid, metric: str = "distance"):
+        self.grid = grid
+        self.statistics: HeadStatistics | None = None
+        self._x = bqplot.LinearScale()
+        self._y = bqplot.LinearScale()
+        self.dots = bqplot.Scatter(
+            x=np.zeros(0),
+            y=np.zeros(0),
+            scales={"x": self._x, "y": self._y},
+            default_size=48,
+            colors=["#3b528b"],
+            selected_style={"fill": "#fde725", "stroke": "black", "opacity": 1.0},
+            unselected_style={"opacity": 0.6},
+            interactions={"click": "select"},
+            tooltip=bqplot.Tooltip(fields=["x", "y"], labels=["layer", "value"], formats=["d", ".3g"]),
+        )
+        self._x_axis = bqplot.Axis(scale=self._x, label="layer", tick_format="d")
+        self._y_axis = bqplot.Axis(scale=self._y, side="left", label=METRICS[metric])
+        self.figure = bqplot.Figure(
+            marks=[self.dots],
+            axes=[self._x_axis, self._y_axis],
+            fig_margin={"top": 16, "bottom": 44, "left": 60, "right": 12},
+            layout=ipywidgets.Layout(width="360px", height="320px"),
+        )
+        self.metric_picker = ipywidgets.ToggleButtons(
+            options=[(label.split(" (")[0], name) for name, label in METRICS.items()], value=metric
+        )
+        super().__init__([self.metric_picker, self.figure], metric=metric)
+        t.link((self.metric_picker, "value"), (self, "metric"))
+        self.dots.on_element_click(self._dot_clicked)
+        self._source: object = None
+        grid.observe(self._grid_ran, names="status")
+        grid.observe(self._grid_selected, names="selected")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the statistics from the grid's last picture (all layers and heads)."""
+        source = self.grid._input
+        if source is None or self.grid.status != "done":
+            return
+        attentions = [self.grid.full_attention(layer) for layer in range(1, self.grid.layer_count + 1)]
+        layout = source.layout
+        self.statistics = head_statistics(attentions, layout.special_count, layout.grid, self.grid.patch_size)
+        self._source = source.pixel_values
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.statistics is None:
+            return
+        values = getattr(self.statistics, self.metric)
+        layers, heads = values.shape
+        # Heads of a layer spread a little around its x so that dots with equal values stay apart.
+        spread = (np.arange(heads) - (heads - 1) / 2) * (0.5 / max(heads, 1))
+        with self.dots.hold_sync():
+            self.dots.x = (np.arange(1, layers + 1)[:, None] + spread[None]).ravel()
+            self.dots.y = values.ravel()
+        self._y_axis.label = METRICS[self.metric]
+        self._grid_selected()
+
+    @t.observe("metric")
+    def _metric_changed(self, change: dict) -> None:
+        self._draw()
+
+    def _dot_clicked(self, mark: bqplot.Scatter, event: dict) -> None:
+        index = int(event["data"]["index"])
+        layer, head = divmod(index, self.grid.head_count)
+        layer, head = layer + 1, head + 1
+        with self.grid.hold_trait_notifications():
+            if layer not in self.grid.layers:
+                self.grid.layers = [*self.grid.layers, layer]
+            if head not in self.grid.heads:
+                self.grid.heads = [*self.grid.heads, head]
+        self.grid.selected = [layer, head]
+        self.grid.overlay_open = True
+
+    def _grid_ran(self, change: dict) -> None:
+        source = self.grid._input
+        if change["new"] == "done" and source is not None and source.pixel_values is not self._source:
+            self.refresh()
+
+    def _grid_selected(self, change: dict | None = None) -> None:
+        selected = self.grid.selected
+        if len(selected) == 2 and self.statistics is not None:
+            self.dots.selected = [(selected[0] - 1) * self.grid.head_count + selected[1] - 1]
+        else:
+            self.dots.selected = None

@@ -1,0 +1,57 @@
+"""The statistics panel: its dots are the heads' statistics, and it is linked to the grid both ways."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnwidget import AttentionGrid, load_image, methods
+from attnwidget.panel import HeadStatsPanel
+
+PICTURE = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def linked(tiny_model_dirs) -> tuple[AttentionGrid, HeadStatsPanel]:
+    grid = AttentionGrid(tiny_model_dirs["vit"], layers=[1, 2], heads=[1])
+    grid.run(PICTURE)
+    return grid, HeadStatsPanel(grid)
+
+
+def test_dots_are_every_heads_distance_and_entropy(linked):
+    grid, panel = linked
+    vision = grid.vision_model
+    pixel_values, _ = vision.prepare(load_image(PICTURE))
+    with torch.no_grad():
+        attentions = torch.stack(
+            [
+                a[0]
+                for a in vision.forward_module(pixel_values=pixel_values, output_attentions=True).attentions
+            ]
+        )
+    distance = methods.mean_attention_distance(attentions, 1, (4, 4), 8).numpy()
+    assert panel.dots.y.shape == (3 * 4,)  # every layer and head, not only those shown
+    np.testing.assert_allclose(panel.dots.y, distance.ravel(), rtol=1e-5)
+    assert np.array_equal(np.round(panel.dots.x), np.repeat([1, 2, 3], 4))  # layer on x
+    panel.metric = "entropy"
+    np.testing.assert_allclose(panel.dots.y, methods.attention_entropy(attentions).numpy().ravel(), rtol=1e-5)
+    assert panel.metric_picker.value == "entropy"
+
+
+def test_clicking_a_dot_selects_the_head_and_the_grid_highlights_the_dot(linked):
+    grid, panel = linked
+    panel._dot_clicked(panel.dots, {"data": {"index": 2 * 4 + 3}})  # layer 3, head 4: not shown yet
+    assert grid.selected == [3, 4] and grid.overlay_open
+    assert grid.layers == [1, 2, 3] and grid.heads == [1, 4]
+    grid.selected = [1, 1]
+    assert list(panel.dots.selected) == [0]
+    grid.selected = []
+    assert panel.dots.selected is None
+
+
+def test_a_new_picture_refreshes_the_statistics(linked):
+    grid, panel = linked
+    before = panel.dots.y.copy()
+    grid.run(PICTURE[::-1])
+    assert not np.allclose(panel.dots.y, before)
