@@ -80,6 +80,7 @@ class AttentionGrid(anywidget.AnyWidget):
     interpolation = t.Enum(("bilinear", "nearest"), "bilinear").tag(sync=True)
     method = t.Enum(tuple(METHODS), "attention").tag(sync=True)
     target = t.Unicode("").tag(sync=True)
+    mask_mass = t.Float(0.0, min=0.0, max=1.0).tag(sync=True)
 
     def __init__(
         self,

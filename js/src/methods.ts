@@ -28,6 +28,12 @@ export function readMethod(model: Pick<WidgetModel, "get">): string {
   return METHODS.some(([name]) => name === value) ? (value as string) : "attention";
 }
 
+/** The `mask_mass` trait: the share of the map a DINO mask keeps, 0 (no mask) when unset or out of range. */
+export function readMaskMass(model: Pick<WidgetModel, "get">): number {
+  const value = Number(model.get("mask_mass"));
+  return value > 0 && value <= 1 ? value : 0;
+}
+
 /** The chosen method's map (gh * gw values) and its title, or `null` while there is none. */
 export function readExplanation(model: Pick<WidgetModel, "get">, cells: number): { values: Float32Array; title: string } | null {
   try {

@@ -18,6 +18,7 @@ import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, s
 import { type PictureLayout, type Rect, cellAt, cellTokenRange, gridCoverage, pictureLayout } from "./layout";
 import type { GridShape, PictureState, ViewMode } from "./model";
 import { describeQuery, formatValue, patchToken, tokenName } from "./tokens";
+import { maskEdges, massMask } from "./mask";
 import { type Interpolation, maxPool, upsample } from "./upsample";
 
 export interface OverlayScene {
@@ -51,6 +52,8 @@ export interface OverlayScene {
   /** The method whose map is shown ("attention" for one head) and its title ("" for a head). */
   readonly method: string;
   readonly methodTitle: string;
+  /** Outline the smallest set of patches holding this share of the map (DINO mask); 0 for none. */
+  readonly maskMass: number;
 }
 
 export interface OverlayActions {
@@ -61,6 +64,7 @@ export interface OverlayActions {
   setColormap(name: string): void;
   resetQuery(): void;
   setQuery(token: number): void;
+  setMaskMass(mass: number): void;
 }
 
 /** A decoded picture and its size in pixels. */
@@ -71,6 +75,13 @@ export interface Picture {
 }
 
 const HEAT_MAX_PIXELS = 1024;
+const MASK_MASSES = [0.5, 0.6, 0.7, 0.8, 0.9];
+const MASK_CHOICES: readonly (readonly [string, string])[] = [["0", "off"], ...MASK_MASSES.map((mass) => [String(mass), `DINO ${Math.round(mass * 100)}%`] as const)];
+
+/** The menu entry of a mass: its own when listed, "off" for 0 or anything else. */
+function maskChoice(mass: number): string {
+  return MASK_MASSES.includes(mass) ? String(mass) : "0";
+}
 const IDLE_READOUT = "Hover the picture to read values; click a patch to make it the query.";
 const IDLE_MATRIX_READOUT = "Hover the matrix to read values: rows are queries, columns are keys.";
 
@@ -90,6 +101,8 @@ export class OverlayPanel {
   private readonly interpolation: HTMLSelectElement;
   private readonly interpolationLabel: HTMLLabelElement;
   private readonly colormap: HTMLSelectElement;
+  private readonly mask: HTMLSelectElement;
+  private readonly maskLabel: HTMLLabelElement;
   private readonly heat: HTMLCanvasElement;
   private heatKey = "";
   private scene: OverlayScene | null = null;
@@ -119,6 +132,9 @@ export class OverlayPanel {
     this.interpolationLabel = interpolation.label;
     const colormap = labelledSelect(doc, "Colours", "attnwidget-overlay-colormap", COLORMAP_NAMES.map((name) => [name, name] as const));
     this.colormap = colormap.select;
+    const mask = labelledSelect(doc, "Mask", "attnwidget-mask", MASK_CHOICES);
+    this.mask = mask.select;
+    this.maskLabel = mask.label;
     this.heat = doc.createElement("canvas");
 
     this.root = element(doc, "div", { className: "aw-overlay", testId: "attnwidget-overlay", attrs: { role: "region", "aria-label": "Attention head" } }, [
@@ -128,7 +144,7 @@ export class OverlayPanel {
       this.readout,
       element(doc, "div", { className: "aw-query" }, [doc.createTextNode("Query: "), this.queryText, doc.createTextNode(" "), this.resetButton]),
       this.notice,
-      element(doc, "div", { className: "aw-controls" }, [this.alphaLabel, interpolation.label, colormap.label]),
+      element(doc, "div", { className: "aw-controls" }, [this.alphaLabel, interpolation.label, colormap.label, mask.label]),
     ]);
     this.root.hidden = true;
 
@@ -138,6 +154,7 @@ export class OverlayPanel {
     this.alpha.addEventListener("change", () => actions.setAlpha(Number(this.alpha.value), true));
     this.interpolation.addEventListener("change", () => actions.setInterpolation(this.interpolation.value === "nearest" ? "nearest" : "bilinear"));
     this.colormap.addEventListener("change", () => actions.setColormap(this.colormap.value));
+    this.mask.addEventListener("change", () => actions.setMaskMass(Number(this.mask.value)));
     this.canvas.addEventListener("pointermove", (event) => this.hover(canvasPoint(this.canvas, event)));
     this.canvas.addEventListener("pointerleave", () => this.hover(null));
     this.canvas.addEventListener("click", (event) => this.click(canvasPoint(this.canvas, event)));
@@ -167,8 +184,9 @@ export class OverlayPanel {
     syncSelect(this.interpolation, scene.interpolation);
     syncSelect(this.colormap, scene.colormap);
     const queryMode = scene.mode === "query";
-    this.alpha.disabled = this.interpolation.disabled = !queryMode;
-    this.alphaLabel.hidden = this.interpolationLabel.hidden = !queryMode;
+    syncSelect(this.mask, maskChoice(scene.maskMass));
+    this.alpha.disabled = this.interpolation.disabled = this.mask.disabled = !queryMode;
+    this.alphaLabel.hidden = this.interpolationLabel.hidden = this.maskLabel.hidden = !queryMode;
     this.draw();
     this.updateReadout();
   }
@@ -233,6 +251,7 @@ export class OverlayPanel {
       context.fillRect(crop.x + crop.width, crop.y, geometry.width - crop.x - crop.width, crop.height);
       outline(context, crop, [6, 4]);
     }
+    this.drawMask(context, scene, geometry.grid);
     // Mark the query's patches (a few of them; "all patches" would just frame the grid).
     const first = scene.shape.specialTokens.length;
     const queryPatches = scene.query.filter((t) => t >= first && t < first + gh * gw);
@@ -243,6 +262,28 @@ export class OverlayPanel {
       }
     }
     if (this.cursor) outline(context, cellRect(geometry.grid, gh, gw, this.cursor.row, this.cursor.col), [2, 2]);
+  }
+
+  /** The DINO mask's contour over the patch grid: white on a dark halo, readable on any picture. */
+  private drawMask(context: CanvasRenderingContext2D, scene: OverlayScene, grid: Rect): void {
+    const { gh, gw } = scene.shape;
+    const mask = scene.map && scene.maskMass > 0 ? massMask(scene.map, scene.maskMass) : null;
+    this.canvas.dataset.maskCells = mask ? String(mask.reduce((sum, kept) => sum + kept, 0)) : "0";
+    if (!mask) return;
+    const path = new Path2D();
+    for (const [x0, y0, x1, y1] of maskEdges(mask, gh, gw)) {
+      path.moveTo(grid.x + (x0 * grid.width) / gw, grid.y + (y0 * grid.height) / gh);
+      path.lineTo(grid.x + (x1 * grid.width) / gw, grid.y + (y1 * grid.height) / gh);
+    }
+    context.save();
+    context.lineCap = "round";
+    context.strokeStyle = "rgba(0, 0, 0, 0.7)";
+    context.lineWidth = 4;
+    context.stroke(path);
+    context.strokeStyle = "white";
+    context.lineWidth = 2;
+    context.stroke(path);
+    context.restore();
   }
 
   private drawMatrix(scene: OverlayScene): void {

@@ -18,7 +18,7 @@ import {
   readViewState,
   saveTraits,
 } from "./model";
-import { METHODS, describePredictions, readExplanation, readMethod, readPredictions } from "./methods";
+import { METHODS, describePredictions, readExplanation, readMaskMass, readMethod, readPredictions } from "./methods";
 import { colorBarRange, displayRanges, valueRange } from "./normalize";
 import { type OverlayScene, OverlayPanel, PictureLoader, matrixCellName } from "./overlay";
 import { statusLine } from "./status";
@@ -49,6 +49,7 @@ const VIEW_TRAITS = [
   "explanation",
   "explanation_title",
   "predictions",
+  "mask_mass",
 ];
 
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
@@ -90,6 +91,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     setColormap: (name) => saveTraits(model, { colormap: name }),
     resetQuery: () => saveTraits(model, { query: defaultQuery(store.shape) }),
     setQuery: (token) => saveTraits(model, { query: [token] }),
+    setMaskMass: (mass) => saveTraits(model, { mask_mass: mass }),
   });
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
   const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
@@ -225,6 +227,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       key: `${store.version}|method|${method}|${explanationVersion}|${state.colormap}|${state.interpolation}`,
       method,
       methodTitle: explanation?.title || label,
+      maskMass: readMaskMass(model),
     };
   };
 
@@ -263,6 +266,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       key: `${store.version}|${state.view}|${state.colormap}|${state.normalize}|${state.interpolation}|${layer},${head}|${exactValues ? "exact" : "8bit"}`,
       method: "attention",
       methodTitle: "",
+      maskMass: readMaskMass(model),
     };
   };
 

@@ -29,6 +29,7 @@ function scene(overrides: Partial<OverlayScene>): OverlayScene {
     key: "",
     method: "attention",
     methodTitle: "",
+    maskMass: 0,
     ...overrides,
   };
 }

@@ -267,6 +267,27 @@ def test_method_selector_changes_the_overlay(
     widget.wait_for_overlay_to_change(rollout, DRAW_TIMEOUT_MS)
 
 
+def test_dino_mask_outlines_the_patches_holding_the_mass(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, "grid9 = attnwidget.explore(image)")
+    expect_full_grid(widget)
+    widget.click_tile(5, 4)  # layer 6, head 5
+    expect_overlay_drawn(widget)
+    expect(widget.overlay).to_contain_text("(exact values)")
+    plain = widget.overlay_stats()["hash"]
+
+    widget.overlay.locator("[data-testid=attnwidget-mask]").select_option("0.6")
+    expected = live_notebook.evaluate(
+        "int(attnwidget.methods.dino_mask(grid9.full_attention(6)[4, 0, 1:], 0.6).sum())"
+    )
+    assert 0 < expected < 144
+    expect(widget.overlay_canvas).to_have_attribute("data-mask-cells", str(expected))
+    widget.wait_for_overlay_to_change(plain, DRAW_TIMEOUT_MS)  # the contour is on the picture
+    assert live_notebook.evaluate("grid9.mask_mass") == 0.6
+    widget.overlay.screenshot(path=artifacts / f"{jupyter_server.flavor}-9-dino-mask.png")
+
+
 PANEL = """\
 import ipywidgets
 from attnwidget.panel import HeadStatsPanel
