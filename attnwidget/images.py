@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,27 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray | torch.Tensor
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_sources(images: Iterable[ImageLike] | str | Path) -> list[ImageLike]:
+    """The pictures of a folder (its image files, sorted by name) or of a list / iterable, as a list.
+
+    A single picture (a path to a file, an array, a PIL image) is refused: pass a list of them.
+    """
+    if isinstance(images, (str, Path)):
+        folder = Path(images).expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"{images} is not a folder: give a folder of images or a list of pictures")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise ValueError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        return list(files)
+    if isinstance(images, Image.Image) or hasattr(images, "shape"):  # one picture: array or tensor
+        raise ValueError("give several pictures as a list (or a folder); run(image) takes a single one")
+    return list(images)
 
 
 def load_image(image: ImageLike) -> Image.Image:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -127,6 +129,33 @@ def patch_distances(grid: tuple[int, int], patch_size: int | tuple[int, int]) ->
     rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
     centres = torch.stack([rows.flatten() * float(height), cols.flatten() * float(width)], dim=1)
     return torch.cdist(centres, centres)
+
+
+@dataclass(frozen=True)
+class HeadStatistics:
+    """Per-head statistics, each [layers, heads]: mean attention distance (pixels) and entropy (nats)."""
+
+    distance: np.ndarray
+    entropy: np.ndarray
+
+    @staticmethod
+    def mean(statistics: Sequence[HeadStatistics]) -> HeadStatistics:
+        """The average over pictures, as the ViT paper averages mean attention distance over 128 images."""
+        if not statistics:
+            raise ValueError("no statistics to average")
+        return HeadStatistics(
+            np.mean([s.distance for s in statistics], axis=0),
+            np.mean([s.entropy for s in statistics], axis=0),
+        )
+
+
+def head_statistics(
+    attentions: Attentions, special: int, grid: tuple[int, int], patch_size: int | tuple[int, int]
+) -> HeadStatistics:
+    """Mean attention distance and entropy of every head of one picture, from per-layer [H, N, N]."""
+    stacked = torch.stack([layer.float() for layer in _layers(attentions, 1)])
+    distance = mean_attention_distance(stacked, special, grid, patch_size)
+    return HeadStatistics(distance.cpu().numpy(), attention_entropy(stacked).cpu().numpy())
 
 
 def attention_entropy(attention: torch.Tensor) -> torch.Tensor:

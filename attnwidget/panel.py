@@ -7,38 +7,18 @@ overlay; selecting a head in the grid highlights its dot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import bqplot
 import ipywidgets
 import numpy as np
-import torch
 import traitlets as t
 
-from . import methods
+from .methods import HeadStatistics, head_statistics
 from .widget import AttentionGrid
 
 METRICS = {
     "distance": "mean attention distance (px)",
     "entropy": "attention entropy (nats)",
 }
-
-
-@dataclass(frozen=True)
-class HeadStatistics:
-    """Per-head statistics of one picture, each [layers, heads]."""
-
-    distance: np.ndarray
-    entropy: np.ndarray
-
-
-def head_statistics(
-    attentions: list[torch.Tensor], special: int, grid: tuple[int, int], patch_size: int | tuple[int, int]
-) -> HeadStatistics:
-    """Mean attention distance (pixels) and entropy (nats) of every head, from per-layer [H, N, N]."""
-    stacked = torch.stack([layer.float() for layer in attentions])
-    distance = methods.mean_attention_distance(stacked, special, grid, patch_size)
-    return HeadStatistics(distance.numpy(), methods.attention_entropy(stacked).numpy())
 
 
 class HeadStatsPanel(ipywidgets.VBox):
@@ -76,20 +56,25 @@ class HeadStatsPanel(ipywidgets.VBox):
         super().__init__([self.metric_picker, self.figure], metric=metric)
         t.link((self.metric_picker, "value"), (self, "metric"))
         self.dots.on_element_click(self._dot_clicked)
-        self._source: object = None
+        self._source: tuple | None = None  # (pixel values, mean statistics) the dots were computed from
         grid.observe(self._grid_ran, names="status")
         grid.observe(self._grid_selected, names="selected")
         self.refresh()
 
     def refresh(self) -> None:
-        """Recompute the statistics from the grid's last picture (all layers and heads)."""
+        """Recompute the statistics: the mean over the pictures of `run_many`, else the picture's own."""
         source = self.grid._input
         if source is None or self.grid.status != "done":
             return
-        attentions = [self.grid.full_attention(layer) for layer in range(1, self.grid.layer_count + 1)]
-        layout = source.layout
-        self.statistics = head_statistics(attentions, layout.special_count, layout.grid, self.grid.patch_size)
-        self._source = source.pixel_values
+        if self.grid.mean_statistics is not None:
+            self.statistics = self.grid.mean_statistics
+        else:
+            attentions = [self.grid.full_attention(layer) for layer in range(1, self.grid.layer_count + 1)]
+            layout = source.layout
+            self.statistics = head_statistics(
+                attentions, layout.special_count, layout.grid, self.grid.patch_size
+            )
+        self._source = (source.pixel_values, self.grid.mean_statistics)
         self._draw()
 
     def _draw(self) -> None:
@@ -102,7 +87,8 @@ class HeadStatsPanel(ipywidgets.VBox):
         with self.dots.hold_sync():
             self.dots.x = (np.arange(1, layers + 1)[:, None] + spread[None]).ravel()
             self.dots.y = values.ravel()
-        self._y_axis.label = METRICS[self.metric]
+        pictures = self.grid.image_count if self.grid.mean_statistics is not None else 1
+        self._y_axis.label = METRICS[self.metric] + (f", mean of {pictures} pictures" if pictures > 1 else "")
         self._grid_selected()
 
     @t.observe("metric")
@@ -123,7 +109,13 @@ class HeadStatsPanel(ipywidgets.VBox):
 
     def _grid_ran(self, change: dict) -> None:
         source = self.grid._input
-        if change["new"] == "done" and source is not None and source.pixel_values is not self._source:
+        if change["new"] != "done" or source is None:
+            return
+        if self.grid.mean_statistics is not None:
+            current = (self._source or (None, None))[1] is self.grid.mean_statistics
+        else:
+            current = (self._source or (None, None))[0] is source.pixel_values
+        if not current:
             self.refresh()
 
     def _grid_selected(self, change: dict | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from torch import nn
 from .capture import StopCapture
 from .encode import decode_rows, encode_rows, float32_bytes
 from .explain import METHODS, class_index, explain, predictions
-from .images import ImageLike, encode_jpeg, load_image
+from .images import ImageLike, encode_jpeg, image_sources, load_image
+from .methods import HeadStatistics, head_statistics
 from .models import TokenLayout, VisionModel
 from .reduce import matrix_size_for_budget, pool_matrix, query_rows
 from .render import grid_picture
@@ -69,6 +70,7 @@ class AttentionGrid(anywidget.AnyWidget):
     predictions = t.List(t.Dict()).tag(sync=True)
     explanation = t.Bytes(b"").tag(sync=True)
     explanation_title = t.Unicode("").tag(sync=True)
+    image_count = t.Int(0).tag(sync=True)
 
     # View, written by the front-end or by Python.
     view = t.Enum(("query", "matrix"), "query").tag(sync=True)
@@ -81,6 +83,7 @@ class AttentionGrid(anywidget.AnyWidget):
     method = t.Enum(tuple(METHODS), "attention").tag(sync=True)
     target = t.Unicode("").tag(sync=True)
     mask_mass = t.Float(0.0, min=0.0, max=1.0).tag(sync=True)
+    image_index = t.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -103,6 +106,9 @@ class AttentionGrid(anywidget.AnyWidget):
         self._input: _Input | None = None
         self._cache: list[torch.Tensor] | None = None
         self._busy = False
+        self._gallery: list[_Snapshot] = []
+        self.mean_statistics: HeadStatistics | None = None
+        """Per-head statistics averaged over the pictures of the last `run_many`, else None."""
         with self.hold_trait_notifications():
             self.model_name = self._vision.name
             self.layer_count = self._vision.layer_count
@@ -120,6 +126,8 @@ class AttentionGrid(anywidget.AnyWidget):
     def run(self, image: ImageLike, *, query: Sequence[int] | None = None) -> AttentionGrid:
         """Run the model on `image` and stream its attention into the grid, layer by layer.
 
+        A single run ends the set of pictures of `run_many` (the slider goes away).
+
         `query` lists token indices whose attention rows are averaged (default: CLS, or every
         patch for models without one). The widget keeps its state if the image or the query is bad.
         """
@@ -135,8 +143,70 @@ class AttentionGrid(anywidget.AnyWidget):
             "input_size": [int(pixel_values.shape[-2]), int(pixel_values.shape[-1])],
             "patch_size": self._vision.patch_size[0],
         }
+        if self._gallery:
+            self._gallery, self.mean_statistics = [], None
+            picture_state = {**picture_state, "image_count": 0, "image_index": 0}
         self._compute(_Input(pixel_values, layout, query), rerun=True, picture_state=picture_state)
         return self
+
+    def run_many(self, images: Iterable[ImageLike] | str | Path, *, progress: bool = True) -> AttentionGrid:
+        """Run the model on every picture (a list, any iterable, or a folder of image files).
+
+        Each picture's grid is kept, so `image_index` (or the widget's slider) browses them without
+        running the model again; `mean_statistics` averages the per-head mean attention distance
+        and entropy over them. A progress bar (tqdm) shows unless `progress` is False.
+        """
+        from tqdm.auto import tqdm
+
+        sources = image_sources(images)
+        gallery: list[_Snapshot] = []
+        statistics: list[HeadStatistics] = []
+        for source in tqdm(sources, desc="attnwidget", unit="picture", disable=not progress):
+            self._gallery = []  # the run below is a new picture, not one of the gallery
+            self.run(source)
+            gallery.append(self._snapshot())
+            layout = self._input.layout
+            attentions = [self.full_attention(layer) for layer in range(1, self.layer_count + 1)]
+            statistics.append(head_statistics(attentions, layout.special_count, layout.grid, self.patch_size))
+        if not gallery:
+            raise ValueError("no pictures to run: give a non-empty list, iterable or folder of images")
+        self.mean_statistics = HeadStatistics.mean(statistics)
+        with self.hold_sync():
+            self.image_count = len(gallery)
+            self.image_index = len(gallery) - 1  # the picture on screen (set before the gallery: no redraw)
+            self.status = "running"  # tells listeners (the statistics panel) that the set changed
+            self.status = "done"
+        self._gallery = gallery
+        return self
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(
+            traits={name: getattr(self, name) for name in _PICTURE_TRAITS},
+            source=self._input,
+            selection=(list(self.layers), list(self.heads)),
+        )
+
+    @t.observe("image_index")
+    def _image_index_changed(self, change: dict) -> None:
+        if not self._gallery or self._busy:
+            return
+        if not 0 <= change["new"] < len(self._gallery):
+            self.message = f"error: picture {change['new']} is out of range: there are {len(self._gallery)}"
+            self.image_index = change["old"]
+            return
+        snapshot = self._gallery[change["new"]]
+        self._input, self._cache = snapshot.source, None  # exact values are recomputed on request
+        if snapshot.selection != (self.layers, self.heads) or snapshot.source.query != self.query:
+            self._compute(snapshot.source, rerun=True)  # the selection changed since: recompute
+            self._gallery[change["new"]] = self._snapshot()
+            return
+        with self.hold_sync():
+            self.run_id += 1
+            for name, value in snapshot.traits.items():
+                setattr(self, name, value)
+        # Sent again after the new run_id, even when equal: the front-end drops its tiles on a new run_id.
+        self.send_state(["maps", "maps_range", "specials", "matrices", "matrices_range"])
+        self._update_explanation()
 
     def full_attention(self, layer: int) -> torch.Tensor:
         """Attention of layer `layer` (1-based) for the last image, [heads, tokens, tokens], on the CPU."""
@@ -403,6 +473,33 @@ class _Input:
     pixel_values: torch.Tensor
     layout: TokenLayout
     query: list[int]
+
+
+#: Traits that make up one picture's view: what the gallery of `run_many` keeps per picture.
+_PICTURE_TRAITS = (
+    "maps",
+    "maps_range",
+    "specials",
+    "matrix_size",
+    "matrices",
+    "matrices_range",
+    "query",
+    "grid",
+    "special_tokens",
+    "token_count",
+    "image",
+    "image_size",
+    "crop_box",
+    "input_size",
+    "predictions",
+)
+
+
+@dataclass
+class _Snapshot:
+    traits: dict[str, Any]
+    source: _Input
+    selection: tuple[list[int], list[int]]
 
 
 @dataclass

@@ -55,3 +55,54 @@ def test_a_new_picture_refreshes_the_statistics(linked):
     before = panel.dots.y.copy()
     grid.run(PICTURE[::-1])
     assert not np.allclose(panel.dots.y, before)
+
+
+def test_run_many_averages_the_statistics_and_browses_without_running(tiny_model_dirs, tmp_path):
+    from PIL import Image
+
+    from attnwidget.methods import head_statistics
+
+    pictures = [
+        np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8) for seed in range(3)
+    ]
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture).save(tmp_path / f"picture-{i}.png")
+    (tmp_path / "notes.txt").write_text("not a picture")
+    grid = AttentionGrid(tiny_model_dirs["vit"])
+    panel = HeadStatsPanel(grid)
+    grid.run_many(tmp_path, progress=False)  # a folder: its image files in name order
+    assert (grid.image_count, grid.image_index) == (3, 2)
+
+    vision = grid.vision_model
+    singles = []
+    for picture in pictures:
+        pixel_values, _ = vision.prepare(load_image(picture))
+        with torch.no_grad():
+            out = vision.forward_module(pixel_values=pixel_values, output_attentions=True)
+        singles.append(head_statistics([a[0] for a in out.attentions], 1, (4, 4), 8))
+    np.testing.assert_allclose(
+        grid.mean_statistics.distance, np.mean([s.distance for s in singles], 0), rtol=1e-5
+    )
+    np.testing.assert_allclose(panel.dots.y, grid.mean_statistics.distance.ravel(), rtol=1e-5)
+    assert "mean of 3 pictures" in panel._y_axis.label
+
+    alone = AttentionGrid(tiny_model_dirs["vit"])
+    alone.run(pictures[0])
+    runs = []
+    vision.run = lambda *args, **kwargs: runs.append(args)  # browsing must not run the model
+    grid.image_index = 0
+    assert runs == [] and grid.maps == alone.maps and grid.image == alone.image
+    assert grid.predictions == alone.predictions
+
+    grid.image_index = 7
+    assert grid.image_index == 0 and "out of range" in grid.message
+
+
+def test_run_many_refuses_nothing_to_run(tiny_model_dirs, tmp_path):
+    grid = AttentionGrid(tiny_model_dirs["vit"])
+    with pytest.raises(ValueError, match="no image files"):
+        grid.run_many(tmp_path)
+    with pytest.raises(ValueError, match="no pictures"):
+        grid.run_many([], progress=False)
+    with pytest.raises(ValueError, match="as a list"):
+        grid.run_many(PICTURE)

@@ -50,6 +50,8 @@ const VIEW_TRAITS = [
   "explanation_title",
   "predictions",
   "mask_mass",
+  "image_index",
+  "image_count",
 ];
 
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
@@ -81,6 +83,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   ]);
   const methodSelect = labelledSelect(doc, "Method", "attnwidget-method", METHODS);
   const predictions = element(doc, "div", { className: "aw-predictions", testId: "attnwidget-predictions" });
+  const pictureSlider = element(doc, "input", { testId: "attnwidget-image-index", attrs: { type: "range", min: "0", step: "1", "aria-label": "Picture" } });
+  const pictureText = element(doc, "span", { className: "aw-number" });
+  const pictureLabel = element(doc, "label", {}, [doc.createTextNode("Picture "), pictureSlider, pictureText]);
   const status = element(doc, "div", { className: "aw-status", testId: "attnwidget-status", attrs: { role: "status", "aria-live": "polite" } });
   const grid = new GridCanvas(doc);
   const hint = element(doc, "div", { className: "aw-hint", testId: "attnwidget-grid-readout", text: GRID_HINT });
@@ -95,7 +100,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   });
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
   const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
-    element(doc, "div", { className: "aw-toolbar" }, [viewSelect.label, colormapSelect.label, normalizeSelect.label, methodSelect.label]),
+    element(doc, "div", { className: "aw-toolbar" }, [viewSelect.label, colormapSelect.label, normalizeSelect.label, methodSelect.label, pictureLabel]),
     status,
     predictions,
     element(doc, "div", { className: "aw-body" }, [element(doc, "div", { className: "aw-grid-panel" }, [grid.canvas, hint]), overlay.root]),
@@ -116,6 +121,12 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     syncSelect(colormapSelect.select, state.colormap);
     syncSelect(normalizeSelect.select, state.normalize);
     syncSelect(methodSelect.select, readMethod(model));
+    const pictures = readCount(model, "image_count");
+    const picture = Math.min(readCount(model, "image_index"), Math.max(0, pictures - 1));
+    pictureLabel.hidden = pictures < 2;
+    pictureSlider.max = String(Math.max(0, pictures - 1));
+    if (pictureSlider.value !== String(picture)) pictureSlider.value = String(picture);
+    syncText(pictureText, ` ${picture + 1} / ${pictures}`);
     const top = readPredictions(model);
     syncText(predictions, top.length ? `Predicted: ${describePredictions(top)}` : "");
     drawStatus();
@@ -357,6 +368,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     [viewSelect.select, "change", () => saveTraits(model, { view: viewSelect.select.value })],
     [colormapSelect.select, "change", () => saveTraits(model, { colormap: colormapSelect.select.value })],
     [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],
+    [pictureSlider, "change", () => saveTraits(model, { image_index: Number(pictureSlider.value) })],
     [methodSelect.select, "change", () => saveTraits(model, { method: methodSelect.select.value, overlay_open: true })],
   ];
   for (const [target, type, listener] of domListeners) target.addEventListener(type, listener);

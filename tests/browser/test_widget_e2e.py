@@ -288,6 +288,30 @@ def test_dino_mask_outlines_the_patches_holding_the_mass(
     widget.overlay.screenshot(path=artifacts / f"{jupyter_server.flavor}-9-dino-mask.png")
 
 
+def test_slider_browses_the_pictures_of_run_many(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(
+        live_notebook,
+        "grid10 = attnwidget.explore()\n"
+        "grid10.run_many([image, image[::-1], image[:, ::-1]], progress=False);",
+    )
+    expect_full_grid(widget)
+    slider = widget.root.locator("[data-testid=attnwidget-image-index]")
+    expect(slider).to_be_visible()
+    expect(widget.root).to_contain_text("Picture  3 / 3")
+    before = widget.tile_pixels().hashes
+    runs = live_notebook.evaluate("grid10.run_id")
+
+    slider.fill("0")  # the first picture, from the kept grids: the model does not run again
+    expect(widget.root).to_contain_text("Picture  1 / 3")
+    changed = widget.wait_for_tiles_to_change(before, minimum=TILES // 2, timeout_ms=DRAW_TIMEOUT_MS)
+    assert changed >= TILES // 2
+    index, run_id, status = live_notebook.evaluate("(grid10.image_index, grid10.run_id, grid10.status)")
+    assert (index, run_id, status) == (0, runs + 1, "done")
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-10-run-many.png")
+
+
 PANEL = """\
 import ipywidgets
 from attnwidget.panel import HeadStatsPanel
