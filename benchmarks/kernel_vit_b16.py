@@ -18,9 +18,9 @@ import time
 
 import torch
 from skimage import data
-from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
+from vit_b16 import random_vit_b16
 
-from attnwidget import AttentionGrid, VisionModel
+from attnwidget import AttentionGrid
 
 
 def main() -> None:
@@ -28,9 +28,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    model = ViTForImageClassification(ViTConfig(attn_implementation="eager")).eval()
-    vision = VisionModel(model, ViTImageProcessorPil(), name="vit-base-patch16-224 (random init)")
+    vision = random_vit_b16()
+    model = vision.model
     image = data.chelsea()  # a 451 x 300 photograph shipped with scikit-image
     widget = AttentionGrid(vision)
     sent: list[int] = []

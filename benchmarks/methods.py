@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 from skimage import data
-from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
+from vit_b16 import random_vit_b16
 
 from attnwidget import VisionModel, default_model, methods
 from attnwidget.scenes import make_scene
@@ -115,9 +115,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    vit_b16 = ViTForImageClassification(ViTConfig(attn_implementation="eager")).eval()
-    vision = VisionModel(vit_b16, ViTImageProcessorPil(), name="ViT-B/16")
+    vision = random_vit_b16()
     measure(
         "ViT-B/16 224 x 224, 12 x 12 heads", contenders(vision, Image.fromarray(data.chelsea())), args.repeats
     )
