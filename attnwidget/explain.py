@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import methods
+from .capture import capture_attention
 from .models import VisionModel
 
 METHODS: dict[str, str] = {
@@ -26,10 +27,13 @@ METHODS: dict[str, str] = {
     "gradient-rollout": "gradient-weighted rollout",
     "chefer": "Chefer et al. relevance",
     "grad-cam": "Grad-CAM",
+    "token-norms": "token norms",
 }
 """Method names, as the widget's `method` trait takes them, and their titles."""
 
 GRADIENT_METHODS = ("gradient-rollout", "chefer", "grad-cam")
+HIGH_NORM_FACTOR = 4.0
+"""A patch token is high-norm when its norm exceeds this many times the median of its layer."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,9 @@ def explain(
 ) -> Explanation:
     """The map of `method` (a key of `METHODS` other than "attention") for one input [1, 3, H, W].
 
-    `layer` (1-based, default the last) is the layer of head fusion. `target` is the class a gradient
-    method explains (a label name or an index; default the predicted class). `attentions` are the
-    input's per-layer [heads, N, N] weights when already captured.
+    `layer` (1-based, default the last) is the layer of head fusion and token norms. `target` is the
+    class a gradient method explains (a label name or an index; default the predicted class).
+    `attentions` are the input's per-layer [heads, N, N] weights when already captured.
     """
     if method not in METHODS or method == "attention":
         choices = ", ".join(name for name in METHODS if name != "attention")
@@ -102,6 +106,8 @@ def explain(
     special, grid = layout.special_count, layout.grid
     if method in GRADIENT_METHODS:
         return _gradient_method(vision, pixel_values, method, target, discard_ratio)
+    if method == "token-norms":
+        return _token_norms(vision, pixel_values, layer, special, grid)
     if attentions is None:
         captured: list[torch.Tensor] = []
         vision.run(pixel_values, lambda _, weights: captured.append(weights[0].float().cpu()))
@@ -113,13 +119,50 @@ def explain(
             title = METHODS[method]
         matrix = methods.attention_rollout(attentions, discard_ratio=discard_ratio)
         return Explanation(method, methods.token_map(matrix, special, grid), title)
-    index = vision.layer_count if layer is None else layer
-    if not 1 <= index <= vision.layer_count:
-        raise ValueError(f"layer {index} is out of range: this model has layers 1..{vision.layer_count}")
+    index = _layer_number(vision, layer)
     fused = methods.fuse_heads(attentions[index - 1], method.removeprefix("head-"))  # type: ignore[arg-type]
     query = layout.default_query
     rows = fused[query].mean(dim=0, keepdim=True)
     return Explanation(method, rows[0, special:].reshape(grid), f"{METHODS[method]}, layer {index}")
+
+
+def _token_norms(
+    vision: VisionModel, pixel_values: torch.Tensor, layer: int | None, special: int, grid: tuple[int, int]
+) -> Explanation:
+    """Norms of the patch tokens after `layer`, and how much CLS attention goes to high-norm ones."""
+    index = _layer_number(vision, layer)
+    captured: list[torch.Tensor] = []
+    with (
+        torch.no_grad(),
+        vision.eager_attention(),
+        capture_attention(
+            vision.attention_modules,
+            vision.output_index,
+            lambda _, w: captured.append(w[0].float().cpu()),
+        ),
+    ):
+        out = vision.forward_module(pixel_values=pixel_values, output_hidden_states=True)
+    norms = methods.token_norms(out.hidden_states[1:]).cpu()  # after each layer
+    flags = methods.high_norm_tokens(norms, special, HIGH_NORM_FACTOR)[index - 1]
+    count = int(flags.sum())
+    title = f"token norms after layer {index}"
+    if count == 0:
+        title += ": no high-norm tokens"
+    else:
+        to_cls = captured[index - 1].mean(dim=0)[0] if special else captured[index - 1].mean(dim=(0, 1))
+        share = float(to_cls[flags].sum())
+        tokens = "1 high-norm token receives" if count == 1 else f"{count} high-norm tokens receive"
+        title += (
+            f": {tokens} {share:.0%} of the layer's CLS attention (norm > {HIGH_NORM_FACTOR:g}x the median)"
+        )
+    return Explanation("token-norms", norms[index - 1, special:].reshape(grid), title)
+
+
+def _layer_number(vision: VisionModel, layer: int | None) -> int:
+    index = vision.layer_count if layer is None else layer
+    if not 1 <= index <= vision.layer_count:
+        raise ValueError(f"layer {index} is out of range: this model has layers 1..{vision.layer_count}")
+    return index
 
 
 def _gradient_method(

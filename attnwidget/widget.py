@@ -376,7 +376,9 @@ class AttentionGrid(anywidget.AnyWidget):
 
     @t.observe("method", "target", "selected")
     def _explanation_inputs_changed(self, change: dict) -> None:
-        if change["name"] == "selected" and not self.method.startswith("head-"):
+        if change["name"] == "selected" and not (
+            self.method.startswith("head-") or self.method == "token-norms"
+        ):
             return
         if self._input is None or self._busy:
             return
@@ -394,7 +396,8 @@ class AttentionGrid(anywidget.AnyWidget):
         if self.method == "attention" or self._input is None:
             self.explanation, self.explanation_title = b"", ""
             return
-        layer = self.selected[0] if self.method.startswith("head-") and self.selected else None
+        per_layer = self.method.startswith("head-") or self.method == "token-norms"
+        layer = self.selected[0] if per_layer and self.selected else None
         result = explain(
             self._vision,
             self._input.pixel_values,

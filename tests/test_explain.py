@@ -108,3 +108,36 @@ def test_explain_checks_its_arguments(vit):
     with pytest.raises(ValueError, match="out of range"):
         class_index(vision, 7)
     assert first_norm_of_last_block(vision, pixel_values) is vision.model.vit.layers[-1].layernorm_before
+
+
+def test_token_norms_flag_a_high_norm_token_and_its_share_of_cls_attention(vit):
+    layers = vit.vision_model.model.vit.layers
+    boost = 3 + 4 * 2  # token 11: patch (2, 2)
+
+    def loud_token(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        hidden[:, boost] *= 50
+        return output
+
+    handle = layers[1].register_forward_hook(loud_token)  # after layer 2
+    try:
+        vit.run(PICTURE)  # the cached attention sees the loud token too
+        vit.selected = [2, 1]
+        vit.method = "token-norms"
+        vision = vit.vision_model
+        pixel_values, _ = vision.prepare(load_image(PICTURE))
+        with torch.no_grad():
+            out = vision.forward_module(
+                pixel_values=pixel_values, output_hidden_states=True, output_attentions=True
+            )
+    finally:
+        handle.remove()
+    norms = out.hidden_states[2][0].norm(dim=-1)
+    np.testing.assert_allclose(explanation(vit), norms[1:].reshape(4, 4).numpy(), rtol=1e-5)
+    share = float(out.attentions[1][0].mean(0)[0, boost])
+    assert vit.explanation_title == (
+        f"token norms after layer 2: 1 high-norm token receives {share:.0%} of the layer's CLS attention "
+        "(norm > 4x the median)"
+    )
+    vit.selected = [1, 1]
+    assert vit.explanation_title == "token norms after layer 1: no high-norm tokens"

@@ -15,6 +15,7 @@ export const METHODS: readonly (readonly [string, string])[] = [
   ["gradient-rollout", "gradient rollout"],
   ["chefer", "Chefer relevance"],
   ["grad-cam", "Grad-CAM"],
+  ["token-norms", "token norms"],
 ];
 
 export interface Prediction {

@@ -13,7 +13,7 @@ function float32(values: number[]): DataView {
 
 describe("methods", () => {
   it("mirrors the kernel's method names and reads unknown ones as per-head attention", () => {
-    expect(METHODS.map(([name]) => name)).toEqual(["attention", "head-mean", "head-max", "head-min", "rollout", "gradient-rollout", "chefer", "grad-cam"]);
+    expect(METHODS.map(([name]) => name)).toEqual(["attention", "head-mean", "head-max", "head-min", "rollout", "gradient-rollout", "chefer", "grad-cam", "token-norms"]);
     expect(readMethod(model({ method: "rollout" }))).toBe("rollout");
     expect(readMethod(model({ method: "<img src=x>" }))).toBe("attention");
     expect(readMethod(model({}))).toBe("attention");
