@@ -91,13 +91,17 @@ def explain(
     layer: int | None = None,
     target: str | int | None = None,
     attentions: Sequence[torch.Tensor] | None = None,
+    fusion: methods.HeadFusion = "mean",
     discard_ratio: float = 0.0,
+    start_layer: int = 1,
 ) -> Explanation:
     """The map of `method` (a key of `METHODS` other than "attention") for one input [1, 3, H, W].
 
     `layer` (1-based, default the last) is the layer of head fusion and token norms. `target` is the
     class a gradient method explains (a label name or an index; default the predicted class).
-    `attentions` are the input's per-layer [heads, N, N] weights when already captured.
+    `attentions` are the input's per-layer [heads, N, N] weights when already captured. `fusion`
+    (rollout), `discard_ratio` (rollout, gradient rollout) and `start_layer` (the rollouts and
+    Chefer, 1-based) are passed on to `attnwidget.methods`.
     """
     if method not in METHODS or method == "attention":
         choices = ", ".join(name for name in METHODS if name != "attention")
@@ -105,7 +109,7 @@ def explain(
     layout = vision.layout(pixel_values)
     special, grid = layout.special_count, layout.grid
     if method in GRADIENT_METHODS:
-        return _gradient_method(vision, pixel_values, method, target, discard_ratio)
+        return _gradient_method(vision, pixel_values, method, target, discard_ratio, start_layer)
     if method == "token-norms":
         return _token_norms(vision, pixel_values, layer, special, grid)
     if attentions is None:
@@ -117,7 +121,9 @@ def explain(
             title = f"{METHODS[method]} (no CLS token: mean over patch queries)"
         else:
             title = METHODS[method]
-        matrix = methods.attention_rollout(attentions, discard_ratio=discard_ratio)
+        matrix = methods.attention_rollout(
+            attentions, fusion=fusion, discard_ratio=discard_ratio, start_layer=start_layer
+        )
         return Explanation(method, methods.token_map(matrix, special, grid), title)
     index = _layer_number(vision, layer)
     fused = methods.fuse_heads(attentions[index - 1], method.removeprefix("head-"))  # type: ignore[arg-type]
@@ -171,6 +177,7 @@ def _gradient_method(
     method: str,
     target: str | int | None,
     discard_ratio: float,
+    start_layer: int,
 ) -> Explanation:
     model = vision.model
     _class_count(vision)  # says clearly when the model has no classifier
@@ -191,9 +198,11 @@ def _gradient_method(
                 vision.attention_modules, vision.output_index, logits, chosen
             )
             if method == "chefer":
-                matrix = methods.chefer_relevance(attentions, gradients)
+                matrix = methods.chefer_relevance(attentions, gradients, start_layer=start_layer)
             else:
-                matrix = methods.gradient_rollout(attentions, gradients, discard_ratio=discard_ratio)
+                matrix = methods.gradient_rollout(
+                    attentions, gradients, discard_ratio=discard_ratio, start_layer=start_layer
+                )
             result = methods.token_map(matrix, special, grid)
     model.zero_grad(set_to_none=True)
     explained = int(out[0].argmax()) if chosen is None else chosen

@@ -83,6 +83,9 @@ class AttentionGrid(anywidget.AnyWidget):
     method = t.Enum(tuple(METHODS), "attention").tag(sync=True)
     target = t.Unicode("").tag(sync=True)
     mask_mass = t.Float(0.0, min=0.0, max=1.0).tag(sync=True)
+    rollout_fusion = t.Enum(("mean", "max", "min"), "mean").tag(sync=True)
+    discard_ratio = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
+    start_layer = t.Int(1).tag(sync=True)
     image_index = t.Int(0).tag(sync=True)
 
     def __init__(
@@ -374,7 +377,7 @@ class AttentionGrid(anywidget.AnyWidget):
         self._input = _Input(self._input.pixel_values, self._input.layout, list(change["new"]))
         self._recompute()
 
-    @t.observe("method", "target", "selected")
+    @t.observe("method", "target", "selected", "rollout_fusion", "discard_ratio", "start_layer")
     def _explanation_inputs_changed(self, change: dict) -> None:
         if change["name"] == "selected" and not (
             self.method.startswith("head-") or self.method == "token-norms"
@@ -387,7 +390,7 @@ class AttentionGrid(anywidget.AnyWidget):
                 class_index(self._vision, change["new"])
             self._update_explanation()
         except ValueError as error:  # a bad class or method for this model: keep the previous one
-            if change["name"] in ("target", "method"):
+            if change["name"] in ("target", "method", "start_layer"):
                 setattr(self, change["name"], change["old"])
             self.message = f"error: {error}"
 
@@ -405,6 +408,9 @@ class AttentionGrid(anywidget.AnyWidget):
             layer=layer,
             target=self.target or None,
             attentions=self._cache,
+            fusion=self.rollout_fusion,
+            discard_ratio=self.discard_ratio,
+            start_layer=self.start_layer,
         )
         with self.hold_sync():
             self.explanation = float32_bytes(result.map.flatten())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import traitlets
 
 from attnwidget import AttentionGrid, load_image, methods
 from attnwidget.explain import class_index, explain, first_norm_of_last_block
@@ -141,3 +142,15 @@ def test_token_norms_flag_a_high_norm_token_and_its_share_of_cls_attention(vit):
     )
     vit.selected = [1, 1]
     assert vit.explanation_title == "token norms after layer 1: no high-norm tokens"
+
+
+def test_rollout_options_reach_the_method(vit):
+    attentions = output_attentions(vit)
+    vit.method = "rollout"
+    vit.rollout_fusion, vit.discard_ratio, vit.start_layer = "max", 0.9, 2
+    matrix = methods.attention_rollout(attentions, fusion="max", discard_ratio=0.9, start_layer=2)
+    np.testing.assert_allclose(explanation(vit), methods.token_map(matrix, 1, (4, 4)).numpy(), rtol=1e-5)
+    vit.start_layer = 9
+    assert vit.start_layer == 2 and "start_layer must lie in 1..3" in vit.message
+    with pytest.raises(traitlets.TraitError):
+        vit.discard_ratio = 1.0

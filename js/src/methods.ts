@@ -18,6 +18,16 @@ export const METHODS: readonly (readonly [string, string])[] = [
   ["token-norms", "token norms"],
 ];
 
+/** Rollout options shown for each method: head fusion, discard ratio, start layer. */
+export const ROLLOUT_OPTIONS: Readonly<Record<string, readonly ("fusion" | "discard" | "start")[]>> = {
+  rollout: ["fusion", "discard", "start"],
+  "gradient-rollout": ["discard", "start"],
+  chefer: ["start"],
+};
+
+/** Discard ratios offered in the menu (the trait takes any value in [0, 0.99]). */
+export const DISCARD_RATIOS = [0, 0.5, 0.8, 0.9, 0.95];
+
 export interface Prediction {
   readonly label: string;
   readonly probability: number;

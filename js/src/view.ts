@@ -18,7 +18,16 @@ import {
   readViewState,
   saveTraits,
 } from "./model";
-import { METHODS, describePredictions, readExplanation, readMaskMass, readMethod, readPredictions } from "./methods";
+import {
+  DISCARD_RATIOS,
+  METHODS,
+  ROLLOUT_OPTIONS,
+  describePredictions,
+  readExplanation,
+  readMaskMass,
+  readMethod,
+  readPredictions,
+} from "./methods";
 import { colorBarRange, displayRanges, valueRange } from "./normalize";
 import { type OverlayScene, OverlayPanel, PictureLoader, matrixCellName } from "./overlay";
 import { statusLine } from "./status";
@@ -52,6 +61,10 @@ const VIEW_TRAITS = [
   "mask_mass",
   "image_index",
   "image_count",
+  "rollout_fusion",
+  "discard_ratio",
+  "start_layer",
+  "layer_count",
 ];
 
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
@@ -82,6 +95,13 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     ["global", "global"],
   ]);
   const methodSelect = labelledSelect(doc, "Method", "attnwidget-method", METHODS);
+  const fusionSelect = labelledSelect(doc, "Fusion", "attnwidget-rollout-fusion", [
+    ["mean", "mean"],
+    ["max", "max"],
+    ["min", "min"],
+  ]);
+  const discardSelect = labelledSelect(doc, "Discard", "attnwidget-discard", DISCARD_RATIOS.map((ratio) => [String(ratio), `${Math.round(ratio * 100)}%`] as const));
+  const startSelect = labelledSelect(doc, "From layer", "attnwidget-start-layer", []);
   const predictions = element(doc, "div", { className: "aw-predictions", testId: "attnwidget-predictions" });
   const pictureSlider = element(doc, "input", { testId: "attnwidget-image-index", attrs: { type: "range", min: "0", step: "1", "aria-label": "Picture" } });
   const pictureText = element(doc, "span", { className: "aw-number" });
@@ -100,7 +120,16 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   });
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
   const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
-    element(doc, "div", { className: "aw-toolbar" }, [viewSelect.label, colormapSelect.label, normalizeSelect.label, methodSelect.label, pictureLabel]),
+    element(doc, "div", { className: "aw-toolbar" }, [
+      viewSelect.label,
+      colormapSelect.label,
+      normalizeSelect.label,
+      methodSelect.label,
+      fusionSelect.label,
+      discardSelect.label,
+      startSelect.label,
+      pictureLabel,
+    ]),
     status,
     predictions,
     element(doc, "div", { className: "aw-body" }, [element(doc, "div", { className: "aw-grid-panel" }, [grid.canvas, hint]), overlay.root]),
@@ -121,6 +150,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     syncSelect(colormapSelect.select, state.colormap);
     syncSelect(normalizeSelect.select, state.normalize);
     syncSelect(methodSelect.select, readMethod(model));
+    drawRolloutOptions();
     const pictures = readCount(model, "image_count");
     const picture = Math.min(readCount(model, "image_index"), Math.max(0, pictures - 1));
     pictureLabel.hidden = pictures < 2;
@@ -142,6 +172,24 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       const timer = setTimeout(draw, 0);
       cancelFrame = () => clearTimeout(timer);
     }
+  };
+
+  /** The rollout options of the chosen method, with the start layers of this model. */
+  const drawRolloutOptions = (): void => {
+    const shown = ROLLOUT_OPTIONS[readMethod(model)] ?? [];
+    fusionSelect.label.hidden = !shown.includes("fusion");
+    discardSelect.label.hidden = !shown.includes("discard");
+    startSelect.label.hidden = !shown.includes("start");
+    const layers = readCount(model, "layer_count");
+    if (startSelect.select.options.length !== layers) {
+      startSelect.select.replaceChildren(
+        ...Array.from({ length: layers }, (_, i) => element(doc, "option", { text: String(i + 1), attrs: { value: String(i + 1) } })),
+      );
+    }
+    syncSelect(fusionSelect.select, readString(model, "rollout_fusion") || "mean");
+    const discard = Number(model.get("discard_ratio"));
+    syncSelect(discardSelect.select, DISCARD_RATIOS.includes(discard) ? String(discard) : "0");
+    syncSelect(startSelect.select, String(readCount(model, "start_layer") || 1));
   };
 
   const drawStatus = (): void => {
@@ -368,6 +416,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     [viewSelect.select, "change", () => saveTraits(model, { view: viewSelect.select.value })],
     [colormapSelect.select, "change", () => saveTraits(model, { colormap: colormapSelect.select.value })],
     [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],
+    [fusionSelect.select, "change", () => saveTraits(model, { rollout_fusion: fusionSelect.select.value })],
+    [discardSelect.select, "change", () => saveTraits(model, { discard_ratio: Number(discardSelect.select.value) })],
+    [startSelect.select, "change", () => saveTraits(model, { start_layer: Number(startSelect.select.value) })],
     [pictureSlider, "change", () => saveTraits(model, { image_index: Number(pictureSlider.value) })],
     [methodSelect.select, "change", () => saveTraits(model, { method: methodSelect.select.value, overlay_open: true })],
   ];

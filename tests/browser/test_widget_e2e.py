@@ -253,7 +253,15 @@ def test_method_selector_changes_the_overlay(
     rollout = widget.wait_for_overlay_to_change(head, DRAW_TIMEOUT_MS)
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-7-rollout.png")
 
+    # Rollout's options: keeping the largest 10 % of each layer's entries from layer 4 on.
+    widget.root.locator("[data-testid=attnwidget-discard]").select_option("0.9")
+    widget.root.locator("[data-testid=attnwidget-start-layer]").select_option("4")
+    rollout = widget.wait_for_overlay_to_change(rollout, DRAW_TIMEOUT_MS)
+    assert live_notebook.evaluate("(grid7.discard_ratio, grid7.start_layer)") == (0.9, 4)
+    expect(widget.root.locator("[data-testid=attnwidget-rollout-fusion]")).to_be_visible()
+
     widget.method.select_option("grad-cam")
+    expect(widget.root.locator("[data-testid=attnwidget-start-layer]")).to_be_hidden()
     expect(widget.overlay_title).to_contain_text("Grad-CAM for class", timeout=DRAW_TIMEOUT_MS)
     widget.wait_for_overlay_to_change(rollout, DRAW_TIMEOUT_MS)
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-7-grad-cam.png")
