@@ -106,3 +106,16 @@ def test_run_many_refuses_nothing_to_run(tiny_model_dirs, tmp_path):
         grid.run_many([], progress=False)
     with pytest.raises(ValueError, match="as a list"):
         grid.run_many(PICTURE)
+
+
+def test_explore_with_a_panel_shows_both_side_by_side(tiny_model_dirs, monkeypatch):
+    import IPython.display
+
+    import attnwidget
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects: shown.extend(objects))
+    grid = attnwidget.explore(PICTURE, model=tiny_model_dirs["vit"], panel=True)
+    (box,) = shown
+    assert box.children[0] is grid and isinstance(box.children[1], HeadStatsPanel)
+    assert box.children[1].dots.y.shape == (12,)  # filled once the run ended
