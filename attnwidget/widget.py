@@ -318,9 +318,9 @@ class AttentionGrid(anywidget.AnyWidget):
             self.matrices = b"".join(data for data, _ in reduced.matrices)
             self.matrices_range = b"".join(ranges for _, ranges in reduced.matrices)
             self.layers_done = len(rows)
-            self.status = "done"
             for name, value in (picture_state or {}).items():
                 setattr(self, name, value)
+            self.status = "done"  # last: observers of the status see the whole new state
         self._update_explanation()
 
     @staticmethod

@@ -118,4 +118,13 @@ def test_explore_with_a_panel_shows_both_side_by_side(tiny_model_dirs, monkeypat
     grid = attnwidget.explore(PICTURE, model=tiny_model_dirs["vit"], panel=True)
     (box,) = shown
     assert box.children[0] is grid and isinstance(box.children[1], HeadStatsPanel)
-    assert box.children[1].dots.y.shape == (12,)  # filled once the run ended
+    dots = box.children[1].dots
+    assert dots.y.shape == (12,)  # filled once the run ended, with the picture's patch size known
+    vision = grid.vision_model
+    pixel_values, _ = vision.prepare(load_image(PICTURE))
+    with torch.no_grad():
+        out = vision.forward_module(pixel_values=pixel_values, output_attentions=True)
+    attentions = torch.stack([a[0] for a in out.attentions])
+    np.testing.assert_allclose(
+        dots.y, methods.mean_attention_distance(attentions, 1, (4, 4), 8).numpy().ravel(), rtol=1e-5
+    )
