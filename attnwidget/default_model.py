@@ -4,7 +4,7 @@ It ships inside the package (`attnwidget/weights/vit-8x8-shapes/`, fp16 safetens
 it needs no download. `scripts/train_default_model.py` trains it; its model card (`README.md` in
 that directory) gives the recipe and the measured accuracy and pointing game.
 
-Checkpoints of the same training run ship too (`CHECKPOINT_STEPS`): `default_model(step=1000)` is
+Checkpoints of the same training run ship too (`checkpoint_steps()`): `default_model(step=1000)` is
 the model after 1000 steps. Their predictions go from often wrong to right, a real sweep for
 comparison strips.
 """

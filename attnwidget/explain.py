@@ -8,6 +8,7 @@ Grad-CAM) run one forward and one backward.
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from . import methods
 from .capture import capture_attention
-from .models import VisionModel
+from .models import TokenLayout, VisionModel
 
 METHODS: dict[str, str] = {
     "attention": "attention of the selected head",
@@ -32,6 +33,8 @@ METHODS: dict[str, str] = {
 """Method names, as the widget's `method` trait takes them, and their titles."""
 
 GRADIENT_METHODS = ("gradient-rollout", "chefer", "grad-cam")
+PER_LAYER_METHODS = ("head-mean", "head-max", "head-min", "token-norms")
+"""Methods that show one layer (the `layer` argument of `explain`)."""
 HIGH_NORM_FACTOR = 4.0
 """A patch token is high-norm when its norm exceeds this many times the median of its layer."""
 
@@ -109,7 +112,7 @@ def explain(
     layout = vision.layout(pixel_values)
     special, grid = layout.special_count, layout.grid
     if method in GRADIENT_METHODS:
-        return _gradient_method(vision, pixel_values, method, target, discard_ratio, start_layer)
+        return _gradient_method(vision, pixel_values, method, target, layout, discard_ratio, start_layer)
     if method == "token-norms":
         return _token_norms(vision, pixel_values, layer, special, grid)
     if attentions is None:
@@ -138,14 +141,15 @@ def _token_norms(
     """Norms of the patch tokens after `layer`, and how much CLS attention goes to high-norm ones."""
     index = _layer_number(vision, layer)
     captured: list[torch.Tensor] = []
+
+    def keep_layer(position: int, weights: torch.Tensor) -> None:
+        if position == index - 1:
+            captured.append(weights[0].float().cpu())
+
     with (
         torch.no_grad(),
         vision.eager_attention(),
-        capture_attention(
-            vision.attention_modules,
-            vision.output_index,
-            lambda _, w: captured.append(w[0].float().cpu()),
-        ),
+        capture_attention(vision.attention_modules, vision.output_index, keep_layer),
     ):
         out = vision.forward_module(pixel_values=pixel_values, output_hidden_states=True)
     norms = methods.token_norms(out.hidden_states[1:]).cpu()  # after each layer
@@ -155,7 +159,7 @@ def _token_norms(
     if count == 0:
         title += ": no high-norm tokens"
     else:
-        to_cls = captured[index - 1].mean(dim=0)[0] if special else captured[index - 1].mean(dim=(0, 1))
+        to_cls = captured[0].mean(dim=0)[0] if special else captured[0].mean(dim=(0, 1))
         share = float(to_cls[flags].sum())
         tokens = "1 high-norm token receives" if count == 1 else f"{count} high-norm tokens receive"
         title += (
@@ -176,13 +180,13 @@ def _gradient_method(
     pixel_values: torch.Tensor,
     method: str,
     target: str | int | None,
+    layout: TokenLayout,
     discard_ratio: float,
     start_layer: int,
 ) -> Explanation:
     model = vision.model
     _class_count(vision)  # says clearly when the model has no classifier
     chosen = None if target is None else class_index(vision, target)
-    layout = vision.layout(pixel_values)
     special, grid = layout.special_count, layout.grid
 
     def logits() -> torch.Tensor:
@@ -210,8 +214,18 @@ def _gradient_method(
     return Explanation(method, result.detach(), f"{METHODS[method]} for class {label!r}", explained)
 
 
+_GRAD_CAM_TARGETS: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+
+
 def first_norm_of_last_block(vision: VisionModel, pixel_values: torch.Tensor) -> nn.Module:
-    """The last normalisation layer that runs before the last attention module: ViT Grad-CAM's target."""
+    """The last normalisation layer that runs before the last attention module: ViT Grad-CAM's target.
+
+    Found with one forward pass the first time, then remembered per model (the order of its layers
+    does not change).
+    """
+    known = _GRAD_CAM_TARGETS.get(vision.forward_module)
+    if known is not None:
+        return known
     last_attention = vision.attention_modules[-1]
     norms = [m for m in vision.forward_module.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm))]
     calls: list[nn.Module] = []
@@ -230,6 +244,7 @@ def first_norm_of_last_block(vision: VisionModel, pixel_values: torch.Tensor) ->
         raise ValueError(
             f"{vision.name} has no normalisation layer before its last attention: give Grad-CAM a layer"
         )
+    _GRAD_CAM_TARGETS[vision.forward_module] = before[-1]
     return before[-1]
 
 

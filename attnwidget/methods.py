@@ -58,9 +58,7 @@ def attention_rollout(
     `start_layer` is 1-based.
     """
     fused = [fuse_heads(layer.float(), fusion) for layer in _layers(attentions, start_layer)]
-    if not 0.0 <= discard_ratio < 1.0:
-        raise ValueError(f"discard_ratio must lie in [0, 1), not {discard_ratio}")
-    return _roll_out([_discard_smallest(a, discard_ratio, keep_columns) for a in fused])
+    return _roll_out(fused, discard_ratio, keep_columns)
 
 
 def gradient_rollout(
@@ -78,9 +76,7 @@ def gradient_rollout(
     fused = [
         (a.float() * g.float()).clamp_min(0).mean(dim=-3) for a, g in zip(attentions, gradients, strict=True)
     ]
-    if not 0.0 <= discard_ratio < 1.0:
-        raise ValueError(f"discard_ratio must lie in [0, 1), not {discard_ratio}")
-    return _roll_out([_discard_smallest(a, discard_ratio, keep_columns) for a in fused])
+    return _roll_out(fused, discard_ratio, keep_columns)
 
 
 def chefer_relevance(attentions: Attentions, gradients: Attentions, start_layer: int = 1) -> torch.Tensor:
@@ -377,12 +373,16 @@ def _discard_smallest(fused: torch.Tensor, ratio: float, keep_columns: Sequence[
     return result.reshape(fused.shape)
 
 
-def _roll_out(fused: list[torch.Tensor]) -> torch.Tensor:
+def _roll_out(fused: list[torch.Tensor], discard_ratio: float, keep_columns: Sequence[int]) -> torch.Tensor:
+    """Discard the smallest entries of each fused layer, then multiply (A + I) / 2, rows renormalised."""
+    if not 0.0 <= discard_ratio < 1.0:
+        raise ValueError(f"discard_ratio must lie in [0, 1), not {discard_ratio}")
     tokens = fused[0].shape[-1]
     eye = torch.eye(tokens, dtype=torch.float32, device=fused[0].device)
     result = eye
     for layer in fused:
-        mixed = 0.5 * layer.float() + 0.5 * eye
+        kept = _discard_smallest(layer.float(), discard_ratio, keep_columns)
+        mixed = 0.5 * kept + 0.5 * eye
         mixed = mixed / mixed.sum(dim=-1, keepdim=True)
         result = mixed @ result
     return result

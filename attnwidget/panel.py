@@ -12,7 +12,7 @@ import ipywidgets
 import numpy as np
 import traitlets as t
 
-from .methods import HeadStatistics, head_statistics
+from .methods import HeadStatistics
 from .widget import AttentionGrid
 
 METRICS = {
@@ -56,25 +56,16 @@ class HeadStatsPanel(ipywidgets.VBox):
         super().__init__([self.metric_picker, self.figure], metric=metric)
         t.link((self.metric_picker, "value"), (self, "metric"))
         self.dots.on_element_click(self._dot_clicked)
-        self._source: tuple | None = None  # (pixel values, mean statistics) the dots were computed from
-        grid.observe(self._grid_ran, names="status")
+        grid.observe(self._grid_ran, names=["status", "image_count"])
         grid.observe(self._grid_selected, names="selected")
         self.refresh()
 
     def refresh(self) -> None:
-        """Recompute the statistics: the mean over the pictures of `run_many`, else the picture's own."""
-        source = self.grid._input
-        if source is None or self.grid.status != "done":
+        """Show the statistics: the mean over the pictures of `run_many`, else the picture's own."""
+        if self.grid.status != "done":
             return
-        if self.grid.mean_statistics is not None:
-            self.statistics = self.grid.mean_statistics
-        else:
-            attentions = [self.grid.full_attention(layer) for layer in range(1, self.grid.layer_count + 1)]
-            layout = source.layout
-            self.statistics = head_statistics(
-                attentions, layout.special_count, layout.grid, self.grid.patch_size
-            )
-        self._source = (source.pixel_values, self.grid.mean_statistics)
+        mean = self.grid.mean_statistics
+        self.statistics = mean if mean is not None else self.grid.head_statistics()
         self._draw()
 
     def _draw(self) -> None:
@@ -108,15 +99,7 @@ class HeadStatsPanel(ipywidgets.VBox):
         self.grid.overlay_open = True
 
     def _grid_ran(self, change: dict) -> None:
-        source = self.grid._input
-        if change["new"] != "done" or source is None:
-            return
-        if self.grid.mean_statistics is not None:
-            current = (self._source or (None, None))[1] is self.grid.mean_statistics
-        else:
-            current = (self._source or (None, None))[0] is source.pixel_values
-        if not current:
-            self.refresh()
+        self.refresh()  # the grid keeps each picture's statistics: refreshing is cheap
 
     def _grid_selected(self, change: dict | None = None) -> None:
         selected = self.grid.selected

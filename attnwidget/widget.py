@@ -17,7 +17,7 @@ from torch import nn
 
 from .capture import StopCapture
 from .encode import decode_rows, encode_rows, float32_bytes
-from .explain import METHODS, class_index, explain, predictions
+from .explain import METHODS, PER_LAYER_METHODS, class_index, explain, predictions
 from .images import ImageLike, encode_jpeg, image_sources, load_image
 from .methods import HeadStatistics, head_statistics
 from .models import TokenLayout, VisionModel
@@ -110,6 +110,7 @@ class AttentionGrid(anywidget.AnyWidget):
         self._cache: list[torch.Tensor] | None = None
         self._busy = False
         self._gallery: list[_Snapshot] = []
+        self._statistics: tuple[torch.Tensor, HeadStatistics] | None = None  # (pixel values, theirs)
         self.mean_statistics: HeadStatistics | None = None
         """Per-head statistics averaged over the pictures of the last `run_many`, else None."""
         with self.hold_trait_notifications():
@@ -165,22 +166,31 @@ class AttentionGrid(anywidget.AnyWidget):
         gallery: list[_Snapshot] = []
         statistics: list[HeadStatistics] = []
         for source in tqdm(sources, desc="attnwidget", unit="picture", disable=not progress):
-            self._gallery = []  # the run below is a new picture, not one of the gallery
             self.run(source)
             gallery.append(self._snapshot())
-            layout = self._input.layout
-            attentions = [self.full_attention(layer) for layer in range(1, self.layer_count + 1)]
-            statistics.append(head_statistics(attentions, layout.special_count, layout.grid, self.patch_size))
+            statistics.append(self.head_statistics())
         if not gallery:
             raise ValueError("no pictures to run: give a non-empty list, iterable or folder of images")
         self.mean_statistics = HeadStatistics.mean(statistics)
         with self.hold_sync():
-            self.image_count = len(gallery)
+            self.image_count = len(gallery)  # listeners (the statistics panel) see the new set
             self.image_index = len(gallery) - 1  # the picture on screen (set before the gallery: no redraw)
-            self.status = "running"  # tells listeners (the statistics panel) that the set changed
-            self.status = "done"
         self._gallery = gallery
         return self
+
+    def head_statistics(self) -> HeadStatistics:
+        """Mean attention distance (pixels) and entropy of every head for the picture shown."""
+        if self._input is None:
+            raise RuntimeError("run the widget on an image first: widget.run(image)")
+        pixel_values = self._input.pixel_values
+        if self._statistics is None or self._statistics[0] is not pixel_values:
+            layout = self._input.layout
+            attentions = [self.full_attention(layer) for layer in range(1, self.layer_count + 1)]
+            self._statistics = (
+                pixel_values,
+                head_statistics(attentions, layout.special_count, layout.grid, self._vision.patch_size),
+            )
+        return self._statistics[1]
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(
@@ -379,9 +389,7 @@ class AttentionGrid(anywidget.AnyWidget):
 
     @t.observe("method", "target", "selected", "rollout_fusion", "discard_ratio", "start_layer")
     def _explanation_inputs_changed(self, change: dict) -> None:
-        if change["name"] == "selected" and not (
-            self.method.startswith("head-") or self.method == "token-norms"
-        ):
+        if change["name"] == "selected" and self.method not in PER_LAYER_METHODS:
             return
         if self._input is None or self._busy:
             return
@@ -399,8 +407,7 @@ class AttentionGrid(anywidget.AnyWidget):
         if self.method == "attention" or self._input is None:
             self.explanation, self.explanation_title = b"", ""
             return
-        per_layer = self.method.startswith("head-") or self.method == "token-norms"
-        layer = self.selected[0] if per_layer and self.selected else None
+        layer = self.selected[0] if self.method in PER_LAYER_METHODS and self.selected else None
         result = explain(
             self._vision,
             self._input.pixel_values,
