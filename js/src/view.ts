@@ -151,12 +151,12 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     syncSelect(normalizeSelect.select, state.normalize);
     syncSelect(methodSelect.select, readMethod(model));
     drawRolloutOptions();
-    const pictures = readCount(model, "image_count");
-    const picture = Math.min(readCount(model, "image_index"), Math.max(0, pictures - 1));
-    pictureLabel.hidden = pictures < 2;
-    pictureSlider.max = String(Math.max(0, pictures - 1));
+    const pictureCount = readCount(model, "image_count");
+    const picture = Math.min(readCount(model, "image_index"), Math.max(0, pictureCount - 1));
+    pictureLabel.hidden = pictureCount < 2;
+    pictureSlider.max = String(Math.max(0, pictureCount - 1));
     if (pictureSlider.value !== String(picture)) pictureSlider.value = String(picture);
-    syncText(pictureText, ` ${picture + 1} / ${pictures}`);
+    syncText(pictureText, ` ${picture + 1} / ${pictureCount}`);
     const top = readPredictions(model);
     syncText(predictions, top.length ? `Predicted: ${describePredictions(top)}` : "");
     drawStatus();
