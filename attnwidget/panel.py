@@ -2,7 +2,9 @@
 
 One dot per head: layer on x, mean attention distance in pixels (the figure of Dosovitskiy et al.,
 2020) or attention entropy on y. Clicking a dot selects that head in the grid and opens its
-overlay; selecting a head in the grid highlights its dot.
+overlay; selecting a head in the grid highlights its dot. The grid's front-end keeps the two
+selections in step (its `head_dots` trait), so the link also works in saved notebooks and exported
+HTML, where there is no kernel.
 """
 
 from __future__ import annotations
@@ -51,13 +53,14 @@ class HeadStatsPanel(ipywidgets.VBox):
             layout=ipywidgets.Layout(width="360px", height="320px"),
         )
         self.metric_picker = ipywidgets.ToggleButtons(
-            options=[(label.split(" (")[0], name) for name, label in METRICS.items()], value=metric
+            options=[(label.split(" (")[0], name) for name, label in METRICS.items()],
+            value=metric,
+            style={"button_width": "auto"},
         )
         super().__init__([self.metric_picker, self.figure], metric=metric)
         t.link((self.metric_picker, "value"), (self, "metric"))
-        self.dots.on_element_click(self._dot_clicked)
+        grid.head_dots = self.dots
         grid.observe(self._grid_ran, names=["status", "image_count"])
-        grid.observe(self._grid_selected, names="selected")
         self.refresh()
 
     def refresh(self) -> None:
@@ -80,30 +83,10 @@ class HeadStatsPanel(ipywidgets.VBox):
             self.dots.y = values.ravel()
         pictures = self.grid.image_count if self.grid.mean_statistics is not None else 1
         self._y_axis.label = METRICS[self.metric] + (f", mean of {pictures} pictures" if pictures > 1 else "")
-        self._grid_selected()
 
     @t.observe("metric")
     def _metric_changed(self, change: dict) -> None:
         self._draw()
 
-    def _dot_clicked(self, mark: bqplot.Scatter, event: dict) -> None:
-        index = int(event["data"]["index"])
-        layer, head = divmod(index, self.grid.head_count)
-        layer, head = layer + 1, head + 1
-        with self.grid.hold_trait_notifications():
-            if layer not in self.grid.layers:
-                self.grid.layers = [*self.grid.layers, layer]
-            if head not in self.grid.heads:
-                self.grid.heads = [*self.grid.heads, head]
-        self.grid.selected = [layer, head]
-        self.grid.overlay_open = True
-
     def _grid_ran(self, change: dict) -> None:
         self.refresh()  # the grid keeps each picture's statistics: refreshing is cheap
-
-    def _grid_selected(self, change: dict | None = None) -> None:
-        selected = self.grid.selected
-        if len(selected) == 2 and self.statistics is not None:
-            self.dots.selected = [(selected[0] - 1) * self.grid.head_count + selected[1] - 1]
-        else:
-            self.dots.selected = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import torch
 import traitlets as t
 from torch import nn
@@ -87,6 +88,11 @@ class AttentionGrid(anywidget.AnyWidget):
     discard_ratio = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
     start_layer = t.Int(1).tag(sync=True)
     image_index = t.Int(0).tag(sync=True)
+    head_dots = t.Instance(ipywidgets.Widget, allow_none=True).tag(
+        sync=True, **ipywidgets.widget_serialization
+    )
+    """A bqplot `Scatter` of one dot per head (dot `i` is head `divmod(i, head_count)`, from 1): the
+    front-end keeps its selection and the grid's in step, with no kernel needed (see `HeadStatsPanel`)."""
 
     def __init__(
         self,
@@ -463,7 +469,9 @@ def explore(
 
         from .panel import HeadStatsPanel
 
-        display(ipywidgets.HBox([widget, HeadStatsPanel(widget)]))
+        # The panel goes beside the grid where there is room, else below it.
+        wrap = ipywidgets.Layout(flex_flow="row wrap", align_items="flex-start")
+        display(ipywidgets.HBox([widget, HeadStatsPanel(widget)], layout=wrap))
     else:
         display(widget)
     if image is not None:

@@ -1,4 +1,7 @@
-"""The statistics panel: its dots are the heads' statistics, and it is linked to the grid both ways."""
+"""The statistics panel: its dots are the heads' statistics.
+
+Its link to the grid lives in the front-end: see js/tests/dots.test.ts and tests/browser.
+"""
 
 from __future__ import annotations
 
@@ -39,15 +42,12 @@ def test_dots_are_every_heads_distance_and_entropy(linked):
     assert panel.metric_picker.value == "entropy"
 
 
-def test_clicking_a_dot_selects_the_head_and_the_grid_highlights_the_dot(linked):
+def test_the_grid_names_the_dots_it_links_in_the_front_end(linked):
     grid, panel = linked
-    panel._dot_clicked(panel.dots, {"data": {"index": 2 * 4 + 3}})  # layer 3, head 4: not shown yet
-    assert grid.selected == [3, 4] and grid.overlay_open
-    assert grid.layers == [1, 2, 3] and grid.heads == [1, 4]
-    grid.selected = [1, 1]
-    assert list(panel.dots.selected) == [0]
-    grid.selected = []
-    assert panel.dots.selected is None
+    assert grid.head_dots is panel.dots
+    # The front-end finds the scatter by this reference (js/src/dots.ts) and links the selections there.
+    assert grid.get_state("head_dots") == {"head_dots": f"IPY_MODEL_{panel.dots.model_id}"}
+    assert panel.dots.y.shape == (grid.layer_count * grid.head_count,)  # dot i is head divmod(i, head_count)
 
 
 def test_a_new_picture_refreshes_the_statistics(linked):

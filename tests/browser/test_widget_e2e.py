@@ -320,12 +320,13 @@ def test_slider_browses_the_pictures_of_run_many(
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-10-run-many.png")
 
 
+SELECTED_DOT_FILL = "rgb(253, 231, 37)"  # the panel's selected_style
 PANEL = """\
 import ipywidgets
 from attnwidget.panel import HeadStatsPanel
 grid8 = attnwidget.AttentionGrid()
 panel8 = HeadStatsPanel(grid8)
-display(ipywidgets.HBox([grid8, panel8]))
+display(ipywidgets.HBox([grid8, panel8], layout=ipywidgets.Layout(flex_flow="row wrap")))
 grid8.run(image);"""
 
 
@@ -345,12 +346,14 @@ def test_statistics_panel_and_grid_select_each_other(
     expect(widget.overlay_canvas).to_have_attribute("data-head", "3")
     assert live_notebook.evaluate("grid8.selected") == [6, 3]
     widget.scope.screenshot(path=artifacts / f"{jupyter_server.flavor}-8-panel.png")
+    plot = widget.scope.locator(".bqplot").first
+    plot.screenshot(path=artifacts / f"{jupyter_server.flavor}-8-panel-plot.png")
 
     widget.click_tile(1, 7)  # layer 2, head 8: its dot is highlighted
     expect(widget.grid).to_have_attribute("data-selected", "2,8")
     assert live_notebook.evaluate("[int(i) for i in panel8.dots.selected]") == [1 * COLS + 7]
     selected = dots.nth(1 * COLS + 7)
-    expect(selected).to_have_css("fill", "rgb(253, 231, 37)", timeout=DRAW_TIMEOUT_MS)
+    expect(selected).to_have_css("fill", SELECTED_DOT_FILL, timeout=DRAW_TIMEOUT_MS)
 
 
 def test_saved_notebook_shows_the_grid_without_its_kernel(
@@ -366,7 +369,7 @@ def test_saved_notebook_shows_the_grid_without_its_kernel(
     write_notebook(jupyter_server.root / "saved.ipynb")
     notebook = open_notebook(browser, jupyter_server, "saved.ipynb")
     notebook.run_cell(SETUP)
-    expect_full_grid(show(notebook, "saved = attnwidget.explore(image)"))
+    expect_full_grid(show(notebook, "saved = attnwidget.explore(image, panel=True)"))
     notebook.save()
     saved = json.loads((jupyter_server.root / "saved.ipynb").read_text())
     models = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()
@@ -391,4 +394,14 @@ def test_saved_notebook_shows_the_grid_without_its_kernel(
     expect(widget.overlay).to_be_visible()
     expect_overlay_drawn(widget)
     widget.root.screenshot(path=artifacts / f"{flavor}-5-saved-overlay.png")
+    # The statistics panel and the grid select each other from the saved state alone: the link is
+    # in the front-end, as it must be for exported HTML.
+    dots = widget.scope.locator(".bqplot path.dot")
+    expect(dots).to_have_count(TILES, timeout=DRAW_TIMEOUT_MS)
+    expect(dots.nth(7 * COLS + 7)).to_have_css("fill", SELECTED_DOT_FILL)
+    dots.nth(2 * COLS + 4).dispatch_event("click")  # layer 3, head 5
+    expect(widget.grid).to_have_attribute("data-selected", "3,5")
+    expect(widget.overlay_canvas).to_have_attribute("data-head", "5")
+    widget.click_tile(0, 1)
+    expect(dots.nth(1)).to_have_css("fill", SELECTED_DOT_FILL)
     notebook.page.close()
