@@ -1,6 +1,6 @@
 /**
- * DINO mass-threshold masks (Caron et al., 2021) and their contours, as in `attnwidget.methods.dino_mask`:
- * keep the smallest set of cells holding `mass` of a non-negative map.
+ * Cell masks over the patch grid and their contours: DINO mass-threshold masks (Caron et al., 2021),
+ * as in `attnwidget.methods.dino_mask`, and high-norm tokens, as in `attnwidget.methods.high_norm_tokens`.
  */
 
 /** 1 for each cell kept, 0 otherwise; `null` when the map has no mass or `mass` is not in (0, 1]. */
@@ -27,6 +27,18 @@ export function massMask(values: ArrayLike<number>, mass: number): Uint8Array | 
   const mask = new Uint8Array(values.length);
   for (let i = 0; i < values.length; i++) mask[i] = values[i] / total >= threshold ? 1 : 0;
   return mask;
+}
+
+/**
+ * 1 for each cell above `factor` times the median of `norms` (the lower middle value for an even
+ * count, as torch's median), 0 otherwise; `null` for an empty map or a non-positive median.
+ */
+export function highNormMask(norms: ArrayLike<number>, factor: number): Uint8Array | null {
+  if (norms.length === 0) return null;
+  const sorted = Float64Array.from(norms).sort();
+  const median = sorted[(sorted.length - 1) >> 1];
+  if (!(median > 0)) return null;
+  return Uint8Array.from(norms, (norm) => (norm > factor * median ? 1 : 0));
 }
 
 /** Segments [x0, y0, x1, y1] in cell units along every border between kept and other cells (or the edge). */

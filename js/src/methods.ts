@@ -28,6 +28,9 @@ export const ROLLOUT_OPTIONS: Readonly<Record<string, readonly ("fusion" | "disc
 /** Discard ratios offered in the menu (the trait takes any value in [0, 0.99]). */
 export const DISCARD_RATIOS = [0, 0.5, 0.8, 0.9, 0.95];
 
+/** A patch token is high-norm above this many times its layer's median norm; mirrors `explain.HIGH_NORM_FACTOR`. */
+export const HIGH_NORM_FACTOR = 4;
+
 export interface Prediction {
   readonly label: string;
   readonly probability: number;

@@ -18,7 +18,8 @@ import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, s
 import { type PictureLayout, type Rect, cellAt, cellTokenRange, gridCoverage, pictureLayout } from "./layout";
 import type { GridShape, PictureState, ViewMode } from "./model";
 import { describeQuery, formatValue, patchToken, tokenName } from "./tokens";
-import { maskEdges, massMask } from "./mask";
+import { highNormMask, maskEdges, massMask } from "./mask";
+import { HIGH_NORM_FACTOR } from "./methods";
 import { type Interpolation, maxPool, upsample } from "./upsample";
 
 export interface OverlayScene {
@@ -264,25 +265,36 @@ export class OverlayPanel {
     if (this.cursor) outline(context, cellRect(geometry.grid, gh, gw, this.cursor.row, this.cursor.col), [2, 2]);
   }
 
-  /** The DINO mask's contour over the patch grid: white on a dark halo, readable on any picture. */
+  /**
+   * Contours over the patch grid: the DINO mask (white on a dark halo, readable on any picture) and,
+   * on a token-norm map, the high-norm tokens (dashed red).
+   */
   private drawMask(context: CanvasRenderingContext2D, scene: OverlayScene, grid: Rect): void {
-    const { gh, gw } = scene.shape;
     const mask = scene.map && scene.maskMass > 0 ? massMask(scene.map, scene.maskMass) : null;
-    this.canvas.dataset.maskCells = mask ? String(mask.reduce((sum, kept) => sum + kept, 0)) : "0";
-    if (!mask) return;
-    const path = new Path2D();
-    for (const [x0, y0, x1, y1] of maskEdges(mask, gh, gw)) {
-      path.moveTo(grid.x + (x0 * grid.width) / gw, grid.y + (y0 * grid.height) / gh);
-      path.lineTo(grid.x + (x1 * grid.width) / gw, grid.y + (y1 * grid.height) / gh);
-    }
+    this.canvas.dataset.maskCells = String(countCells(mask));
+    const highNorm = scene.map && scene.method === "token-norms" ? highNormMask(scene.map, HIGH_NORM_FACTOR) : null;
+    this.canvas.dataset.highNormCells = String(countCells(highNorm));
     context.save();
     context.lineCap = "round";
-    context.strokeStyle = "rgba(0, 0, 0, 0.7)";
-    context.lineWidth = 4;
-    context.stroke(path);
-    context.strokeStyle = "white";
-    context.lineWidth = 2;
-    context.stroke(path);
+    if (mask) {
+      const path = contour(mask, scene.shape, grid);
+      context.strokeStyle = "rgba(0, 0, 0, 0.7)";
+      context.lineWidth = 4;
+      context.stroke(path);
+      context.strokeStyle = "white";
+      context.lineWidth = 2;
+      context.stroke(path);
+    }
+    if (highNorm) {
+      const path = contour(highNorm, scene.shape, grid);
+      context.strokeStyle = "white";
+      context.lineWidth = 3;
+      context.stroke(path);
+      context.setLineDash([4, 3]);
+      context.strokeStyle = "#e0103a";
+      context.lineWidth = 2;
+      context.stroke(path);
+    }
     context.restore();
   }
 
@@ -527,4 +539,19 @@ export class PictureLoader {
     this.ready(picture);
     previous?.();
   }
+}
+
+function countCells(mask: Uint8Array | null): number {
+  return mask ? mask.reduce((sum, kept) => sum + kept, 0) : 0;
+}
+
+/** The outline of a cell mask over the patch grid drawn in `grid`. */
+function contour(mask: Uint8Array, shape: { gh: number; gw: number }, grid: Rect): Path2D {
+  const { gh, gw } = shape;
+  const path = new Path2D();
+  for (const [x0, y0, x1, y1] of maskEdges(mask, gh, gw)) {
+    path.moveTo(grid.x + (x0 * grid.width) / gw, grid.y + (y0 * grid.height) / gh);
+    path.lineTo(grid.x + (x1 * grid.width) / gw, grid.y + (y1 * grid.height) / gh);
+  }
+  return path;
 }

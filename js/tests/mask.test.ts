@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { maskEdges, massMask } from "../src/mask";
+import { highNormMask, maskEdges, massMask } from "../src/mask";
 
 describe("DINO mass masks", () => {
   it("keeps the top cells holding the mass", () => {
@@ -41,5 +41,19 @@ describe("DINO mass masks", () => {
     const pair = maskEdges([1, 1], 1, 2);
     expect(pair).toHaveLength(6);
     expect(pair).not.toContainEqual([1, 0, 1, 1]);
+  });
+});
+
+describe("high-norm masks", () => {
+  it("flags cells above factor times the median, with torch's lower median for even counts", () => {
+    // Sorted [1, 1, 2, 3, 9, 40]: torch's median is 2 (not 2.5), so 4x is 8 and 9 is flagged.
+    expect(Array.from(highNormMask([1, 9, 2, 40, 1, 3], 4) ?? [])).toEqual([0, 1, 0, 1, 0, 0]);
+    expect(Array.from(highNormMask([1, 2, 9], 4) ?? [])).toEqual([0, 0, 1]); // median 2: 9 > 8
+    expect(Array.from(highNormMask([1, 2, 8], 4) ?? [])).toEqual([0, 0, 0]); // exactly 4x is not above
+  });
+
+  it("refuses empty maps and maps whose median is not positive", () => {
+    expect(highNormMask([], 4)).toBeNull();
+    expect(highNormMask([0, 0, 5], 4)).toBeNull();
   });
 });

@@ -296,6 +296,41 @@ def test_dino_mask_outlines_the_patches_holding_the_mass(
     widget.overlay.screenshot(path=artifacts / f"{jupyter_server.flavor}-9-dino-mask.png")
 
 
+LOUD_TOKENS = """\
+import torch
+grid11 = attnwidget.AttentionGrid()
+
+def loud_tokens(module, args, output):  # two patches with 30x the norm after layer 2, like registers
+    hidden = output[0] if isinstance(output, tuple) else output
+    hidden[:, [1 + 20, 1 + 77]] *= 30
+    return output
+
+hook = grid11.vision_model.model.vit.layers[1].register_forward_hook(loud_tokens)
+display(grid11)
+grid11.run(image)
+grid11.selected = [2, 1]"""
+
+
+def test_token_norms_outline_the_high_norm_tokens(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, LOUD_TOKENS)
+    expect_full_grid(widget)
+    widget.click_tile(1, 0)
+    expect_overlay_drawn(widget)
+    widget.method.select_option("token-norms")
+    expect(widget.overlay_title).to_contain_text("token norms after layer 2", timeout=DRAW_TIMEOUT_MS)
+    flagged = live_notebook.evaluate(
+        "int(attnwidget.methods.high_norm_tokens("
+        "torch.frombuffer(bytearray(grid11.explanation), dtype=torch.float32)[None], 0).sum())"
+    )
+    assert flagged >= 2  # the two loud patches, and any the model makes itself
+    expect(widget.overlay_title).to_contain_text(f"{flagged} high-norm tokens receive")
+    expect(widget.overlay_canvas).to_have_attribute("data-high-norm-cells", str(flagged))
+    widget.overlay.screenshot(path=artifacts / f"{jupyter_server.flavor}-11-high-norm.png")
+    live_notebook.run_cell("hook.remove()")
+
+
 def test_slider_browses_the_pictures_of_run_many(
     live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
 ):
