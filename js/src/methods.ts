@@ -25,8 +25,8 @@ export const ROLLOUT_OPTIONS: Readonly<Record<string, readonly ("fusion" | "disc
   chefer: ["start"],
 };
 
-/** Discard ratios offered in the menu (the trait takes any value in [0, 0.99]). */
-export const DISCARD_RATIOS = [0, 0.5, 0.8, 0.9, 0.95];
+/** The largest discard ratio, as the `discard_ratio` trait allows. */
+export const MAX_DISCARD_RATIO = 0.99;
 
 /** A patch token is high-norm above this many times its layer's median norm; mirrors `explain.HIGH_NORM_FACTOR`. */
 export const HIGH_NORM_FACTOR = 4;

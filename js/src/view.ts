@@ -19,7 +19,7 @@ import {
   saveTraits,
 } from "./model";
 import {
-  DISCARD_RATIOS,
+  MAX_DISCARD_RATIO,
   METHODS,
   ROLLOUT_OPTIONS,
   describePredictions,
@@ -100,7 +100,16 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     ["max", "max"],
     ["min", "min"],
   ]);
-  const discardSelect = labelledSelect(doc, "Discard", "attnwidget-discard", DISCARD_RATIOS.map((ratio) => [String(ratio), `${Math.round(ratio * 100)}%`] as const));
+  const discardSlider = element(doc, "input", {
+    testId: "attnwidget-discard",
+    attrs: { type: "range", min: "0", max: String(MAX_DISCARD_RATIO), step: "0.01", "aria-label": "Discard ratio" },
+  });
+  const discardText = element(doc, "span", { className: "aw-number" });
+  const discardLabel = element(doc, "label", { attrs: { title: "Share of each layer's smallest attention weights set to zero (never the CLS column)" } }, [
+    doc.createTextNode("Discard "),
+    discardSlider,
+    discardText,
+  ]);
   const startSelect = labelledSelect(doc, "From layer", "attnwidget-start-layer", []);
   const predictions = element(doc, "div", { className: "aw-predictions", testId: "attnwidget-predictions" });
   const pictureSlider = element(doc, "input", { testId: "attnwidget-image-index", attrs: { type: "range", min: "0", step: "1", "aria-label": "Picture" } });
@@ -126,7 +135,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       normalizeSelect.label,
       methodSelect.label,
       fusionSelect.label,
-      discardSelect.label,
+      discardLabel,
       startSelect.label,
       pictureLabel,
     ]),
@@ -178,7 +187,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const drawRolloutOptions = (): void => {
     const shown = ROLLOUT_OPTIONS[readMethod(model)] ?? [];
     fusionSelect.label.hidden = !shown.includes("fusion");
-    discardSelect.label.hidden = !shown.includes("discard");
+    discardLabel.hidden = !shown.includes("discard");
     startSelect.label.hidden = !shown.includes("start");
     const layers = readCount(model, "layer_count");
     if (startSelect.select.options.length !== layers) {
@@ -187,8 +196,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       );
     }
     syncSelect(fusionSelect.select, readString(model, "rollout_fusion") || "mean");
-    const discard = Number(model.get("discard_ratio"));
-    syncSelect(discardSelect.select, DISCARD_RATIOS.includes(discard) ? String(discard) : "0");
+    const discard = Math.min(MAX_DISCARD_RATIO, Math.max(0, Number(model.get("discard_ratio")) || 0));
+    if (Number(discardSlider.value) !== discard) discardSlider.value = String(discard);
+    syncText(discardText, ` ${Math.round(discard * 100)}%`);
     syncSelect(startSelect.select, String(readCount(model, "start_layer") || 1));
   };
 
@@ -417,7 +427,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     [colormapSelect.select, "change", () => saveTraits(model, { colormap: colormapSelect.select.value })],
     [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],
     [fusionSelect.select, "change", () => saveTraits(model, { rollout_fusion: fusionSelect.select.value })],
-    [discardSelect.select, "change", () => saveTraits(model, { discard_ratio: Number(discardSelect.select.value) })],
+    // The readout follows the thumb; the kernel recomputes once the thumb is released.
+    [discardSlider, "input", () => syncText(discardText, ` ${Math.round(Number(discardSlider.value) * 100)}%`)],
+    [discardSlider, "change", () => saveTraits(model, { discard_ratio: Number(discardSlider.value) })],
     [startSelect.select, "change", () => saveTraits(model, { start_layer: Number(startSelect.select.value) })],
     [pictureSlider, "change", () => saveTraits(model, { image_index: Number(pictureSlider.value) })],
     [methodSelect.select, "change", () => saveTraits(model, { method: methodSelect.select.value, overlay_open: true })],

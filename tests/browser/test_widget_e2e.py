@@ -254,7 +254,7 @@ def test_method_selector_changes_the_overlay(
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-7-rollout.png")
 
     # Rollout's options: keeping the largest 10 % of each layer's entries from layer 4 on.
-    widget.root.locator("[data-testid=attnwidget-discard]").select_option("0.9")
+    widget.root.locator("[data-testid=attnwidget-discard]").fill("0.9")
     widget.root.locator("[data-testid=attnwidget-start-layer]").select_option("4")
     rollout = widget.wait_for_overlay_to_change(rollout, DRAW_TIMEOUT_MS)
     assert live_notebook.evaluate("(grid7.discard_ratio, grid7.start_layer)") == (0.9, 4)
