@@ -71,19 +71,21 @@ def predictions(logits: torch.Tensor, labels: dict[int, str], top_k: int = 5) ->
 def class_index(vision: VisionModel, name_or_index: str | int) -> int:
     """The class index of a label name (or an index, checked); a ValueError suggests close names."""
     labels: dict[int, str] = dict(getattr(vision.model.config, "id2label", None) or {})
-    count = _class_count(vision)
+    return resolve_class(labels, _class_count(vision), name_or_index, vision.name)
+
+
+def resolve_class(labels: dict[int, str], count: int, name_or_index: str | int, owner: str) -> int:
+    """The index of class `name_or_index` (a label or an index) among `count` classes of model `owner`."""
     if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
         if not 0 <= name_or_index < count:
-            raise ValueError(
-                f"class {name_or_index} is out of range: {vision.name} has classes 0..{count - 1}"
-            )
+            raise ValueError(f"class {name_or_index} is out of range: {owner} has classes 0..{count - 1}")
         return name_or_index
     by_name = {label: index for index, label in labels.items()}
     if name_or_index in by_name:
         return int(by_name[name_or_index])
     close = difflib.get_close_matches(str(name_or_index), list(by_name), n=3)
     hint = f"; did you mean {', '.join(repr(name) for name in close)}?" if close else ""
-    raise ValueError(f"{name_or_index!r} is not a class of {vision.name}{hint}")
+    raise ValueError(f"{name_or_index!r} is not a class of {owner}{hint}")
 
 
 def explain(

@@ -78,9 +78,9 @@ class VisionModel:
             raise TypeError(f"expected a torch / transformers model, got {type(model).__name__}")
         self.model = model.eval()
         self.name = name or getattr(model, "name_or_path", "") or type(model).__name__
-        self.processor = processor if processor is not None else _processor_for(model)
         self.forward_module = _vision_tower(model)
         self.attention_modules, self.output_index = find_attention_modules(model, self.forward_module)
+        self.processor = processor if processor is not None else _processor_for(model)
         config = getattr(model.config, "vision_config", model.config)
         self.model_type = config.model_type
         self.patch_size = _as_pair(config.patch_size)
@@ -193,8 +193,9 @@ def find_attention_modules(model: nn.Module, root: nn.Module) -> tuple[list[nn.M
     if not modules:
         raise UnsupportedModelError(
             f"{type(model).__name__} has no attention modules attnwidget can capture. Supported: vision "
-            "transformers from transformers >= 5 (ViT, DeiT, DINOv2, BEiT, CLIP, SigLIP, ...); for a CNN "
-            "use a gradient method such as Grad-CAM"
+            "transformers from transformers >= 5 (ViT, DeiT, DINOv2, BEiT, CLIP, SigLIP, ...). A CNN has "
+            "no attention to show: use Grad-CAM, `attnwidget.methods.grad_cam_for(layer, forward)` or "
+            "`attnwidget.pretrained.ImageClassifier(...).grad_cam(image)`"
         )
     indices = {targets[type(module)] for module in modules}
     if len(indices) != 1:

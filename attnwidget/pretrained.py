@@ -25,7 +25,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .explain import Prediction, predictions
+from . import methods
+from .explain import Prediction, predictions, resolve_class
 from .images import load_image
 from .models import quiet_weight_loading
 
@@ -34,6 +35,18 @@ IMAGENET_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 
 class MissingModelPackageError(ImportError):
     """A pretrained model's pip package is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class ClassActivation:
+    """A Grad-CAM map of one picture and the class it explains."""
+
+    map: np.ndarray
+    """[h, w] in [0, 1] over the model's centre crop, at the target layer's resolution."""
+    class_index: int
+    label: str
+    predictions: list[Prediction]
+    """The most probable classes, most probable first."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,31 @@ class ImageClassifier:
         with torch.no_grad():
             logits = self.model(self.preprocess(image))
         return predictions(logits, dict(enumerate(self.labels)), top_k)
+
+    def grad_cam(
+        self, image: Any, target: str | int | None = None, layer: nn.Module | None = None, top_k: int = 5
+    ) -> ClassActivation:
+        """Grad-CAM of one picture for `target` (a class name or index; default: the predicted class).
+
+        `layer` is the module whose feature maps are weighted; by default the last one with spatial
+        maps, just before global pooling. One forward and one backward.
+        """
+        pixel_values = self.preprocess(image)
+        labels = dict(enumerate(self.labels))
+        index = None if target is None else resolve_class(labels, len(self.labels), target, "this classifier")
+
+        def forward() -> torch.Tensor:
+            return self.model(pixel_values)
+
+        if layer is None:
+            layer = methods.last_spatial_layer(self.model, forward)
+        try:
+            cam, logits = methods.grad_cam_for(layer, forward, index)
+        finally:
+            self.model.zero_grad(set_to_none=True)
+        chosen = int(logits[0].argmax()) if index is None else index
+        top = predictions(logits, labels, top_k)
+        return ClassActivation(cam.cpu().numpy(), chosen, self.labels[chosen], top)
 
 
 @functools.cache

@@ -21,7 +21,7 @@ from .encode import decode_rows, encode_rows, float32_bytes
 from .explain import METHODS, PER_LAYER_METHODS, class_index, explain, predictions
 from .images import ImageLike, encode_jpeg, image_sources, load_image
 from .methods import HeadStatistics, head_statistics
-from .models import TokenLayout, VisionModel
+from .models import TokenLayout, UnsupportedModelError, VisionModel
 from .reduce import matrix_size_for_budget, pool_matrix, query_rows
 from .render import grid_picture
 
@@ -489,6 +489,13 @@ def as_vision_model(model: Any, processor: Any = None) -> VisionModel:
         return default_model()
     if isinstance(model, (str, Path)):
         return VisionModel.from_pretrained(model, processor)
+    from .pretrained import ImageClassifier
+
+    if isinstance(model, ImageClassifier):
+        raise UnsupportedModelError(
+            f"{type(model.model).__name__} is a CNN: it has no attention for the grid to show. "
+            "Its Grad-CAM: `classifier.grad_cam(image)`"
+        )
     return VisionModel(model, processor)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 import torch
 from skimage import data
@@ -43,6 +44,40 @@ def test_efficientnet_preprocessing_is_resize_then_centre_crop(efficientnet):
     pixels = efficientnet.preprocess(data.astronaut()[:, :300])  # 512 x 300: portrait
     assert pixels.shape == (1, 3, 224, 224)
     assert -1.0 <= float(pixels.min()) < float(pixels.max()) <= 1.0
+
+
+def test_classifier_grad_cam_explains_the_predicted_class_or_a_named_one(efficientnet):
+    from attnwidget import methods
+
+    activation = efficientnet.grad_cam(data.chelsea())
+    assert activation.label in CAT_CLASSES and activation.predictions[0].label == activation.label
+    pixel_values = efficientnet.preprocess(data.chelsea())
+
+    def forward():
+        return efficientnet.model(pixel_values)
+
+    layer = methods.last_spatial_layer(efficientnet.model, forward)
+    expected, _ = methods.grad_cam_for(layer, forward)
+    efficientnet.model.zero_grad(set_to_none=True)
+    np.testing.assert_allclose(activation.map, expected.numpy(), atol=1e-6)
+    assert all(p.grad is None for p in efficientnet.model.parameters())  # nothing left behind
+
+    espresso = efficientnet.grad_cam(data.chelsea(), target="espresso")
+    assert (espresso.class_index, espresso.label) == (967, "espresso")
+    assert espresso.predictions[0].label == activation.label  # the prediction is still the cat
+    assert not np.allclose(espresso.map, activation.map)
+    with pytest.raises(ValueError, match="did you mean 'tabby'"):
+        efficientnet.grad_cam(data.chelsea(), target="tabbby")
+
+
+def test_a_cnn_in_the_grid_points_to_grad_cam(efficientnet):
+    from attnwidget import AttentionGrid
+    from attnwidget.models import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match=r"classifier\.grad_cam\(image\)"):
+        AttentionGrid(efficientnet)
+    with pytest.raises(UnsupportedModelError, match="no attention to show: use Grad-CAM"):
+        AttentionGrid(efficientnet.model)
 
 
 def test_minilm_attention_captured_equals_output_attentions():
