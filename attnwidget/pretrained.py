@@ -65,13 +65,22 @@ class ImageClassifier:
     def preprocess(self, image: Any) -> torch.Tensor:
         """A picture (anything `load_image` takes) as a [1, 3, crop, crop] float tensor."""
         picture = load_image(image)
-        scale = self.resize / min(picture.size)
-        size = (max(self.crop, round(picture.width * scale)), max(self.crop, round(picture.height * scale)))
+        size, (left, top) = self._window(picture.size)
         picture = picture.resize(size, Image.Resampling.BILINEAR)
-        left, top = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
         picture = picture.crop((left, top, left + self.crop, top + self.crop))
         pixels = torch.from_numpy(np.asarray(picture, np.float32) / 255.0).permute(2, 0, 1)
         return ((pixels - self.mean) / self.std)[None]
+
+    def crop_box(self, image_size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """The centre crop the model sees, as fractions (x0, y0, x1, y1) of a (W, H) picture."""
+        (width, height), (left, top) = self._window(image_size)
+        return (left / width, top / height, (left + self.crop) / width, (top + self.crop) / height)
+
+    def _window(self, image_size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The resized (W, H) and the crop's top-left corner in it."""
+        scale = self.resize / min(image_size)
+        size = (max(self.crop, round(image_size[0] * scale)), max(self.crop, round(image_size[1] * scale)))
+        return size, ((size[0] - self.crop) // 2, (size[1] - self.crop) // 2)
 
     def predict(self, image: Any, top_k: int = 5) -> list[Prediction]:
         """The `top_k` most probable classes for one picture, most probable first."""
