@@ -1,14 +1,18 @@
-"""Static pictures of the grid, drawn with numpy and Pillow: no browser needed.
+"""Static pictures, drawn with numpy and Pillow: no browser needed.
 
-The colours come from the same lookup tables as the front-end (`colormaps.json`), and the layout
-follows published layer x head figures: `h=..` above the columns, `l=..` left of the rows, a
-colour bar with values below.
+The grid (`grid_picture`) follows published layer x head figures: `h=..` above the columns, `l=..`
+left of the rows, a colour bar below. One map over its picture (`overlay_figure`) has a title and a
+colour bar with its values. The colours come from the same lookup tables as the front-end
+(`colormaps.json`). `save_png` writes any of them with its DPI, never half-written.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import json
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 COLORMAP_FILE = Path(__file__).with_name("colormaps.json")
 NORMALIZE_SCOPES = ("head", "layer", "global")
+RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
 
 
 @functools.cache
@@ -136,6 +141,97 @@ def grid_picture(
         draw.text(((x0 + x1) / 2, y1), f"h={heads[col]}", fill="black", font=font, anchor="md")
     _colour_bar(draw, picture, layout.colour_bar_origin, colormap, ranges, normalize, font)
     return picture
+
+
+def overlay_picture(
+    picture: Image.Image,
+    values: np.ndarray,
+    crop_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+    *,
+    alpha: float = 0.5,
+    colormap: str = "viridis",
+    interpolation: str = "bilinear",
+) -> Image.Image:
+    """`picture` with `values` [h, w] scaled to [0, 1], upsampled ("bilinear" or "nearest") over the
+    `crop_box` region (fractions of the picture) and blended in `colormap` with opacity `alpha`."""
+    resampling = RESAMPLING.get(interpolation)
+    if resampling is None:
+        raise ValueError(f"unknown interpolation {interpolation!r}: choose one of {', '.join(RESAMPLING)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], not {alpha}")
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"expected a 2-d map, got shape {values.shape}")
+    low, high = float(values.min()), float(values.max())
+    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    width, height = picture.size
+    x0, y0, x1, y1 = (round(f * s) for f, s in zip(crop_box, (width, height, width, height), strict=True))
+    region = (max(1, x1 - x0), max(1, y1 - y0))
+    smooth = np.asarray(Image.fromarray(scaled).resize(region, resampling))
+    heat = apply_colormap(smooth, colormap).astype(np.float32)
+    result = np.asarray(picture.convert("RGB"), dtype=np.float32).copy()
+    window = result[y0 : y0 + region[1], x0 : x0 + region[0]]
+    window[:] = (1 - alpha) * window + alpha * heat[: window.shape[0], : window.shape[1]]
+    return Image.fromarray(np.clip(np.rint(result), 0, 255).astype(np.uint8))
+
+
+def save_png(picture: Image.Image, path: str | Path, *, dpi: int = 300) -> Path:
+    """Write `picture` to `path` as a PNG at `dpi`, through a temporary file: never half-written."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
+    handle, temporary = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            picture.save(file, format="PNG", dpi=(dpi, dpi))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def overlay_figure(
+    picture: Image.Image,
+    values: np.ndarray,
+    crop_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+    *,
+    title: str = "",
+    size: int = 512,
+    alpha: float = 0.6,
+    colormap: str = "viridis",
+    interpolation: str = "bilinear",
+    font_size: int = 14,
+) -> Image.Image:
+    """One map over its picture, as the widget's overlay shows it: `title` above, the picture scaled
+    so its longest side is `size` pixels, and a colour bar with the map's lowest and highest values."""
+    scale = size / max(picture.size)
+    shown = picture.resize(
+        (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
+        Image.Resampling.LANCZOS,
+    )
+    blended = overlay_picture(
+        shown, values, crop_box, alpha=alpha, colormap=colormap, interpolation=interpolation
+    )
+    font = ImageFont.load_default(size=font_size)
+    top = 2 * font_size if title else 0
+    figure = Image.new("RGB", (max(blended.width, 280), top + blended.height + 3 * font_size + 14), "white")
+    draw = ImageDraw.Draw(figure)
+    if title:
+        draw.text((0, font_size // 2), title, fill="black", font=font)
+    figure.paste(blended, (0, top))
+    finite = np.asarray(values, dtype=np.float64)[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    range_ = np.array([[[low, high]]])
+    _colour_bar(draw, figure, (0, top + blended.height + font_size // 2), colormap, range_, "global", font)
+    return figure
+
+
+def png_bytes(picture: Image.Image, dpi: int = 144) -> bytes:
+    """`picture` as PNG bytes at `dpi`."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", dpi=(dpi, dpi))
+    return buffer.getvalue()
 
 
 def _colour_bar(

@@ -13,9 +13,6 @@ to a `Heatmap`: `classifier_variant` (Grad-CAM of a CNN), `vision_variant` (a me
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .explain import GRADIENT_METHODS, METHODS, class_index, explain
 from .images import ImageLike, load_image
 from .models import VisionModel
-from .render import apply_colormap
+from .render import overlay_picture, png_bytes, save_png
 
 ExplainedClass = Literal["ground-truth", "prediction"]
 TAG_COLOUR = (255, 153, 0)
@@ -128,9 +125,7 @@ class Strip:
         return strip_picture(self, **options)
 
     def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.picture().save(buffer, format="PNG")
-        return buffer.getvalue()
+        return png_bytes(self.picture())
 
     def to_png(self, path: str | Path, *, dpi: int = 300, **options: Any) -> Path:
         """Write the strip as a PNG at `dpi`; an unwritable path raises and leaves no partial file."""
@@ -237,8 +232,6 @@ def strip_picture(
 ) -> Image.Image:
     """The strip as an RGB picture: panels `panel_height` pixels high (the picture's aspect kept), the
     heatmaps blended over the picture with opacity `alpha` in `colormap`, labels in `font_size` px."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], not {alpha}")
     layout = strip_layout(strip, panel_height, font_size)
     font_size = font_size or max(10, panel_height // 10)
     font = ImageFont.load_default(size=font_size)
@@ -274,48 +267,6 @@ def strip_picture(
         for x0, y0, x1, y1, label in labels:
             _label_with_arrow(draw, (x0, y0, x1, y1), label, font)
     return canvas
-
-
-def overlay_picture(
-    picture: Image.Image,
-    values: np.ndarray,
-    crop_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
-    *,
-    alpha: float = 0.5,
-    colormap: str = "viridis",
-) -> Image.Image:
-    """`picture` with `values` [h, w] scaled to [0, 1], upsampled bilinearly over the `crop_box` region
-    (fractions of the picture) and blended in `colormap` with opacity `alpha`."""
-    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
-    if values.ndim != 2 or values.size == 0:
-        raise ValueError(f"expected a 2-d map, got shape {values.shape}")
-    low, high = float(values.min()), float(values.max())
-    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    width, height = picture.size
-    x0, y0, x1, y1 = (round(f * s) for f, s in zip(crop_box, (width, height, width, height), strict=True))
-    region = (max(1, x1 - x0), max(1, y1 - y0))
-    smooth = np.asarray(Image.fromarray(scaled).resize(region, Image.Resampling.BILINEAR))
-    heat = apply_colormap(smooth, colormap).astype(np.float32)
-    result = np.asarray(picture.convert("RGB"), dtype=np.float32).copy()
-    window = result[y0 : y0 + region[1], x0 : x0 + region[0]]
-    window[:] = (1 - alpha) * window + alpha * heat[: window.shape[0], : window.shape[1]]
-    return Image.fromarray(np.clip(np.rint(result), 0, 255).astype(np.uint8))
-
-
-def save_png(picture: Image.Image, path: str | Path, *, dpi: int = 300) -> Path:
-    """Write `picture` to `path` as a PNG at `dpi`, through a temporary file: never half-written."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            picture.save(file, format="PNG", dpi=(dpi, dpi))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _label_with_arrow(

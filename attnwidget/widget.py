@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import time
@@ -12,8 +13,10 @@ from typing import Any
 
 import anywidget
 import ipywidgets
+import numpy as np
 import torch
 import traitlets as t
+from PIL import Image
 from torch import nn
 
 from .capture import StopCapture
@@ -23,7 +26,7 @@ from .images import ImageLike, encode_jpeg, image_sources, load_image
 from .methods import HeadStatistics, head_statistics
 from .models import TokenLayout, UnsupportedModelError, VisionModel
 from .reduce import matrix_size_for_budget, pool_matrix, query_rows
-from .render import grid_picture
+from .render import grid_picture, overlay_figure, png_bytes, save_png
 
 STATIC = Path(__file__).parent / "static"
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
@@ -245,10 +248,11 @@ class AttentionGrid(anywidget.AnyWidget):
             self._vision.run(self._input.pixel_values, keep)
         return captured[0]
 
-    def to_png(self, path: str | Path | None = None, **options: Any) -> bytes:
+    def to_png(self, path: str | Path | None = None, *, dpi: int = 144, **options: Any) -> bytes:
         """The grid as it is shown (view, colormap, normalisation) as PNG bytes; written to `path` if given.
 
-        `options` go to `attnwidget.render.grid_picture` (`tile_size`, `gap`, `font_size`).
+        `options` go to `attnwidget.render.grid_picture` (`tile_size`, `gap`, `font_size`); `dpi`
+        is recorded in the file.
         """
         if self.status != "done" or not self.maps:
             raise RuntimeError("the grid is empty: run the widget on an image first (widget.run(image))")
@@ -262,12 +266,66 @@ class AttentionGrid(anywidget.AnyWidget):
         picture = grid_picture(
             tiles, self.layers, self.heads, colormap=self.colormap, normalize=self.normalize, **options
         )
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        data = buffer.getvalue()
         if path is not None:
-            Path(path).write_bytes(data)
-        return data
+            save_png(picture, path, dpi=dpi)
+        return png_bytes(picture, dpi)
+
+    def overlay_to_png(
+        self,
+        path: str | Path | None = None,
+        *,
+        layer: int | None = None,
+        head: int | None = None,
+        dpi: int = 144,
+        **options: Any,
+    ) -> bytes:
+        """The overlay as PNG bytes: one head's attention from the query over the picture (the
+        selected head unless `layer` and `head` are given) or, with a method other than "attention",
+        that method's map. Exact values, the widget's colormap, opacity and interpolation; written
+        to `path` if given. `options` go to `attnwidget.render.overlay_figure` (`size`, `font_size`).
+        """
+        if self.status != "done" or self._input is None:
+            raise RuntimeError("the grid is empty: run the widget on an image first (widget.run(image))")
+        gh, gw = self.grid
+        if self.method == "attention" or layer is not None or head is not None:
+            if layer is None or head is None:
+                if len(self.selected) != 2:
+                    raise ValueError(
+                        "select a head first (grid.selected = [layer, head]) or give layer= and head="
+                    )
+                layer, head = self.selected
+            (head,) = _numbered([head], self.head_count, "head")
+            special = self._input.layout.special_count
+            rows = query_rows(self.full_attention(layer), self._input.query)[head - 1]
+            values = rows[special:].reshape(gh, gw).numpy()
+            title = f"l={layer} h={head} · attention from the query"
+        else:
+            values = np.frombuffer(self.explanation, dtype="<f4").reshape(gh, gw)
+            title = self.explanation_title
+        with Image.open(io.BytesIO(self.image)) as source:
+            picture = source.convert("RGB")
+        figure = overlay_figure(
+            picture,
+            values,
+            tuple(self.crop_box),
+            title=title,
+            alpha=self.alpha,
+            colormap=self.colormap,
+            interpolation=self.interpolation,
+            **options,
+        )
+        if path is not None:
+            save_png(figure, path, dpi=dpi)
+        return png_bytes(figure, dpi)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        """The widget, and a PNG of the grid for places that cannot show widgets (GitHub, nbviewer,
+        nbconvert without widget state) once the grid has data."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None or self.status != "done" or not self.maps:
+            return bundle
+        data, metadata = bundle
+        return {**data, "image/png": base64.b64encode(self.to_png()).decode("ascii")}, metadata
 
     # -- computation ---------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from attnwidget import AttentionGrid
@@ -88,3 +90,71 @@ def test_widget_exports_what_it_shows(tiny_model_dirs, tmp_path):
     assert query.size != Image.fromarray(matrix).size or not np.array_equal(np.asarray(query), matrix)
     tile_pixels = matrix[(matrix != 255).any(-1)]
     assert (tile_pixels[:, 0] == tile_pixels[:, 1]).mean() > 0.95  # gray: R == G == B
+
+
+def test_overlay_figure_blends_the_map_over_its_crop_with_title_and_colour_bar():
+    from attnwidget.render import overlay_figure
+
+    picture = Image.new("RGB", (200, 100), (128, 128, 128))
+    values = np.array([[0.0, 1.0], [0.0, 1.0]])  # right half bright
+    figure = np.asarray(
+        overlay_figure(
+            picture,
+            values,
+            (0.5, 0.0, 1.0, 1.0),
+            title="l=2 h=3",
+            size=400,
+            alpha=1.0,
+            interpolation="nearest",
+        )
+    ).astype(int)
+    viridis = colormap_table("viridis")
+    top = 28  # title band: 2 x font size
+    assert figure[top + 100, 50].tolist() == [128, 128, 128]  # left of the crop: the picture
+    assert figure[top + 100, 250].tolist() == viridis[0].tolist()  # the crop's dark left half
+    assert figure[top + 100, 350].tolist() == viridis[255].tolist()  # and its bright right half
+    assert (figure[:top].sum(-1) < 300).sum() > 20  # the title
+    bar = top + 200 + 7
+    assert figure[bar + 5, 0].tolist() == viridis[0].tolist()
+    assert (figure[bar + 14 :, :].sum(-1) < 300).sum() > 20  # the values 0 and 1 under the bar
+    with pytest.raises(ValueError, match="unknown interpolation"):
+        overlay_figure(picture, values, interpolation="cubic")
+
+
+def test_widget_exports_the_overlay_with_exact_values(tiny_model_dirs, tmp_path):
+    widget = AttentionGrid(tiny_model_dirs["vit"], alpha=1.0, interpolation="nearest")
+    picture = np.random.default_rng(2).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    widget.run(picture)
+    with pytest.raises(ValueError, match="select a head first"):
+        widget.overlay_to_png()
+    widget.selected = [2, 3]
+    data = widget.overlay_to_png(tmp_path / "overlay.png", size=160, dpi=300)
+    assert (tmp_path / "overlay.png").read_bytes() == data
+    image = Image.open(io.BytesIO(data))
+    assert round(image.info["dpi"][0]) == 300
+    pixels = np.asarray(image).astype(int)
+
+    with torch.no_grad():
+        out = widget.vision_model.forward_module(
+            pixel_values=widget.vision_model.prepare(Image.fromarray(picture))[0], output_attentions=True
+        )
+    cls_row = out.attentions[1][0, 2, 0, 1:].reshape(4, 4).numpy()  # layer 2, head 3, from CLS
+    scaled = (cls_row - cls_row.min()) / (cls_row.max() - cls_row.min())
+    top = 28
+    for row, col in [(0, 0), (1, 2), (3, 3)]:  # patch centres: 160 px / 4 patches = 40 px each
+        expected = apply_colormap(scaled[row, col]).tolist()
+        assert pixels[top + 40 * row + 20, 40 * col + 20].tolist() == expected, (row, col)
+
+    widget.method = "rollout"
+    rollout = np.asarray(Image.open(io.BytesIO(widget.overlay_to_png(size=160)))).astype(int)
+    assert not np.array_equal(rollout[top : top + 160], pixels[top : top + 160])
+
+
+def test_the_mime_bundle_carries_a_png_once_the_grid_has_data(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"])
+    data, _ = widget._repr_mimebundle_()
+    assert "image/png" not in data
+    widget.run(np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    bundle, _ = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live widget first
+    assert base64.b64decode(bundle["image/png"]) == widget.to_png()
