@@ -112,6 +112,12 @@ export class OverlayPanel {
   private draws = 0;
   private picture: Picture | null = null;
 
+  /** What "Save PNG" draws of the overlay while it is shown: its canvases and its title. */
+  snapshotParts(): { canvases: HTMLCanvasElement[]; texts: HTMLElement[] } {
+    if (this.root.hidden) return { canvases: [], texts: [] };
+    return { canvases: [this.canvas, this.colorBar], texts: [this.title] };
+  }
+
   constructor(doc: Document, private readonly actions: OverlayActions) {
     this.title = element(doc, "span", { testId: "attnwidget-overlay-title" });
     this.note = element(doc, "span", { className: "aw-badge" });

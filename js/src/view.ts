@@ -30,6 +30,7 @@ import {
 } from "./methods";
 import { colorBarRange, displayRanges, valueRange } from "./normalize";
 import { type OverlayScene, OverlayPanel, PictureLoader, matrixCellName } from "./overlay";
+import { composeSnapshot, downloadPng, fileName } from "./snapshot";
 import { statusLine } from "./status";
 import type { AttentionStore, TileSource } from "./store";
 import { ensureStyles } from "./styles";
@@ -111,6 +112,11 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     discardText,
   ]);
   const startSelect = labelledSelect(doc, "From layer", "attnwidget-start-layer", []);
+  const saveButton = element(doc, "button", {
+    testId: "attnwidget-save-png",
+    text: "Save PNG",
+    attrs: { type: "button", title: "Download the grid (and the open overlay) as shown, as a PNG file" },
+  });
   const predictions = element(doc, "div", { className: "aw-predictions", testId: "attnwidget-predictions" });
   const pictureSlider = element(doc, "input", { testId: "attnwidget-image-index", attrs: { type: "range", min: "0", step: "1", "aria-label": "Picture" } });
   const pictureText = element(doc, "span", { className: "aw-number" });
@@ -138,6 +144,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       discardLabel,
       startSelect.label,
       pictureLabel,
+      saveButton,
     ]),
     status,
     predictions,
@@ -409,6 +416,15 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     event.stopPropagation();
   };
 
+  const savePng = (): void => {
+    const overlayParts = overlay.snapshotParts();
+    const picture = composeSnapshot(doc, [grid.canvas, ...overlayParts.canvases], overlayParts.texts);
+    if (!picture) return;
+    const state = readViewState(model);
+    const head = state.overlayOpen && state.selected ? [`l${state.selected[0]}`, `h${state.selected[1]}`] : [];
+    downloadPng(doc, picture, fileName("attnwidget", readString(model, "model_name"), ...head));
+  };
+
   const onRootKey = (event: KeyboardEvent): void => {
     if (event.key !== "Escape" || !readViewState(model).overlayOpen) return;
     saveTraits(model, { overlay_open: false });
@@ -423,6 +439,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     [grid.canvas, "pointerleave", onGridLeave],
     [grid.canvas, "keydown", onGridKey as EventListener],
     [root, "keydown", onRootKey as EventListener],
+    [saveButton, "click", savePng],
     [viewSelect.select, "change", () => saveTraits(model, { view: viewSelect.select.value })],
     [colormapSelect.select, "change", () => saveTraits(model, { colormap: colormapSelect.select.value })],
     [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],

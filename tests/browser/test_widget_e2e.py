@@ -7,12 +7,16 @@ Every step leaves a screenshot in `test-artifacts/`.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from harness import SETUP, JupyterServer, Notebook, open_notebook, write_notebook
-from playwright.sync_api import Browser, expect
+from PIL import Image
+from playwright.sync_api import Browser, Locator, expect
 from widget_dom import Widget
 
 pytestmark = pytest.mark.browser
@@ -164,6 +168,59 @@ def test_click_on_a_tile_opens_the_overlay(
     widget.overlay.screenshot(path=artifacts / f"{jupyter_server.flavor}-3-overlay-panel.png")
     # The kernel got the selection too.
     assert live_notebook.evaluate("(grid3.selected, grid3.overlay_open)") == ([3, 4], True)
+
+
+def canvas_on_white(canvas: Locator) -> np.ndarray:
+    """The pixels of a canvas element (device pixels), composited on white as "Save PNG" draws it."""
+    url = canvas.evaluate("c => c.toDataURL('image/png')")
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as picture:
+        rgba = picture.convert("RGBA")
+    return np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB"))
+
+
+def save_png(widget: Widget, path: Path) -> tuple[str, np.ndarray]:
+    """Click "Save PNG"; return the downloaded file's name and its pixels."""
+    with widget.root.page.expect_download() as download:
+        widget.root.locator("[data-testid=attnwidget-save-png]").click()
+    download.value.save_as(path)
+    with Image.open(path) as picture:
+        return download.value.suggested_filename, np.asarray(picture.convert("RGB"))
+
+
+def test_save_png_downloads_what_is_shown(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    flavor = jupyter_server.flavor
+    widget = show(live_notebook, "grid12 = attnwidget.explore(image)")
+    expect_full_grid(widget)
+    name, pixels = save_png(widget, artifacts / f"{flavor}-12-saved-grid.png")
+    assert name == "attnwidget-attnwidget-vit-8x8-shapes.png"
+    grid = canvas_on_white(widget.grid)
+    assert pixels.shape == grid.shape  # the grid canvas, at its device resolution
+    assert np.abs(pixels.astype(int) - grid).mean() < 1.0
+
+    widget.click_tile(7, 1)  # layer 8, head 2: the overlay opens beside the grid
+    expect_overlay_drawn(widget)
+    name, pixels = save_png(widget, artifacts / f"{flavor}-12-saved-grid-and-overlay.png")
+    assert name == "attnwidget-attnwidget-vit-8x8-shapes-l8-h2.png"
+    boxes = [
+        widget.grid.bounding_box(),
+        widget.overlay_canvas.bounding_box(),
+        widget.overlay.locator("[data-testid=attnwidget-overlay-colorbar]").bounding_box(),
+        widget.overlay_title.bounding_box(),
+    ]
+    left, top = min(b["x"] for b in boxes), min(b["y"] for b in boxes)
+    right = max(b["x"] + b["width"] for b in boxes)
+    bottom = max(b["y"] + b["height"] for b in boxes)
+    ratio = grid.shape[1] / boxes[0]["width"]
+    assert (
+        abs(pixels.shape[1] - (right - left) * ratio) <= 2
+        and abs(pixels.shape[0] - (bottom - top) * ratio) <= 2
+    )
+    overlay = canvas_on_white(widget.overlay_canvas)  # the overlay, where it lies on screen
+    x, y = round((boxes[1]["x"] - left) * ratio), round((boxes[1]["y"] - top) * ratio)
+    window = pixels[y : y + overlay.shape[0], x : x + overlay.shape[1]].astype(int)
+    assert np.abs(window - overlay).mean() < 2.0
 
 
 def test_click_on_a_patch_makes_it_the_query(
