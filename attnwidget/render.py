@@ -176,14 +176,18 @@ def overlay_picture(
 
 
 def save_png(picture: Image.Image, path: str | Path, *, dpi: int = 300) -> Path:
-    """Write `picture` to `path` as a PNG at `dpi`, through a temporary file: never half-written."""
-    path = Path(path)
+    """Write `picture` to `path` as a PNG at `dpi`, never half-written."""
+    return write_atomically(Path(path), png_bytes(picture, dpi))
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder: the file is whole or absent."""
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
-            picture.save(file, format="PNG", dpi=(dpi, dpi))
+            file.write(data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

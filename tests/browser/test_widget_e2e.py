@@ -17,15 +17,12 @@ import pytest
 from harness import SETUP, JupyterServer, Notebook, open_notebook, write_notebook
 from PIL import Image
 from playwright.sync_api import Browser, Locator, expect
-from widget_dom import Widget
+from widget_dom import COLS, DRAW_TIMEOUT_MS, ROWS, TILES, Widget, expect_full_grid, expect_overlay_drawn
 
 pytestmark = pytest.mark.browser
 
-ROWS = COLS = 8  # the built-in model: 8 layers x 8 heads
-TILES = ROWS * COLS
 #: Seconds each layer's attention sleeps in the streaming test, so the run is slow enough to watch.
 LAYER_DELAY_S = 0.5
-DRAW_TIMEOUT_MS = 30_000
 
 SLOW_RUN = f"""\
 import time
@@ -47,37 +44,6 @@ def show(notebook: Notebook, code: str) -> Widget:
     widget = Widget(cell)
     expect(widget.grid).to_be_visible()
     return widget
-
-
-def expect_full_grid(widget: Widget) -> None:
-    """All 8 x 8 tiles received and painted: the hook says so and every tile's pixels agree."""
-    expect(widget.grid).to_have_attribute("data-rows", str(ROWS))
-    expect(widget.grid).to_have_attribute("data-cols", str(COLS))
-    expect(widget.grid).to_have_attribute("data-tiles-drawn", str(TILES), timeout=DRAW_TIMEOUT_MS)
-    pixels = widget.tile_pixels()
-    unpainted = [i for i, painted in enumerate(pixels.painted) if not painted]
-    assert not unpainted, f"tiles {unpainted} have no attention map on the canvas"
-    # Real maps differ from head to head; one repeated picture would mean a drawing bug.
-    assert len(set(pixels.hashes)) > TILES // 2
-
-
-def expect_overlay_drawn(widget: Widget) -> None:
-    """The overlay canvas shows the picture under a heat map: opaque, many colours, real contrast."""
-    # The picture is decoded asynchronously: wait until its many colours are on the canvas.
-    widget.overlay.page.wait_for_function(
-        """(canvas) => {
-          if (canvas.width < 100 || canvas.height < 100) return false;
-          const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-          const colours = new Set();
-          for (let i = 0; i < d.length; i += 16) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
-          return colours.size > 500;
-        }""",
-        arg=widget.overlay_canvas.element_handle(),
-        timeout=DRAW_TIMEOUT_MS,
-    )
-    stats = widget.overlay_stats()
-    assert stats["opaque"] > 0.99, stats
-    assert stats["lumaStd"] > 10, stats
 
 
 def test_grid_appears_with_every_tile(

@@ -15,7 +15,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from playwright.sync_api import Locator
+from playwright.sync_api import Locator, expect
+
+ROWS = COLS = 8  # the built-in model: 8 layers x 8 heads
+TILES = ROWS * COLS
+DRAW_TIMEOUT_MS = 30_000
 
 #: Per tile: is it painted (opaque, not the translucent placeholder), how many colours, a hash of its pixels.
 #: Reads the canvas in one go, so the numbers and `data-tiles-drawn` come from the same frame.
@@ -134,3 +138,34 @@ class Widget:
         gh, gw = (int(v) for v in self.overlay_canvas.get_attribute("data-grid").split(","))
         x, y, w, h = json.loads(self.overlay_canvas.get_attribute("data-grid-rect"))
         self.overlay_canvas.click(position={"x": x + (col + 0.5) * w / gw, "y": y + (row + 0.5) * h / gh})
+
+
+def expect_full_grid(widget: Widget) -> None:
+    """All 8 x 8 tiles received and painted: the hook says so and every tile's pixels agree."""
+    expect(widget.grid).to_have_attribute("data-rows", str(ROWS))
+    expect(widget.grid).to_have_attribute("data-cols", str(COLS))
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", str(TILES), timeout=DRAW_TIMEOUT_MS)
+    pixels = widget.tile_pixels()
+    unpainted = [i for i, painted in enumerate(pixels.painted) if not painted]
+    assert not unpainted, f"tiles {unpainted} have no attention map on the canvas"
+    # Real maps differ from head to head; one repeated picture would mean a drawing bug.
+    assert len(set(pixels.hashes)) > TILES // 2
+
+
+def expect_overlay_drawn(widget: Widget) -> None:
+    """The overlay canvas shows the picture under a heat map: opaque, many colours, real contrast."""
+    # The picture is decoded asynchronously: wait until its many colours are on the canvas.
+    widget.overlay.page.wait_for_function(
+        """(canvas) => {
+          if (canvas.width < 100 || canvas.height < 100) return false;
+          const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+          const colours = new Set();
+          for (let i = 0; i < d.length; i += 16) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+          return colours.size > 500;
+        }""",
+        arg=widget.overlay_canvas.element_handle(),
+        timeout=DRAW_TIMEOUT_MS,
+    )
+    stats = widget.overlay_stats()
+    assert stats["opaque"] > 0.99, stats
+    assert stats["lumaStd"] > 10, stats
