@@ -2,6 +2,7 @@
 
 from .capture import AttentionNotReturnedError, capture_attention
 from .default_model import default_model
+from .export import to_html
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
 from .models import TokenLayout, UnsupportedModelError, VisionModel
@@ -19,5 +20,6 @@ __all__ = [
     "explore",
     "input_geometry",
     "load_image",
+    "to_html",
 ]
 __version__ = "0.1.0"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ STATIC = Path(__file__).parent / "static"
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
 #: Largest side of a token x token matrix sent in reply to `request_head`.
 FULL_MATRIX_LIMIT = 1024
+SAVED_DETAILS = ("maps", "pooled", "full")
 #: Streamed layers finishing closer together than this are sent in one message.
 STREAM_INTERVAL_S = 0.02
 
@@ -75,6 +78,8 @@ class AttentionGrid(anywidget.AnyWidget):
     explanation = t.Bytes(b"").tag(sync=True)
     explanation_title = t.Unicode("").tag(sync=True)
     image_count = t.Int(0).tag(sync=True)
+    saved_bytes = t.Int(0).tag(sync=True)
+    """What the widget adds to a notebook saved with widget state, in bytes (binary data as base64)."""
 
     # View, written by the front-end or by Python.
     view = t.Enum(("query", "matrix"), "query").tag(sync=True)
@@ -91,6 +96,11 @@ class AttentionGrid(anywidget.AnyWidget):
     discard_ratio = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
     start_layer = t.Int(1).tag(sync=True)
     image_index = t.Int(0).tag(sync=True)
+    saved_detail = t.Enum(SAVED_DETAILS, "pooled").tag(sync=True)
+    """What the state (saved notebooks, exported HTML) holds besides the query -> patch maps: no
+    token x token matrices ("maps"), matrices max-pooled to fit `matrix_budget` ("pooled"), or every
+    token x token matrix at full resolution ("full"). The live matrix view always gets exact values
+    from the kernel on request."""
     head_dots = t.Instance(ipywidgets.Widget, allow_none=True).tag(
         sync=True, **ipywidgets.widget_serialization
     )
@@ -338,7 +348,7 @@ class AttentionGrid(anywidget.AnyWidget):
         layout, rows = source.layout, [layer - 1 for layer in self.layers]
         heads = torch.tensor([head - 1 for head in self.heads])
         every_head = len(self.heads) == self.head_count  # the heads are sorted: no copy needed
-        size = matrix_size_for_budget(layout.token_count, len(rows) * len(heads), self._matrix_budget)
+        size = self._matrix_side(layout, len(rows) * len(heads))
         reduced = _Reduced()
         stream = _Stream(self, self.run_id + 1)
         keep_cache = self._cache_bytes(layout) <= self._cache_budget
@@ -353,7 +363,9 @@ class AttentionGrid(anywidget.AnyWidget):
                 maps, specials = self._reduce_queries(selected, layout, source.query)
                 reduced.maps.append(maps)
                 reduced.specials.append(specials)
-                reduced.matrices.append(encode_rows(pool_matrix(selected, size, self._pooling).flatten(0, 1)))
+                if size:
+                    matrices = pool_matrix(selected, size, self._pooling).flatten(0, 1)
+                    reduced.matrices.append(encode_rows(matrices))
                 stream.add(maps, specials)
 
         self._busy = True
@@ -394,8 +406,24 @@ class AttentionGrid(anywidget.AnyWidget):
             self.layers_done = len(rows)
             for name, value in (picture_state or {}).items():
                 setattr(self, name, value)
+            self.saved_bytes = self._saved_size()
             self.status = "done"  # last: observers of the status see the whole new state
         self._update_explanation()
+
+    def _matrix_side(self, layout: TokenLayout, tiles: int) -> int:
+        """Side of the token x token matrices the state holds (0 for none), as `saved_detail` says."""
+        if self.saved_detail == "maps":
+            return 0
+        if self.saved_detail == "full":
+            return layout.token_count
+        return matrix_size_for_budget(layout.token_count, tiles, self._matrix_budget)
+
+    def _saved_size(self) -> int:
+        """Bytes of this widget's state in a saved notebook: JSON, plus binary traits as base64."""
+        state = self.get_state()
+        binary = {name for name, value in state.items() if isinstance(value, (bytes, bytearray, memoryview))}
+        text = json.dumps({name: value for name, value in state.items() if name not in binary})
+        return len(text) + sum(4 * math.ceil(memoryview(state[name]).nbytes / 3) for name in binary)
 
     @staticmethod
     def _reduce_queries(attention: torch.Tensor, layout: TokenLayout, query: list[int]):
@@ -433,6 +461,11 @@ class AttentionGrid(anywidget.AnyWidget):
     @t.validate("heads")
     def _valid_heads(self, proposal: dict) -> list[int]:
         return _numbered(proposal["value"], self.head_count, "head")
+
+    @t.observe("saved_detail")
+    def _saved_detail_changed(self, change: dict) -> None:
+        if hasattr(self, "_input"):  # not while the constructor sets it
+            self._recompute()
 
     @t.observe("layers", "heads")
     def _selection_changed(self, change: dict) -> None:

@@ -66,6 +66,7 @@ const VIEW_TRAITS = [
   "discard_ratio",
   "start_layer",
   "layer_count",
+  "saved_bytes",
 ];
 
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
@@ -226,6 +227,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
         query: describeQuery(shape, readQuery(model)),
         dataError: store.error,
         queryPending: store.queryPending,
+        savedBytes: readCount(model, "saved_bytes"),
+        matricesMissing: value === "done" && readViewState(model).view === "matrix" && shape.matrixSize === 0,
       }),
     );
   };

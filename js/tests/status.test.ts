@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { statusLine } from "../src/status";
+import { formatBytes, statusLine } from "../src/status";
 import { defaultQuery, describeQuery, formatValue, isClsLike, patchToken, sameQuery, tokenName } from "../src/tokens";
 
-const base = { status: "done", message: "", modelName: "vit", layersDone: 12, layerCount: 12, headCount: 12, query: "CLS", dataError: "", queryPending: false };
+const base = { status: "done", message: "", modelName: "vit", layersDone: 12, layerCount: 12, headCount: 12, query: "CLS", dataError: "", queryPending: false, savedBytes: 0, matricesMissing: false };
 
 describe("statusLine", () => {
   it("shows progress while running", () => {
@@ -16,6 +16,13 @@ describe("statusLine", () => {
     );
     expect(statusLine({ ...base, status: "error", message: "error: out of memory" })).toBe("Error: error: out of memory");
     expect(statusLine({ ...base, status: "empty" })).toMatch(/No attention yet/);
+  });
+
+  it("says what the widget adds to a saved notebook", () => {
+    expect(statusLine({ ...base, savedBytes: 812_345 })).toBe("vit: 12 layers × 12 heads, query CLS · 812 kB in a saved notebook");
+    expect(statusLine({ ...base, matricesMissing: true })).toMatch(/no token × token matrices are kept/);
+    expect(formatBytes(999)).toBe("999 B");
+    expect(formatBytes(5_612_000)).toBe("5.6 MB");
   });
 });
 

@@ -259,6 +259,22 @@ def test_toolbar_and_keyboard_drive_the_grid(
     assert live_notebook.evaluate("(grid5.selected, grid5.overlay_open)") == ([2, 3], False)
 
 
+def test_a_compact_grid_reports_its_saved_size_and_fetches_matrices_from_the_kernel(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    widget = show(live_notebook, 'grid13 = attnwidget.explore(image, saved_detail="maps")')
+    expect_full_grid(widget)
+    saved = live_notebook.evaluate("grid13.saved_bytes")
+    assert 0 < saved < 200_000  # the maps, the picture and the front-end's module: no matrices
+    expect(widget.status).to_contain_text(f"{round(saved / 1000)} kB in a saved notebook")
+    widget.root.locator("[data-testid=attnwidget-view]").select_option("matrix")
+    expect(widget.status).to_contain_text('matrices are kept (saved_detail "maps")')
+    widget.click_tile(7, 0)  # the exact matrix of layer 8, head 1 comes from the kernel
+    expect(widget.overlay_canvas).to_have_attribute("data-mode", "matrix")
+    expect(widget.overlay).to_contain_text("exact values", timeout=DRAW_TIMEOUT_MS)
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-13-compact-matrix.png")
+
+
 def test_method_selector_changes_the_overlay(
     live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
 ):
