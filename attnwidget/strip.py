@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import anywidget
 import numpy as np
 import torch
+import traitlets
 from PIL import Image, ImageDraw, ImageFont
 
 from .explain import GRADIENT_METHODS, METHODS, class_index, explain
-from .images import ImageLike, load_image
+from .images import ImageLike, encode_jpeg, load_image
 from .models import VisionModel
 from .render import overlay_picture, png_bytes, save_png
 
@@ -126,6 +128,13 @@ class Strip:
 
     def _repr_png_(self) -> bytes:
         return png_bytes(self.picture())
+
+    def widget(self, *, panel_height: int = 224, full_size: int = 512, **options: Any) -> StripWidget:
+        """The strip as a widget: click a panel to see it `full_size` pixels high; "Save PNG" downloads it.
+
+        `options` go to `strip_picture` (`alpha`, `colormap`, `font_size`).
+        """
+        return StripWidget(self, panel_height=panel_height, full_size=full_size, **options)
 
     def to_png(self, path: str | Path, *, dpi: int = 300, **options: Any) -> Path:
         """Write the strip as a PNG at `dpi`; an unwritable path raises and leaves no partial file."""
@@ -299,3 +308,44 @@ def _is_single_image(images: Any) -> bool:
     if isinstance(images, (str, Path, Image.Image)):
         return True
     return isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim in (2, 3)
+
+
+class StripWidget(anywidget.AnyWidget):
+    """A comparison strip in a notebook: the picture of `strip_picture`, each panel full size on a
+    click, with its caption as text, and a "Save PNG" button that downloads the strip."""
+
+    _esm = Path(__file__).parent / "static" / "strip.js"
+
+    picture = traitlets.Bytes(b"").tag(sync=True)
+    """The strip as PNG bytes."""
+    boxes = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)
+    """[x0, y0, x1, y1] of every panel in the picture's pixels, row by row."""
+    panels = traitlets.List(traitlets.Bytes()).tag(sync=True)
+    """Each panel full size, as JPEG bytes, in the order of `boxes`."""
+    captions = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)
+    """The panel shown full size, -1 for none."""
+    file_name = traitlets.Unicode("comparison-strip").tag(sync=True)
+
+    def __init__(self, strip: Strip, *, panel_height: int = 224, full_size: int = 512, **options: Any):
+        super().__init__()
+        layout = strip_layout(strip, panel_height, options.get("font_size"))
+        blend = {"alpha": options.get("alpha", 0.5), "colormap": options.get("colormap", "viridis")}
+        panels, captions = [], []
+        for row in strip.rows:
+            scale = full_size / row.picture.height
+            large = row.picture.resize(
+                (max(1, round(row.picture.width * scale)), full_size), Image.Resampling.LANCZOS
+            )
+            panels.append(encode_jpeg(large, max_side=max(large.size)))
+            captions.append(f"GT: {row.ground_truth}")
+            explained = "the ground truth" if strip.explained == "ground-truth" else "its prediction"
+            for tag, heatmap in zip(strip.tags, row.heatmaps, strict=True):
+                overlay = overlay_picture(large, heatmap.map, heatmap.crop_box, **blend)
+                panels.append(encode_jpeg(overlay, max_side=max(overlay.size)))
+                captions.append(f"{tag}: predicts {heatmap.predicted}; the heatmap explains {explained}")
+        with self.hold_sync():
+            self.picture = png_bytes(strip.picture(panel_height=panel_height, **options))
+            self.boxes = [list(box) for row in layout.panel_boxes for box in row]
+            self.panels = panels
+            self.captions = captions

@@ -207,3 +207,20 @@ def test_efficientnet_grad_cam_as_a_variant():
     assert heatmap.crop_box == pytest.approx((80 / 385, 16 / 256, 304 / 385, 240 / 256))
     with pytest.raises(ValueError, match="'sweatshirtt' is not a class of variant 'lite0'"):
         comparison_strip(data.chelsea(), [classifier_variant("lite0", classifier)], "sweatshirtt")
+
+
+def test_the_strip_widget_holds_every_panel_full_size_with_its_caption(strip):
+    import io
+
+    widget = strip.widget(panel_height=120, full_size=200)
+    layout = strip_layout(strip, panel_height=120)
+    assert widget.boxes == [list(box) for box in layout.panel_boxes[0]]
+    with Image.open(io.BytesIO(widget.picture)) as picture:
+        assert picture.size == layout.size
+    assert len(widget.panels) == len(widget.captions) == 5
+    for panel in widget.panels:
+        with Image.open(io.BytesIO(panel)) as image:
+            assert image.size == (300, 200)  # the picture's 3:2, full size
+    assert widget.captions[0] == "GT: truth"
+    assert widget.captions[3] == "32: predicts B; the heatmap explains the ground truth"
+    assert widget.selected == -1

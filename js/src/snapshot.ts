@@ -68,15 +68,19 @@ export function composeSnapshot(doc: Document, canvases: readonly HTMLCanvasElem
 /** Downloads `picture` as the PNG file `name`. */
 export function downloadPng(doc: Document, picture: HTMLCanvasElement, name: string): void {
   picture.toBlob((blob) => {
-    if (!blob) return;
-    const url = URL.createObjectURL(blob);
-    const link = doc.createElement("a");
-    link.href = url;
-    link.download = name;
-    link.hidden = true;
-    doc.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    if (blob) downloadBlob(doc, blob, name);
   }, "image/png");
+}
+
+/** Downloads `blob` as the file `name`. */
+export function downloadBlob(doc: Document, blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = doc.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  doc.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }

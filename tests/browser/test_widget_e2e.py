@@ -8,6 +8,7 @@ Every step leaves a screenshot in `test-artifacts/`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -273,6 +274,51 @@ def test_a_compact_grid_reports_its_saved_size_and_fetches_matrices_from_the_ker
     expect(widget.overlay_canvas).to_have_attribute("data-mode", "matrix")
     expect(widget.overlay).to_contain_text("exact values", timeout=DRAW_TIMEOUT_MS)
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-13-compact-matrix.png")
+
+
+STRIP = """\
+import hashlib
+import numpy as np
+from attnwidget.strip import Heatmap, Variant, comparison_strip
+
+def fixed(tag, label):
+    return Variant(tag, lambda picture, target: Heatmap(np.eye(4), label))
+
+variants = [fixed("8", "<b>cat</b>"), fixed("16", "<b>cat</b>"), fixed("32", "dog")]
+strip14 = comparison_strip(image, variants, "dog").widget(panel_height=120, full_size=240)
+strip14"""
+
+
+def test_strip_widget_opens_a_panel_full_size_and_saves_the_strip(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    cell = live_notebook.run_cell(STRIP)
+    strip = cell.locator("[data-testid=attnwidget-strip]")
+    expect(strip).to_be_visible()
+    boxes = live_notebook.evaluate("strip14.boxes")
+    natural = strip.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    shown = strip.bounding_box()
+    x0, y0, x1, y1 = boxes[2]  # the second variant
+    scale = shown["width"] / natural[0]
+    strip.click(position={"x": (x0 + x1) / 2 * scale, "y": (y0 + y1) / 2 * scale})
+    caption = cell.locator("[data-testid=attnwidget-strip-caption]")
+    expect(caption).to_have_text("16: predicts <b>cat</b>; the heatmap explains the ground truth")  # text
+    panel = cell.locator("[data-testid=attnwidget-strip-panel]")
+    expect(panel).to_be_visible()
+    assert panel.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [320, 240]
+    assert live_notebook.evaluate("strip14.selected") == 2
+    cell.screenshot(path=artifacts / f"{jupyter_server.flavor}-14-strip.png")
+
+    with live_notebook.page.expect_download() as download:
+        cell.locator("[data-testid=attnwidget-strip-save]").click()
+    saved = artifacts / f"{jupyter_server.flavor}-14-strip-saved.png"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "comparison-strip.png"
+    expected = live_notebook.evaluate("hashlib.sha256(strip14.picture).hexdigest()")
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == expected  # the kernel's PNG itself
+
+    strip.press("Escape")
+    expect(panel).to_be_hidden()
 
 
 def test_method_selector_changes_the_overlay(
