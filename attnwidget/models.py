@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from torch import nn
 
 from .capture import LayerCallback, capture_attention
 from .geometry import InputGeometry, input_geometry
+
+KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
 
 
 class UnsupportedModelError(ValueError):
@@ -86,7 +88,7 @@ class VisionModel:
         self.patch_size = _as_pair(config.patch_size)
         self.head_count = config.num_attention_heads
         self.layer_count = len(self.attention_modules)
-        self._told_about_eager = False
+        self._eager = EagerSwitch(model, self.attention_modules[0], self.name)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, processor: Any = None, **kwargs: Any) -> VisionModel:
@@ -148,10 +150,22 @@ class VisionModel:
         registers = getattr(config, "num_register_tokens", 0) or 0
         return 1 + registers + (1 if self.model_type == "deit" else 0)
 
-    @contextmanager
-    def eager_attention(self) -> Iterator[None]:
+    def eager_attention(self) -> AbstractContextManager[None]:
         """Within the block the model computes eager attention, which returns weights; restored after."""
-        current = _attention_implementation(self.attention_modules[0], self.model)
+        return self._eager()
+
+
+class EagerSwitch:
+    """Switches a model to eager attention while attention is captured (sdpa and flash attention
+    return no weights) and back afterwards, saying so once."""
+
+    def __init__(self, model: nn.Module, attention_module: nn.Module, name: str):
+        self.model, self.attention_module, self.name = model, attention_module, name
+        self._told = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        current = _attention_implementation(self.attention_module, self.model)
         if current == "eager":
             yield
             return
@@ -160,13 +174,13 @@ class VisionModel:
                 f"the model uses {current!r} attention, which returns no weights; load it with "
                 "attn_implementation='eager'"
             )
-        if not self._told_about_eager:
+        if not self._told:
             warnings.warn(
                 f"{self.name} uses {current!r} attention, which returns no attention weights; "
                 "attnwidget switches it to 'eager' while it captures and back afterwards",
                 stacklevel=4,
             )
-            self._told_about_eager = True
+            self._told = True
         self.model.set_attn_implementation("eager")
         try:
             yield
@@ -174,30 +188,42 @@ class VisionModel:
             self.model.set_attn_implementation(current)
 
 
-def find_attention_modules(model: nn.Module, root: nn.Module) -> tuple[list[nn.Module], int]:
+def find_attention_modules(
+    model: nn.Module, root: nn.Module, kind: str = "attentions"
+) -> tuple[list[nn.Module], int]:
     """The modules under `root` that return attention weights, in layer order, and the output index.
 
-    transformers declares, per architecture, which module class records `attentions`
-    (`_can_record_outputs`); that is used instead of hard-coded module paths.
+    transformers declares, per architecture, which module class records `attentions` (or
+    `cross_attentions`: `kind`) and, where self and cross attention share a class, under which
+    module name (`_can_record_outputs`); that is used instead of hard-coded module paths.
     """
-    targets: dict[type, int] = {}
+    targets: dict[type, tuple[int, str | None]] = {}
     for module in model.modules():
-        spec = (getattr(type(module), "_can_record_outputs", None) or {}).get("attentions")
+        spec = (getattr(type(module), "_can_record_outputs", None) or {}).get(kind)
         if spec is None:
             continue
         target = getattr(spec, "target_class", spec)
-        index = getattr(spec, "index", 1)
+        index = getattr(spec, "index", None)
         if isinstance(target, type):
-            targets[target] = index
-    modules = [module for module in root.modules() if type(module) in targets]
+            targets[target] = (1 if index is None else index, getattr(spec, "layer_name", None))
+
+    def recorded(name: str, module: nn.Module) -> bool:
+        if type(module) not in targets:
+            return False
+        layer_name = targets[type(module)][1]
+        return layer_name is None or f".{name}".endswith("." + layer_name.lstrip("."))
+
+    modules = [module for name, module in root.named_modules() if recorded(name, module)]
     if not modules:
         raise UnsupportedModelError(
-            f"{type(model).__name__} has no attention modules attnwidget can capture. Supported: vision "
-            "transformers from transformers >= 5 (ViT, DeiT, DINOv2, BEiT, CLIP, SigLIP, ...). A CNN has "
-            "no attention to show: use Grad-CAM, `attnwidget.methods.grad_cam_for(layer, forward)` or "
+            f"{type(model).__name__} has no {KIND_NAMES.get(kind, kind)} modules attnwidget can capture. "
+            "Supported: transformers >= 5 models that record them: vision transformers (ViT, DeiT, "
+            "DINOv2, BEiT, CLIP, SigLIP, ...) and text models (BERT, GPT-2, Llama, Mistral, Qwen, T5, "
+            "BART, ...). A CNN has no attention to show: use Grad-CAM, "
+            "`attnwidget.methods.grad_cam_for(layer, forward)` or "
             "`attnwidget.pretrained.ImageClassifier(...).grad_cam(image)`"
         )
-    indices = {targets[type(module)] for module in modules}
+    indices = {targets[type(module)][0] for module in modules}
     if len(indices) != 1:
         raise UnsupportedModelError(f"{type(model).__name__} mixes attention modules with different outputs")
     return modules, indices.pop()

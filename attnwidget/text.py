@@ -1,0 +1,209 @@
+"""A thin wrapper around Hugging Face text models, as `VisionModel` is for vision transformers.
+
+Encoders (BERT family), decoders (GPT-2, Llama, Mistral, Qwen) and encoder-decoders (T5, BART):
+for the last, `stack` picks the encoder's self-attention, the decoder's, or the decoder's cross
+attention over the encoder's tokens. The attention modules are found by the model's own structure;
+sdpa / flash attention is switched to eager only while capturing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .capture import LayerCallback, capture_attention
+from .models import EagerSwitch, UnsupportedModelError, find_attention_modules, quiet_weight_loading
+
+Stack = Literal["auto", "encoder", "decoder", "cross"]
+
+
+@dataclass(frozen=True)
+class TextInput:
+    """A tokenized text: what the model runs on and the token labels (queries, and keys)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    tokens: tuple[str, ...]
+    """The query tokens, as text."""
+    key_tokens: tuple[str, ...]
+    """The key tokens: the same as `tokens` but for cross attention (the encoder's tokens)."""
+    decoder_input_ids: torch.Tensor | None = None
+
+
+class TextModel:
+    """A transformers text model and its tokenizer, ready for attention capture."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any, *, stack: Stack = "auto", name: str | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected a torch / transformers model, got {type(model).__name__}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model, "name_or_path", "") or type(model).__name__
+        config = model.config
+        self.encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+        if stack == "auto":
+            stack = "encoder" if self.encoder_decoder or not _is_decoder(model) else "decoder"
+        if stack not in ("encoder", "decoder", "cross"):
+            raise ValueError(f"stack must be 'auto', 'encoder', 'decoder' or 'cross', not {stack!r}")
+        if stack == "cross" and not self.encoder_decoder:
+            raise UnsupportedModelError(f"{self.name} is not an encoder-decoder: it has no cross attention")
+        self.stack = stack
+        root = _stack_root(model, stack) if self.encoder_decoder else model
+        kind = "cross_attentions" if stack == "cross" else "attentions"
+        self.attention_modules, self.output_index = find_attention_modules(model, root, kind)
+        self.layer_count = len(self.attention_modules)
+        self.head_count = _head_count(config, stack)
+        self.causal = stack == "decoder"
+        """Each query sees only itself and earlier keys (decoder self-attention)."""
+        self.context_length = _context_length(config, tokenizer)
+        self._eager = EagerSwitch(model, self.attention_modules[0], self.name)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, stack: Stack = "auto", tokenizer: Any = None, **kwargs: Any
+    ) -> TextModel:
+        """Load a model and its tokenizer from a hub id or a local directory, with eager attention."""
+        from transformers import (
+            AutoConfig,
+            AutoModel,
+            AutoModelForCausalLM,
+            AutoModelForSeq2SeqLM,
+            AutoTokenizer,
+        )
+
+        source = str(name_or_path)
+        if Path(source).expanduser().exists() and not Path(source).expanduser().is_dir():
+            raise FileNotFoundError(f"{source} is a file: give a directory written by save_pretrained")
+        config = AutoConfig.from_pretrained(name_or_path)
+        architectures = getattr(config, "architectures", None) or []
+        names = " ".join(architectures)
+        if "CausalLM" in names or "LMHead" in names:
+            loader = AutoModelForCausalLM
+        elif "ConditionalGeneration" in names or "Seq2SeqLM" in names:
+            loader = AutoModelForSeq2SeqLM
+        else:
+            loader = AutoModel
+        with quiet_weight_loading():
+            model = loader.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
+        tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name_or_path)
+        return cls(model, tokenizer, stack=stack, name=source)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prepare(self, text: str, target: str | None = None) -> TextInput:
+        """Tokenize `text` (and, for an encoder-decoder's decoder or cross attention, `target`, the
+        decoder's text; default: the decoder's start token only)."""
+        if not isinstance(text, str):
+            raise TypeError(f"expected the text as a str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("the text is empty: give at least one word")
+        encoded = self.tokenizer(text, return_tensors="pt")
+        input_ids = encoded["input_ids"]
+        self._check_ids(input_ids, "text")
+        attention_mask = encoded.get("attention_mask", torch.ones_like(input_ids))
+        tokens = self.token_labels(input_ids[0])
+        decoder_ids = None
+        if self.encoder_decoder:
+            decoder_ids = self._decoder_ids(target)
+            self._check_ids(decoder_ids, "target")
+        on_decoder = decoder_ids is not None and self.stack in ("decoder", "cross")
+        query_tokens = self.token_labels(decoder_ids[0]) if on_decoder else tokens
+        device = self.device
+        return TextInput(
+            input_ids.to(device),
+            attention_mask.to(device),
+            query_tokens,
+            tokens if self.stack == "cross" else query_tokens,
+            None if decoder_ids is None else decoder_ids.to(device),
+        )
+
+    def token_labels(self, ids: torch.Tensor) -> tuple[str, ...]:
+        """Each token as readable text (byte-level BPE and SentencePiece marks turned into spaces)."""
+        pieces = self.tokenizer.convert_ids_to_tokens(ids.tolist())
+        labels = []
+        for piece in pieces:
+            text = self.tokenizer.convert_tokens_to_string([piece]) if piece is not None else ""
+            labels.append(text if text.strip() else repr(text) if text else "∅")
+        return tuple(labels)
+
+    def run(self, inputs: TextInput, on_layer: LayerCallback) -> Any:
+        """Forward pass that hands each layer's attention [1, H, queries, keys] to `on_layer`."""
+        arguments: dict[str, Any] = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
+        if inputs.decoder_input_ids is not None:
+            arguments["decoder_input_ids"] = inputs.decoder_input_ids
+        with (
+            self._eager(),
+            torch.no_grad(),
+            capture_attention(self.attention_modules, self.output_index, on_layer),
+        ):
+            return self.model(**arguments)
+
+    def _decoder_ids(self, target: str | None) -> torch.Tensor:
+        start = getattr(self.model.config, "decoder_start_token_id", None)
+        if start is None:
+            raise UnsupportedModelError(f"{self.name} names no decoder start token")
+        if target is None or not target.strip():
+            return torch.tensor([[start]])
+        ids = self.tokenizer(text_target=target, return_tensors="pt")["input_ids"]
+        return torch.cat([torch.tensor([[start]]), ids[:, :-1]], dim=1)  # shifted right, as in training
+
+    def _check_ids(self, ids: torch.Tensor, what: str) -> None:
+        if self.context_length and ids.shape[-1] > self.context_length:
+            raise ValueError(
+                f"the {what} is {ids.shape[-1]} tokens long, more than {self.name}'s context of "
+                f"{self.context_length}: shorten it"
+            )
+        vocabulary = getattr(self.model.config, "vocab_size", None)
+        if vocabulary and int(ids.max()) >= vocabulary:
+            raise ValueError(
+                f"the tokenizer produced token id {int(ids.max())} but {self.name} has {vocabulary} "
+                "tokens: the tokenizer does not belong to this model (load both from the same checkpoint)"
+            )
+
+
+def _is_decoder(model: nn.Module) -> bool:
+    config = model.config
+    return bool(getattr(config, "is_decoder", False)) or type(model).__name__.endswith(
+        ("CausalLM", "LMHeadModel")
+    )
+
+
+def _stack_root(model: nn.Module, stack: str) -> nn.Module:
+    part = "encoder" if stack == "encoder" else "decoder"
+    for holder in (model, getattr(model, "model", None)):
+        module = getattr(holder, part, None) if holder is not None else None
+        if isinstance(module, nn.Module):
+            return module
+    get = getattr(model, f"get_{part}", None)
+    if callable(get):
+        return get()
+    raise UnsupportedModelError(f"{type(model).__name__} has no {part} to capture")
+
+
+def _head_count(config: Any, stack: str) -> int:
+    shared = ("num_heads", "num_attention_heads", "n_head")
+    side = (
+        ("encoder_attention_heads",)
+        if stack == "encoder"
+        else ("decoder_attention_heads", "num_decoder_heads")
+    )
+    for name in side + shared:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise UnsupportedModelError(f"{type(config).__name__} names no attention head count")
+
+
+def _context_length(config: Any, tokenizer: Any) -> int:
+    for name in ("max_position_embeddings", "n_positions", "max_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and 0 < value < 10**7:
+            return value
+    limit = getattr(tokenizer, "model_max_length", 0)
+    return limit if isinstance(limit, int) and 0 < limit < 10**7 else 0

@@ -1,0 +1,126 @@
+"""Text models: captured attention equals transformers' own `output_attentions`, for encoders
+(MiniLM, real weights), decoders (GPT-2, Llama) and encoder-decoders (T5, BART: encoder, decoder and
+cross attention); outputs are unchanged by the capture; bad text gets clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_text_models import TEXT_ARCHITECTURES, byte_level_tokenizer, save_tiny_text_models
+
+from attnwidget.models import UnsupportedModelError
+from attnwidget.text import TextModel
+
+TEXT = 'The cat sat on the mat <b> & "quotes".'
+TARGET = "the dog sat on the log"
+
+
+@pytest.fixture(scope="module")
+def text_dirs(tmp_path_factory):
+    return save_tiny_text_models(tmp_path_factory.mktemp("text-models"))
+
+
+def captured(text_model: TextModel, inputs) -> tuple[list[torch.Tensor], object]:
+    layers: list[torch.Tensor] = []
+    outputs = text_model.run(inputs, lambda layer, weights: layers.append(weights.clone()))
+    return layers, outputs
+
+
+def reference(text_model: TextModel, inputs):
+    arguments = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
+    if inputs.decoder_input_ids is not None:
+        arguments["decoder_input_ids"] = inputs.decoder_input_ids
+    with torch.no_grad():
+        return text_model.model(**arguments, output_attentions=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "stack", "field"),
+    [
+        ("gpt2", "auto", "attentions"),
+        ("llama", "auto", "attentions"),
+        ("t5", "encoder", "encoder_attentions"),
+        ("t5", "decoder", "decoder_attentions"),
+        ("t5", "cross", "cross_attentions"),
+        ("bart", "encoder", "encoder_attentions"),
+        ("bart", "decoder", "decoder_attentions"),
+        ("bart", "cross", "cross_attentions"),
+    ],
+)
+def test_captured_attention_equals_output_attentions(text_dirs, name, stack, field):
+    text_model = TextModel.from_pretrained(text_dirs[name], stack=stack)
+    inputs = text_model.prepare(TEXT, target=TARGET)
+    layers, outputs = captured(text_model, inputs)
+    expected = getattr(reference(text_model, inputs), field)
+    assert len(layers) == len(expected) == text_model.layer_count
+    for layer, weights in zip(layers, expected, strict=True):
+        torch.testing.assert_close(layer, weights)
+        assert weights.shape[1] == text_model.head_count
+        assert weights.shape[-2:] == (len(inputs.tokens), len(inputs.key_tokens))
+    logits = reference(text_model, inputs).logits
+    torch.testing.assert_close(outputs.logits, logits)  # the capture changes nothing
+    if stack == "decoder" or name in ("gpt2", "llama"):
+        assert text_model.causal
+        assert torch.all(layers[0][0].triu(diagonal=1) == 0)  # no query sees a later key
+
+
+def test_minilm_real_weights_through_the_wrapper():
+    from attnwidget.pretrained import minilm
+
+    model, tokenizer = minilm()
+    text_model = TextModel(model, tokenizer)
+    assert (text_model.stack, text_model.causal, text_model.layer_count, text_model.head_count) == (
+        "encoder",
+        False,
+        6,
+        12,
+    )
+    inputs = text_model.prepare(TEXT)
+    assert inputs.tokens[0] == "[CLS]" and inputs.tokens[-1] == "[SEP]"
+    layers, _ = captured(text_model, inputs)
+    for layer, weights in zip(layers, reference(text_model, inputs).attentions, strict=True):
+        torch.testing.assert_close(layer, weights)
+
+
+def test_token_labels_read_as_the_text(text_dirs):
+    gpt2 = TextModel.from_pretrained(text_dirs["gpt2"])
+    inputs = gpt2.prepare(TEXT)
+    assert "".join(inputs.tokens) == TEXT  # byte-level marks ("Ġ") turned back into spaces
+    assert any("<" in token for token in inputs.tokens) and any("&" in token for token in inputs.tokens)
+
+
+def test_bad_text_gets_clear_errors(text_dirs):
+    gpt2 = TextModel.from_pretrained(text_dirs["gpt2"])
+    with pytest.raises(ValueError, match="the text is empty"):
+        gpt2.prepare("   ")
+    with pytest.raises(ValueError, match=r"more than .* context of 64: shorten it"):
+        gpt2.prepare("the cat " * 80)
+    with pytest.raises(TypeError, match="as a str"):
+        gpt2.prepare(["a list"])
+    with pytest.raises(UnsupportedModelError, match="not an encoder-decoder"):
+        TextModel.from_pretrained(text_dirs["gpt2"], stack="cross")
+    with pytest.raises(ValueError, match="stack must be"):
+        TextModel.from_pretrained(text_dirs["t5"], stack="middle")
+
+    from attnwidget.pretrained import minilm
+
+    model, _ = minilm()  # a BERT vocabulary of 30522 ids
+    small = TextModel(gpt2.model, model and byte_level_tokenizer())
+    assert small.prepare("the cat")  # the tokenizer that belongs to it
+    mismatched = TextModel(gpt2.model, minilm()[1])
+    with pytest.raises(ValueError, match="does not belong to this model"):
+        mismatched.prepare("Transformers attend everywhere")
+
+
+@pytest.mark.parametrize("name", TEXT_ARCHITECTURES)
+def test_sdpa_models_are_switched_to_eager_for_the_capture(text_dirs, name):
+    import transformers as tf
+
+    loader = tf.AutoModelForCausalLM if name in ("gpt2", "llama") else tf.AutoModelForSeq2SeqLM
+    model = loader.from_pretrained(text_dirs[name], attn_implementation="sdpa")
+    text_model = TextModel(model, tf.AutoTokenizer.from_pretrained(text_dirs[name]))
+    inputs = text_model.prepare(TEXT)
+    with pytest.warns(UserWarning, match="switches it to 'eager'"):
+        layers, _ = captured(text_model, inputs)
+    assert len(layers) == text_model.layer_count
+    assert model.config._attn_implementation == "sdpa"  # restored
