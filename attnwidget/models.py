@@ -8,6 +8,7 @@ model inputs and switches sdpa / flash attention to eager only for the capture.
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -35,6 +36,10 @@ class TokenLayout:
 
     special_tokens: tuple[str, ...]
     grid: tuple[int, int]
+    labels: tuple[str, ...] = ()
+    """Text models: every token as text (the "grid" is then one row of tokens)."""
+    causal: bool = False
+    """Text decoders: each query sees only itself and earlier keys."""
 
     @property
     def special_count(self) -> int:
@@ -46,7 +51,14 @@ class TokenLayout:
 
     @property
     def default_query(self) -> list[int]:
-        """CLS where the model has one, else every patch (their rows are averaged)."""
+        """CLS where the model has one, else every patch (their rows are averaged). Text: the last
+        token for a decoder (what the next prediction attends from), a leading CLS-like token for an
+        encoder, else every token."""
+        if self.labels:
+            if self.causal:
+                return [len(self.labels) - 1]
+            if re.search("cls|class", self.labels[0], re.IGNORECASE):
+                return [0]
         if self.special_tokens and self.special_tokens[0] == "CLS":
             return [0]
         return list(range(self.special_count, self.token_count))

@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from .capture import LayerCallback, capture_attention
-from .models import EagerSwitch, UnsupportedModelError, find_attention_modules, quiet_weight_loading
+from .explain import Prediction
+from .models import (
+    EagerSwitch,
+    TokenLayout,
+    UnsupportedModelError,
+    find_attention_modules,
+    quiet_weight_loading,
+)
 
 Stack = Literal["auto", "encoder", "decoder", "cross"]
 
@@ -123,13 +130,34 @@ class TextModel:
             None if decoder_ids is None else decoder_ids.to(device),
         )
 
+    def layout(self, inputs: TextInput) -> TokenLayout:
+        """The token layout of a tokenized text: one row of tokens, named by their text."""
+        return TokenLayout((), (1, len(inputs.tokens)), inputs.tokens, self.causal)
+
+    def next_token_predictions(self, outputs: Any, top_k: int = 5) -> list[Prediction]:
+        """A language model's `top_k` most probable next tokens after the text, as text."""
+        logits = getattr(outputs, "logits", None)
+        if logits is None or logits.ndim != 3:
+            return []
+        probabilities = logits[0, -1].float().softmax(-1)
+        values, indices = probabilities.topk(min(top_k, probabilities.numel()))
+        labels = self.token_labels(indices)
+        return [
+            Prediction(int(i), label, float(v)) for i, label, v in zip(indices, labels, values, strict=True)
+        ]
+
     def token_labels(self, ids: torch.Tensor) -> tuple[str, ...]:
         """Each token as readable text (byte-level BPE and SentencePiece marks turned into spaces)."""
         pieces = self.tokenizer.convert_ids_to_tokens(ids.tolist())
         labels = []
         for piece in pieces:
             text = self.tokenizer.convert_tokens_to_string([piece]) if piece is not None else ""
-            labels.append(text if text.strip() else repr(text) if text else "∅")
+            if not text:
+                labels.append("∅")
+            elif not text.strip() or not text.isprintable():  # spaces alone, newlines, control bytes
+                labels.append(repr(text))
+            else:
+                labels.append(text)
         return tuple(labels)
 
     def run(self, inputs: TextInput, on_layer: LayerCallback) -> Any:

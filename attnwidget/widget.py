@@ -23,12 +23,13 @@ from torch import nn
 
 from .capture import StopCapture
 from .encode import decode_rows, encode_rows, float32_bytes
-from .explain import METHODS, PER_LAYER_METHODS, class_index, explain, predictions
+from .explain import METHODS, PER_LAYER_METHODS, Prediction, class_index, explain, predictions
 from .images import ImageLike, encode_jpeg, image_sources, load_image
 from .methods import HeadStatistics, head_statistics
 from .models import TokenLayout, UnsupportedModelError, VisionModel
 from .reduce import matrix_size_for_budget, pool_matrix, query_rows
 from .render import grid_picture, overlay_figure, png_bytes, save_png
+from .text import TextModel
 
 STATIC = Path(__file__).parent / "static"
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
@@ -78,6 +79,10 @@ class AttentionGrid(anywidget.AnyWidget):
     explanation = t.Bytes(b"").tag(sync=True)
     explanation_title = t.Unicode("").tag(sync=True)
     image_count = t.Int(0).tag(sync=True)
+    token_labels = t.List(t.Unicode()).tag(sync=True)
+    """Text models: every token as text (shown as text, never as HTML)."""
+    causal = t.Bool(False).tag(sync=True)
+    """Text decoders: each query sees only itself and earlier keys; the grid marks the rest."""
     saved_bytes = t.Int(0).tag(sync=True)
     """What the widget adds to a notebook saved with widget state, in bytes (binary data as base64)."""
 
@@ -121,7 +126,7 @@ class AttentionGrid(anywidget.AnyWidget):
         **view: Any,
     ) -> None:
         super().__init__(**view)
-        self._vision = as_vision_model(model, processor)
+        self._model = as_model(model, processor)
         self._matrix_budget = matrix_budget
         self._pooling = pooling
         self._cache_budget = cache_budget
@@ -133,9 +138,11 @@ class AttentionGrid(anywidget.AnyWidget):
         self.mean_statistics: HeadStatistics | None = None
         """Per-head statistics averaged over the pictures of the last `run_many`, else None."""
         with self.hold_trait_notifications():
-            self.model_name = self._vision.name
-            self.layer_count = self._vision.layer_count
-            self.head_count = self._vision.head_count
+            if isinstance(self._model, TextModel) and "view" not in view:
+                self.view = "matrix"  # token x token: the text's own picture
+            self.model_name = self._model.name
+            self.layer_count = self._model.layer_count
+            self.head_count = self._model.head_count
             self.layers = _numbered(layers, self.layer_count, "layer")
             self.heads = _numbered(heads, self.head_count, "head")
         self.on_msg(self._handle_message)
@@ -144,19 +151,33 @@ class AttentionGrid(anywidget.AnyWidget):
 
     @property
     def vision_model(self) -> VisionModel:
-        return self._vision
+        if not isinstance(self._model, VisionModel):
+            raise TypeError("this grid shows a text model: see grid.text_model")
+        return self._model
 
-    def run(self, image: ImageLike, *, query: Sequence[int] | None = None) -> AttentionGrid:
-        """Run the model on `image` and stream its attention into the grid, layer by layer.
+    @property
+    def text_model(self) -> TextModel:
+        if not isinstance(self._model, TextModel):
+            raise TypeError("this grid shows a vision model: see grid.vision_model")
+        return self._model
+
+    def run(
+        self, image: ImageLike | str, *, query: Sequence[int] | None = None, decoder_text: str | None = None
+    ) -> AttentionGrid:
+        """Run the model on `image` (a text, for a text model) and stream its attention into the grid,
+        layer by layer.
 
         A single run ends the set of pictures of `run_many` (the slider goes away).
 
         `query` lists token indices whose attention rows are averaged (default: CLS, or every
-        patch for models without one). The widget keeps its state if the image or the query is bad.
+        patch for models without one; for text, the last token of a decoder). `decoder_text` is the
+        decoder's text of an encoder-decoder. The widget keeps its state if the input or the query is bad.
         """
+        if isinstance(self._model, TextModel):
+            return self._run_text(image, query, decoder_text)
         picture = load_image(image)
-        pixel_values, geometry = self._vision.prepare(picture)
-        layout = self._vision.layout(pixel_values)
+        pixel_values, geometry = self._model.prepare(picture)
+        layout = self._model.layout(pixel_values)
         query = list(query) if query is not None else layout.default_query
         layout.check_query(query)
         picture_state = {
@@ -164,12 +185,29 @@ class AttentionGrid(anywidget.AnyWidget):
             "image_size": list(picture.size),
             "crop_box": list(geometry.crop_box),
             "input_size": [int(pixel_values.shape[-2]), int(pixel_values.shape[-1])],
-            "patch_size": self._vision.patch_size[0],
+            "patch_size": self._model.patch_size[0],
         }
         if self._gallery:
             self._gallery, self.mean_statistics = [], None
             picture_state = {**picture_state, "image_count": 0, "image_index": 0}
         self._compute(_Input(pixel_values, layout, query), rerun=True, picture_state=picture_state)
+        return self
+
+    def _run_text(self, text: Any, query: Sequence[int] | None, decoder_text: str | None) -> AttentionGrid:
+        inputs = self._model.prepare(text, decoder_text)
+        layout = self._model.layout(inputs)
+        query = list(query) if query is not None else layout.default_query
+        layout.check_query(query)
+        text_state = {
+            "image": b"",
+            "image_size": [0, 0],
+            "crop_box": [0.0, 0.0, 1.0, 1.0],
+            "input_size": [0, 0],
+            "patch_size": 0,
+            "token_labels": list(layout.labels),
+            "causal": layout.causal,
+        }
+        self._compute(_Input(inputs, layout, query), rerun=True, picture_state=text_state)
         return self
 
     def run_many(self, images: Iterable[ImageLike] | str | Path, *, progress: bool = True) -> AttentionGrid:
@@ -201,13 +239,15 @@ class AttentionGrid(anywidget.AnyWidget):
         """Mean attention distance (pixels) and entropy of every head for the picture shown."""
         if self._input is None:
             raise RuntimeError("run the widget on an image first: widget.run(image)")
-        pixel_values = self._input.pixel_values
+        if isinstance(self._model, TextModel):
+            raise TypeError("mean attention distance is measured in pixels: it is for vision models")
+        pixel_values = self._input.model_input
         if self._statistics is None or self._statistics[0] is not pixel_values:
             layout = self._input.layout
             attentions = [self.full_attention(layer) for layer in range(1, self.layer_count + 1)]
             self._statistics = (
                 pixel_values,
-                head_statistics(attentions, layout.special_count, layout.grid, self._vision.patch_size),
+                head_statistics(attentions, layout.special_count, layout.grid, self._model.patch_size),
             )
         return self._statistics[1]
 
@@ -255,7 +295,7 @@ class AttentionGrid(anywidget.AnyWidget):
                 raise StopCapture
 
         with contextlib.suppress(StopCapture):
-            self._vision.run(self._input.pixel_values, keep)
+            self._model.run(self._input.model_input, keep)
         return captured[0]
 
     def to_png(self, path: str | Path | None = None, *, dpi: int = 144, **options: Any) -> bytes:
@@ -296,6 +336,8 @@ class AttentionGrid(anywidget.AnyWidget):
         """
         if self.status != "done" or self._input is None:
             raise RuntimeError("the grid is empty: run the widget on an image first (widget.run(image))")
+        if isinstance(self._model, TextModel):
+            raise TypeError("a text has no picture to overlay: use to_png() with view='matrix'")
         gh, gw = self.grid
         if self.method == "attention" or layer is not None or head is not None:
             if layer is None or head is None:
@@ -375,10 +417,8 @@ class AttentionGrid(anywidget.AnyWidget):
             self._publish_layout(layout)
         try:
             if rerun:
-                outputs = self._vision.run(source.pixel_values, on_layer)
-                logits = getattr(outputs, "logits", None)
-                labels = dict(getattr(self._vision.model.config, "id2label", None) or {})
-                top = predictions(logits, labels) if logits is not None and logits.ndim == 2 else []
+                outputs = self._model.run(source.model_input, on_layer)
+                top = self._predictions(outputs)
                 picture_state = {
                     **(picture_state or {}),
                     "predictions": [{"label": p.label, "probability": p.probability} for p in top],
@@ -395,20 +435,32 @@ class AttentionGrid(anywidget.AnyWidget):
         if rerun:
             self._cache = cache if keep_cache else None
         self._input = source
+        data = {
+            "maps": b"".join(data for data, _ in reduced.maps),
+            "maps_range": b"".join(ranges for _, ranges in reduced.maps),
+            "specials": b"".join(reduced.specials),
+            "matrices": b"".join(data for data, _ in reduced.matrices),
+            "matrices_range": b"".join(ranges for _, ranges in reduced.matrices),
+        }
         with self.hold_sync():
             self.query = source.query
-            self.maps = b"".join(data for data, _ in reduced.maps)
-            self.maps_range = b"".join(ranges for _, ranges in reduced.maps)
-            self.specials = b"".join(reduced.specials)
             self.matrix_size = size
-            self.matrices = b"".join(data for data, _ in reduced.matrices)
-            self.matrices_range = b"".join(ranges for _, ranges in reduced.matrices)
+            for name, value in data.items():
+                setattr(self, name, value)
             self.layers_done = len(rows)
             for name, value in (picture_state or {}).items():
                 setattr(self, name, value)
             self.saved_bytes = self._saved_size()
             self.status = "done"  # last: observers of the status see the whole new state
         self._update_explanation()
+
+    def _predictions(self, outputs: Any) -> list[Prediction]:
+        """A classifier's top classes, or a language model's most probable next tokens."""
+        if isinstance(self._model, TextModel):
+            return self._model.next_token_predictions(outputs)
+        logits = getattr(outputs, "logits", None)
+        labels = dict(getattr(self._model.model.config, "id2label", None) or {})
+        return predictions(logits, labels) if logits is not None and logits.ndim == 2 else []
 
     def _matrix_side(self, layout: TokenLayout, tiles: int) -> int:
         """Side of the token x token matrices the state holds (0 for none), as `saved_detail` says."""
@@ -481,7 +533,7 @@ class AttentionGrid(anywidget.AnyWidget):
             self.message = f"error: {error}"
             self.query = change["old"]
             return
-        self._input = _Input(self._input.pixel_values, self._input.layout, list(change["new"]))
+        self._input = _Input(self._input.model_input, self._input.layout, list(change["new"]))
         self._recompute()
 
     @t.observe("method", "target", "selected", "rollout_fusion", "discard_ratio", "start_layer")
@@ -492,7 +544,7 @@ class AttentionGrid(anywidget.AnyWidget):
             return
         try:
             if change["name"] == "target" and change["new"]:
-                class_index(self._vision, change["new"])
+                class_index(self._model, change["new"])
             self._update_explanation()
         except ValueError as error:  # a bad class or method for this model: keep the previous one
             if change["name"] in ("target", "method", "start_layer"):
@@ -504,10 +556,12 @@ class AttentionGrid(anywidget.AnyWidget):
         if self.method == "attention" or self._input is None:
             self.explanation, self.explanation_title = b"", ""
             return
+        if isinstance(self._model, TextModel):
+            raise ValueError(f"the method {self.method!r} is for vision models; a text model shows each head")
         layer = self.selected[0] if self.method in PER_LAYER_METHODS and self.selected else None
         result = explain(
-            self._vision,
-            self._input.pixel_values,
+            self._model,
+            self._input.model_input,
             self.method,
             layer=layer,
             target=self.target or None,
@@ -570,9 +624,10 @@ def explore(
     return widget
 
 
-def as_vision_model(model: Any, processor: Any = None) -> VisionModel:
-    """A `VisionModel` from an id, a directory, a loaded model or None (the built-in default)."""
-    if isinstance(model, VisionModel):
+def as_model(model: Any, processor: Any = None) -> VisionModel | TextModel:
+    """A `VisionModel` from an id, a directory, a loaded model or None (the built-in default), or
+    the `TextModel` given."""
+    if isinstance(model, (VisionModel, TextModel)):
         return model
     if model is None:
         from .default_model import default_model
@@ -592,7 +647,8 @@ def as_vision_model(model: Any, processor: Any = None) -> VisionModel:
 
 @dataclass
 class _Input:
-    pixel_values: torch.Tensor
+    model_input: Any
+    """Pixel values [1, 3, H, W] of a picture, or a tokenized text (`TextInput`)."""
     layout: TokenLayout
     query: list[int]
 
@@ -614,6 +670,8 @@ _PICTURE_TRAITS = (
     "crop_box",
     "input_size",
     "predictions",
+    "token_labels",
+    "causal",
 )
 
 

@@ -124,3 +124,46 @@ def test_sdpa_models_are_switched_to_eager_for_the_capture(text_dirs, name):
         layers, _ = captured(text_model, inputs)
     assert len(layers) == text_model.layer_count
     assert model.config._attn_implementation == "sdpa"  # restored
+
+
+def test_a_text_grid_shows_each_heads_token_by_token_attention(text_dirs):
+    from attnwidget import AttentionGrid
+    from attnwidget.encode import decode_rows
+
+    grid = AttentionGrid(TextModel.from_pretrained(text_dirs["gpt2"]), TEXT, saved_detail="full")
+    inputs = grid.text_model.prepare(TEXT)
+    tokens = len(inputs.tokens)
+    assert (grid.view, grid.causal, grid.grid, grid.token_count) == ("matrix", True, [1, tokens], tokens)
+    assert grid.token_labels == list(inputs.tokens) and "".join(grid.token_labels) == TEXT
+    assert grid.query == [tokens - 1]  # a decoder: attention from the last token
+    expected = reference(grid.text_model, inputs).attentions
+    tiles = len(grid.layers) * len(grid.heads)
+    matrices = decode_rows(grid.matrices, grid.matrices_range, tokens).reshape(tiles, tokens, tokens)
+    maps = decode_rows(grid.maps, grid.maps_range, tokens).reshape(tiles, tokens)
+    for tile in range(tiles):
+        layer, head = divmod(tile, len(grid.heads))
+        exact = expected[layer][0, head].numpy()
+        spread = exact.max(axis=1, keepdims=True) - exact.min(axis=1, keepdims=True)
+        assert (abs(matrices[tile] - exact) <= spread / 255 + 1e-6).all()
+        last = exact[-1]
+        assert abs(maps[tile] - last).max() <= (last.max() - last.min()) / 255 + 1e-6
+    top = grid.predictions  # the next token after the text
+    assert len(top) == 5 and all(isinstance(p["label"], str) for p in top)
+    assert [p["probability"] for p in top] == sorted((p["probability"] for p in top), reverse=True)
+
+    grid.method = "rollout"
+    assert grid.method == "attention" and "for vision models" in grid.message
+    with pytest.raises(TypeError, match="for vision models"):
+        grid.head_statistics()
+    with pytest.raises(TypeError, match="no picture"):
+        grid.overlay_to_png()
+    assert grid.to_png()  # the token x token grid as a picture
+
+
+def test_an_encoder_grid_asks_from_its_cls_token():
+    from attnwidget import AttentionGrid
+    from attnwidget.pretrained import minilm
+
+    grid = AttentionGrid(TextModel(*minilm()), "Attention is all you need.")
+    assert grid.token_labels[0] == "[CLS]" and grid.query == [0] and not grid.causal
+    assert grid.predictions == []  # a sentence encoder predicts no next token

@@ -18,6 +18,8 @@ const DATA_TRAITS = [
   "special_tokens",
   "token_count",
   "matrix_size",
+  "token_labels",
+  "causal",
 ];
 
 /**
@@ -42,8 +44,11 @@ export function bindStore(model: WidgetModel, store: AttentionStore): () => void
   let scheduled = false;
   const flush = (): void => {
     scheduled = false;
-    const data = DATA_TRAITS.some((name) => changed.has(name));
-    const touched = (names: string[]): boolean => names.some((name) => changed.has(name));
+    // A run that ends holds the data traits as they are now, also those equal to the last run's
+    // (a new query leaves the matrices as they were): the kernel sends no change for those.
+    const ended = changed.has("status") && model.get("status") === "done";
+    const data = ended || DATA_TRAITS.some((name) => changed.has(name));
+    const touched = (names: string[]): boolean => ended || names.some((name) => changed.has(name));
     if (data) store.applyTraits(readDataTraits(model), { maps: touched(MAPS_TRAITS), matrices: touched(MATRIX_TRAITS) });
     else if (changed.has("run_id")) store.applyRunId(readCount(model, "run_id"));
     if (data || changed.has("query")) store.applyQuery(readQuery(model));
@@ -65,7 +70,7 @@ export function bindStore(model: WidgetModel, store: AttentionStore): () => void
 
   store.applyTraits(readDataTraits(model));
   const listeners: [string, (...args: never[]) => void][] = [
-    ...[...DATA_TRAITS, "run_id", "query"].map((name): [string, () => void] => [`change:${name}`, on(name)]),
+    ...[...DATA_TRAITS, "run_id", "query", "status"].map((name): [string, () => void] => [`change:${name}`, on(name)]),
     ["msg:custom", onMessage],
   ];
   for (const [event, callback] of listeners) model.on(event, callback);

@@ -8,6 +8,7 @@
  * the canvas), `data-selected` ("layer,head" or "") and `data-colorbar-range` ("lo,hi" or "").
  */
 import type { Lut } from "./colormaps";
+import { drawCausalMask } from "./causal";
 import { paintValues } from "./colormaps";
 import { devicePixelRatio, drawColorBar, element, sizeCanvas, textColor } from "./dom";
 import { type GridLayout, type TileHit, computeGridLayout, hitTest, tileRect } from "./layout";
@@ -33,6 +34,8 @@ export interface GridScene {
   readonly colorKey: string;
   /** CSS pixels available. */
   readonly maxWidth: number;
+  /** Token count of causal token x token tiles, whose masked keys are greyed; 0 for none. */
+  readonly causalTokens: number;
 }
 
 const PLACEHOLDER = "rgba(128, 128, 128, 0.16)";
@@ -167,6 +170,7 @@ export class GridCanvas {
         const rect = tileRect(layout, row, col);
         if (scene.source.has(tile) && width > 0 && height > 0) {
           context.drawImage(this.atlas, col * width, row * height, width, height, rect.x, rect.y, rect.width, rect.height);
+          if (scene.causalTokens > 0) drawCausalMask(context, rect, scene.source.width, scene.causalTokens);
         } else {
           context.fillStyle = PLACEHOLDER;
           context.fillRect(rect.x, rect.y, rect.width, rect.height);

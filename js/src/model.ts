@@ -33,6 +33,10 @@ export interface GridShape {
   readonly tokenCount: number;
   /** `T`, the side of the pooled matrices. */
   readonly matrixSize: number;
+  /** Text models: every token as text (empty for pictures). */
+  readonly tokenLabels: readonly string[];
+  /** Decoder self-attention: each query sees only itself and earlier keys. */
+  readonly causal: boolean;
 }
 
 /** The view traits: written by the front-end or by Python, shared by all views of a model. */
@@ -86,6 +90,8 @@ export function readShape(model: Pick<WidgetModel, "get">): GridShape {
     specialTokens,
     tokenCount,
     matrixSize: positiveInt(model.get("matrix_size")),
+    tokenLabels: stringList(model.get("token_labels")),
+    causal: model.get("causal") === true,
   };
 }
 

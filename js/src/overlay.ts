@@ -18,6 +18,7 @@ import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, s
 import { type PictureLayout, type Rect, cellAt, cellTokenRange, gridCoverage, pictureLayout } from "./layout";
 import type { GridShape, PictureState, ViewMode } from "./model";
 import { describeQuery, formatValue, patchToken, tokenName } from "./tokens";
+import { drawCausalMask } from "./causal";
 import { highNormMask, maskEdges, massMask } from "./mask";
 import { HIGH_NORM_FACTOR } from "./methods";
 import { type Interpolation, maxPool, upsample } from "./upsample";
@@ -326,6 +327,7 @@ export class OverlayPanel {
     this.heatKey = key;
     context.imageSmoothingEnabled = false;
     context.drawImage(this.heat, 0, 0, side, side);
+    if (scene.shape.causal) drawCausalMask(context, this.geometry.grid, size, scene.shape.tokenCount);
     const specials = scene.shape.specialTokens.length;
     if (specials > 0 && scene.shape.tokenCount > 0) {
       const at = (side * specials) / scene.shape.tokenCount;
@@ -400,7 +402,11 @@ export class OverlayPanel {
 
   private click(point: { x: number; y: number }): void {
     const cell = this.cellUnder(point);
-    if (cell && this.scene?.mode === "query") this.actions.setQuery(patchToken(this.scene.shape, cell.row, cell.col));
+    const scene = this.scene;
+    if (!cell || !scene) return;
+    if (scene.mode === "query") this.actions.setQuery(patchToken(scene.shape, cell.row, cell.col));
+    // A row of an unpooled matrix is one query token: make it the query.
+    else if (scene.matrix?.size === scene.shape.tokenCount) this.actions.setQuery(cell.row);
   }
 
   private key(event: KeyboardEvent): void {

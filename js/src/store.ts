@@ -60,7 +60,7 @@ interface HeadRecord {
   size: number;
 }
 
-const EMPTY_SHAPE: GridShape = { layers: [], heads: [], gh: 0, gw: 0, specialTokens: [], tokenCount: 0, matrixSize: 0 };
+const EMPTY_SHAPE: GridShape = { layers: [], heads: [], gh: 0, gw: 0, specialTokens: [], tokenCount: 0, matrixSize: 0, tokenLabels: [], causal: false };
 
 export class AttentionStore {
   shape: GridShape = EMPTY_SHAPE;

@@ -8,6 +8,10 @@ export interface TokenLayout {
   readonly specialTokens: readonly string[];
   readonly gh: number;
   readonly gw: number;
+  /** Text models: every token as text; the "patch grid" is then one row of tokens. */
+  readonly tokenLabels?: readonly string[];
+  /** Text decoders: each query sees only itself and earlier keys. */
+  readonly causal?: boolean;
 }
 
 /** Token index of patch (row, col). */
@@ -15,8 +19,13 @@ export function patchToken(layout: TokenLayout, row: number, col: number): numbe
   return layout.specialTokens.length + row * layout.gw + col;
 }
 
-/** "CLS" for a special token, "patch (r, c)" for a patch token, "token t" outside the layout. */
+/**
+ * "CLS" for a special token, "patch (r, c)" for a patch token, the token's text in quotes for a
+ * text model, "token t" outside the layout. Callers show it as text, never as HTML.
+ */
 export function tokenName(layout: TokenLayout, token: number): string {
+  const label = layout.tokenLabels?.[token];
+  if (label !== undefined) return `"${label}"`;
   const s = layout.specialTokens.length;
   if (token >= 0 && token < s) return layout.specialTokens[token] || `special ${token}`;
   const patch = token - s;
@@ -33,9 +42,13 @@ export function isClsLike(name: string | undefined): boolean {
 
 /**
  * The query a "reset" restores, as the kernel defines it: `[0]` when the first special token is a
- * class token, otherwise every patch.
+ * class token, otherwise every patch. Text: the last token of a decoder, a leading class token of
+ * an encoder, otherwise every token.
  */
 export function defaultQuery(layout: TokenLayout): number[] {
+  const labels = layout.tokenLabels ?? [];
+  if (labels.length > 0 && layout.causal) return [labels.length - 1];
+  if (isClsLike(labels[0])) return [0];
   if (isClsLike(layout.specialTokens[0])) return [0];
   const first = layout.specialTokens.length;
   return Array.from({ length: layout.gh * layout.gw }, (_, i) => first + i);
@@ -55,7 +68,7 @@ export function describeQuery(layout: TokenLayout, query: readonly number[]): st
   const s = layout.specialTokens.length;
   if (tokens.length === 1) return tokenName(layout, tokens[0]);
   if (patches > 0 && tokens.length === patches && tokens.every((t) => t >= s && t < s + patches)) {
-    return `all ${patches} patches`;
+    return `all ${patches} ${layout.tokenLabels?.length ? "tokens" : "patches"}`;
   }
   return `${tokens.length} tokens`;
 }

@@ -67,6 +67,8 @@ const VIEW_TRAITS = [
   "start_layer",
   "layer_count",
   "saved_bytes",
+  "token_labels",
+  "causal",
 ];
 
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
@@ -255,6 +257,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       dataKey: `${store.version}|${state.view}`,
       colorKey: `${state.colormap}|${state.normalize}`,
       maxWidth,
+      causalTokens: state.view === "matrix" && shape.causal ? shape.tokenCount : 0,
     });
     grid.canvas.dataset.view = state.view;
     const method = readMethod(model);

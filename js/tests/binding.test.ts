@@ -68,4 +68,35 @@ describe("bindStore", () => {
     expect(store.queryPending).toBe(true);
     unbind();
   });
+
+  it("keeps matrices a new run left unchanged once the run ends", async () => {
+    // 3 x 2 tiles of 2 x 2 patches after CLS: N = 5 tokens; matrices 2 x 2 (pooled) per tile.
+    const tiles = 6;
+    const maps = encodeRows(Array.from({ length: tiles }, () => [1, 2, 3, 4]));
+    const matrices = encodeRows(Array.from({ length: tiles * 2 }, () => [1, 2]));
+    const first = {
+      run_id: 1,
+      status: "done",
+      maps: maps.data,
+      maps_range: maps.range,
+      specials: float32View(new Array(tiles).fill(0)),
+      matrix_size: 2,
+      matrices: matrices.data,
+      matrices_range: matrices.range,
+    };
+    const model = new FakeModel(widgetTraits(first));
+    const store = new AttentionStore();
+    const unbind = bindStore(model.handle(), store);
+    expect(store.matrixTiles.count).toBe(tiles);
+
+    model.update({ run_id: 2, status: "running" }); // a new query: the kernel recomputes the maps
+    await settle();
+    expect(store.matrixTiles.count).toBe(0);
+    const next = encodeRows(Array.from({ length: tiles }, () => [4, 3, 2, 1]));
+    model.update({ maps: next.data, maps_range: next.range, query: [1], status: "done" });
+    await settle();
+    expect(store.maps.count).toBe(tiles);
+    expect(store.matrixTiles.count).toBe(tiles); // the same matrices as before, shown again
+    unbind();
+  });
 });

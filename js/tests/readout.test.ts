@@ -3,7 +3,7 @@ import { colormap } from "../src/colormaps";
 import type { GridShape } from "../src/model";
 import { type OverlayScene, matrixCellName, matrixReadout, queryReadout } from "../src/overlay";
 
-const shape: GridShape = { layers: [1], heads: [1], gh: 2, gw: 3, specialTokens: ["CLS", "reg1"], tokenCount: 8, matrixSize: 8 };
+const shape: GridShape = { layers: [1], heads: [1], gh: 2, gw: 3, specialTokens: ["CLS", "reg1"], tokenCount: 8, matrixSize: 8, tokenLabels: [], causal: false };
 
 function scene(overrides: Partial<OverlayScene>): OverlayScene {
   return {

@@ -26,6 +26,22 @@ describe("statusLine", () => {
   });
 });
 
+describe("text tokens", () => {
+  const text = { specialTokens: [], gh: 1, gw: 4, tokenLabels: ["The", " cat", ' <b>"&', "."] };
+
+  it("names tokens by their text, quoted, as text", () => {
+    expect(tokenName(text, 2)).toBe('" <b>"&"');
+    expect(describeQuery(text, [1])).toBe('" cat"');
+    expect(describeQuery(text, [0, 1, 2, 3])).toBe("all 4 tokens");
+  });
+
+  it("asks from a decoder's last token and an encoder's class token", () => {
+    expect(defaultQuery({ ...text, causal: true })).toEqual([3]);
+    expect(defaultQuery({ ...text, tokenLabels: ["[CLS]", "a", "b", "[SEP]"] })).toEqual([0]);
+    expect(defaultQuery(text)).toEqual([0, 1, 2, 3]);
+  });
+});
+
 describe("tokens", () => {
   const layout = { specialTokens: ["CLS", "reg1"], gh: 3, gw: 4 };
 

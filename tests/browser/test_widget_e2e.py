@@ -321,6 +321,62 @@ def test_strip_widget_opens_a_panel_full_size_and_saves_the_strip(
     expect(panel).to_be_hidden()
 
 
+TEXT_GRID = """\
+import sys, tempfile
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from tiny_text_models import save_tiny_text_models
+from attnwidget.text import TextModel
+folders = save_tiny_text_models(Path(tempfile.mkdtemp()))
+grid15 = attnwidget.AttentionGrid(TextModel.from_pretrained(folders["gpt2"]), 'The cat <b>sat</b> & "so" on')
+grid15"""
+
+
+def test_a_text_decoder_shows_tokens_as_text_and_its_causal_mask(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    cell = live_notebook.run_cell(TEXT_GRID.format(tests=str(Path(__file__).resolve().parents[1])))
+    widget = Widget(cell)
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", "12", timeout=DRAW_TIMEOUT_MS)  # 3 x 4
+    expect(widget.grid).to_have_attribute("data-view", "matrix")
+    labels = live_notebook.evaluate("grid15.token_labels")
+    assert "".join(labels) == 'The cat <b>sat</b> & "so" on'
+    expect(widget.status).to_contain_text(f'query "{labels[-1]}"')  # a decoder asks from its last token
+
+    widget.click_tile(2, 1)  # layer 3, head 2: its full token x token matrix
+    expect(widget.overlay_canvas).to_have_attribute("data-mode", "matrix")
+    expect(widget.overlay).to_contain_text("exact values", timeout=DRAW_TIMEOUT_MS)
+    tokens = len(labels)
+    bold = labels.index("<")  # "<b>" is split into tokens; its "<" is one of them
+    x, y, w, h = json.loads(widget.overlay_canvas.get_attribute("data-grid-rect"))
+    widget.overlay_canvas.hover(position={"x": x + 0.5 * w / tokens, "y": y + (bold + 0.5) * h / tokens})
+    readout = widget.overlay.locator("[data-testid=attnwidget-readout]")
+    expect(readout).to_contain_text(f'query "{labels[bold]}" (token {bold}) → key "{labels[0]}" (token 0)')
+    assert widget.root.locator("b").count() == 0  # the tokens' "<b>" is text, not markup
+
+    # Keys after the query are greyed: the top-right cell, not the bottom-left one.
+    corner = widget.overlay_canvas.evaluate(
+        """(canvas) => {
+          const c = canvas.getContext("2d");
+          const r = JSON.parse(canvas.dataset.gridRect);
+          const s = canvas.width / canvas.getBoundingClientRect().width;
+          const at = (fx, fy) => {
+            const x = Math.round((r[0] + fx * r[2]) * s), y = Math.round((r[1] + fy * r[3]) * s);
+            return Array.from(c.getImageData(x, y, 1, 1).data);
+          };
+          return { masked: at(0.97, 0.03), seen: at(0.03, 0.97) };
+        }"""
+    )
+    assert all(175 <= value <= 200 for value in corner["masked"][:3]), corner
+    assert max(corner["seen"][:3]) - min(corner["seen"][:3]) > 20, corner  # a viridis colour, not grey
+
+    widget.click_patch(2, 0)  # a row of the matrix: that token becomes the query
+    expect(widget.status).to_contain_text(f'query "{labels[2]}"')
+    assert live_notebook.evaluate("grid15.query") == [2]
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", "12", timeout=DRAW_TIMEOUT_MS)
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-15-text.png")
+
+
 def test_method_selector_changes_the_overlay(
     live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
 ):
