@@ -627,6 +627,12 @@ def explore(
 def as_model(model: Any, processor: Any = None) -> VisionModel | TextModel:
     """A `VisionModel` from an id, a directory, a loaded model or None (the built-in default), or
     the `TextModel` given."""
+    if isinstance(model, TextModel) and model.stack == "cross":
+        raise UnsupportedModelError(
+            "the grid shows self-attention, token x token; cross attention (decoder tokens x encoder "
+            "tokens) is captured by TextModel.run(inputs, on_layer) but not shown yet: give the grid "
+            "stack='encoder' or stack='decoder'"
+        )
     if isinstance(model, (VisionModel, TextModel)):
         return model
     if model is None:

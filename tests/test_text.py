@@ -160,6 +160,16 @@ def test_a_text_grid_shows_each_heads_token_by_token_attention(text_dirs):
     assert grid.to_png()  # the token x token grid as a picture
 
 
+def test_the_grid_refuses_cross_attention_with_a_way_out(text_dirs):
+    from attnwidget import AttentionGrid
+
+    with pytest.raises(UnsupportedModelError, match="stack='encoder' or stack='decoder'"):
+        AttentionGrid(TextModel.from_pretrained(text_dirs["t5"], stack="cross"))
+    grid = AttentionGrid(TextModel.from_pretrained(text_dirs["t5"], stack="decoder"))
+    grid.run(TEXT, decoder_text=TARGET)
+    assert grid.causal and grid.token_count == len(grid.text_model.prepare(TEXT, TARGET).tokens)
+
+
 def test_an_encoder_grid_asks_from_its_cls_token():
     from attnwidget import AttentionGrid
     from attnwidget.pretrained import minilm
