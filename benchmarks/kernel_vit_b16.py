@@ -35,7 +35,7 @@ def main() -> None:
     sent: list[int] = []
     widget.send = lambda content, buffers=None: sent.append(sum(len(b) for b in buffers or []))
     widget.run(image)
-    pixel_values = widget._input.pixel_values
+    pixel_values = widget._input.model_input
 
     def plain() -> None:
         with torch.no_grad():
