@@ -5,7 +5,8 @@
  *
  * For end-to-end tests the canvas carries `data-rows`, `data-cols`, `data-tiles-drawn` (tiles holding
  * data), `data-tile-rects` (JSON `[x, y, width, height]` per tile, row-major, CSS pixels relative to
- * the canvas), `data-selected` ("layer,head" or "") and `data-colorbar-range` ("lo,hi" or "").
+ * the canvas), `data-selected` ("layer,head" or "") and `data-colorbar-range` ("lo,hi" or ""), and
+ * for benchmarks `data-draws` (draws so far) and `data-draw-ms` (how long the last one took).
  */
 import type { Lut } from "./colormaps";
 import { drawCausalMask } from "./causal";
@@ -48,6 +49,7 @@ export class GridCanvas {
   private atlas: HTMLCanvasElement;
   private atlasTile = { width: 0, height: 0 };
   private atlasKey = "";
+  private draws = 0;
   /** Each tile's values at atlas resolution (pooled once per data change, recoloured cheaply). */
   private tileValues: { key: string; values: (Float32Array | null)[] } = { key: "", values: [] };
 
@@ -68,6 +70,14 @@ export class GridCanvas {
 
   /** Draws `scene`; rebuilds the tile pixels only when the data, colours, tile size or pixel ratio changed. */
   draw(scene: GridScene): void {
+    const start = performance.now();
+    this.paint(scene);
+    this.draws += 1;
+    this.canvas.dataset.draws = String(this.draws);
+    this.canvas.dataset.drawMs = (performance.now() - start).toFixed(2);
+  }
+
+  private paint(scene: GridScene): void {
     const rows = scene.rowLabels.length;
     const cols = scene.colLabels.length;
     const layout = computeGridLayout({
