@@ -16,14 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
-import tempfile
-from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "browser"))
-from harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Notebook, start_server, write_notebook
+from lab_notebook import lab_notebook
 
 TILES = 32 * 32
 FULL_GRID = f"[data-testid=attnwidget-grid][data-tiles-drawn='{TILES}']"
@@ -65,23 +59,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=12)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as workdir, sync_playwright() as playwright:
-        server = start_server("lab", Path(workdir))
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            write_notebook(server.root / "bench.ipynb")
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(server.notebook_url("bench.ipynb"))
-            notebook = Notebook(page, "bench.ipynb")
-            notebook.wait_for_kernel_idle()
-            notebook.run_cell(SETUP, timeout_ms=300_000)
-            page.wait_for_selector(
-                f"[data-testid=attnwidget-grid][data-tiles-drawn='{TILES}']", timeout=300_000
-            )
-            rows = measure(page, args.repeats)
-        finally:
-            browser.close()
-            server.stop()
+    with lab_notebook() as notebook:
+        notebook.run_cell(SETUP, timeout_ms=300_000)
+        notebook.page.wait_for_selector(FULL_GRID, timeout=300_000)
+        rows = measure(notebook.page, args.repeats)
     report(rows, args.repeats)
 
 

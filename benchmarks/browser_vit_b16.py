@@ -17,14 +17,8 @@ import argparse
 import ast
 import json
 import statistics
-import sys
-import tempfile
-from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "browser"))
-from harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Notebook, start_server, write_notebook
+from lab_notebook import lab_notebook
 
 SETUP = """\
 import time, torch, attnwidget
@@ -80,23 +74,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as workdir, sync_playwright() as playwright:
-        server = start_server("lab", Path(workdir))
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            write_notebook(server.root / "bench.ipynb")
-            page = browser.new_page(viewport=VIEWPORT)
-            received: list[int] = []
-            page.on("websocket", lambda ws: ws.on("framereceived", lambda data: received.append(len(data))))
-            page.goto(server.notebook_url("bench.ipynb"))
-            notebook = Notebook(page, "bench.ipynb")
-            notebook.wait_for_kernel_idle()
-            notebook.run_cell(SETUP)
-            notebook.page.wait_for_selector("[data-testid=attnwidget-grid][data-tiles-drawn='144']")
-            rows = measure(notebook, received, args.repeats)
-        finally:
-            browser.close()
-            server.stop()
+    received: list[int] = []
+
+    def count_bytes(page) -> None:
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda data: received.append(len(data))))
+
+    with lab_notebook(before_open=count_bytes) as notebook:
+        notebook.run_cell(SETUP)
+        notebook.page.wait_for_selector("[data-testid=attnwidget-grid][data-tiles-drawn='144']")
+        rows = measure(notebook, received, args.repeats)
     report(rows, args.repeats)
 
 
