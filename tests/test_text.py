@@ -177,3 +177,25 @@ def test_an_encoder_grid_asks_from_its_cls_token():
     grid = AttentionGrid(TextModel(*minilm()), "Attention is all you need.")
     assert grid.token_labels[0] == "[CLS]" and grid.query == [0] and not grid.causal
     assert grid.predictions == []  # a sentence encoder predicts no next token
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_models_are_captured_and_shown(text_dirs, dtype):
+    import transformers as tf
+
+    from attnwidget import AttentionGrid
+
+    model = tf.AutoModelForCausalLM.from_pretrained(
+        text_dirs["llama"], attn_implementation="eager", dtype=dtype
+    )
+    text_model = TextModel(model, tf.AutoTokenizer.from_pretrained(text_dirs["llama"]))
+    inputs = text_model.prepare(TEXT)
+    layers, _ = captured(text_model, inputs)
+    for layer, weights in zip(layers, reference(text_model, inputs).attentions, strict=True):
+        assert layer.dtype == dtype
+        torch.testing.assert_close(layer, weights)
+    grid = AttentionGrid(text_model, TEXT)
+    assert grid.status == "done" and grid.maps and grid.message == ""
+    exact = grid.full_attention(1)
+    assert exact.dtype == torch.float32  # reductions and replies are float32 whatever the model's dtype
+    torch.testing.assert_close(exact, layers[0][0].float())
