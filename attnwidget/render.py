@@ -238,6 +238,14 @@ def png_bytes(picture: Image.Image, dpi: int = 144) -> bytes:
     return buffer.getvalue()
 
 
+def export_png(picture: Image.Image, path: str | Path | None, *, dpi: int) -> bytes:
+    """`picture` as PNG bytes at `dpi`, also written to `path` (whole or not at all) when given."""
+    data = png_bytes(picture, dpi)
+    if path is not None:
+        write_atomically(Path(path), data)
+    return data
+
+
 def _colour_bar(
     draw: ImageDraw.ImageDraw,
     picture: Image.Image,

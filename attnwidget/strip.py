@@ -82,10 +82,12 @@ def vision_variant(tag: str, vision: VisionModel, method: str = "rollout") -> Va
 
     def explain_picture(picture: Image.Image, target: str | None) -> Heatmap:
         pixel_values, geometry = vision.prepare(picture)
-        with torch.no_grad():
-            predicted = labels[int(vision.model(pixel_values=pixel_values).logits[0].argmax())]
+        # One forward gives the prediction and the attention the attention methods need.
+        attentions: list[torch.Tensor] = []
+        outputs = vision.run(pixel_values, lambda _, weights: attentions.append(weights[0].float().cpu()))
+        predicted = labels[int(outputs.logits[0].argmax())]
         chosen = None if method not in GRADIENT_METHODS else class_index(vision, target or predicted)
-        explanation = explain(vision, pixel_values, method, target=chosen)
+        explanation = explain(vision, pixel_values, method, target=chosen, attentions=attentions)
         return Heatmap(explanation.map.float().cpu().numpy(), predicted, geometry.crop_box)
 
     return Variant(str(tag), explain_picture, tuple(labels[i] for i in sorted(labels)))
@@ -199,6 +201,8 @@ class StripLayout:
     label_boxes: tuple[tuple[tuple[int, int, int, int, str], ...], ...]
     """Per row: the band above each group of equal predictions, with its label."""
     size: tuple[int, int]
+    font_size: int
+    """Of every label."""
 
 
 def strip_layout(strip: Strip, panel_height: int = 224, font_size: int | None = None) -> StripLayout:
@@ -228,7 +232,7 @@ def strip_layout(strip: Strip, panel_height: int = 224, font_size: int | None = 
         label_rows.append(tuple(labels))
         width = max(width, x)
         y = top + panel_height + separator
-    return StripLayout(tuple(panel_rows), tuple(label_rows), (width, y - separator))
+    return StripLayout(tuple(panel_rows), tuple(label_rows), (width, y - separator), font_size)
 
 
 def strip_picture(
@@ -242,7 +246,7 @@ def strip_picture(
     """The strip as an RGB picture: panels `panel_height` pixels high (the picture's aspect kept), the
     heatmaps blended over the picture with opacity `alpha` in `colormap`, labels in `font_size` px."""
     layout = strip_layout(strip, panel_height, font_size)
-    font_size = font_size or max(10, panel_height // 10)
+    font_size = layout.font_size
     font = ImageFont.load_default(size=font_size)
     stroke = max(1, font_size // 8)
     canvas = Image.new("RGB", layout.size, "white")

@@ -8,7 +8,7 @@ sdpa / flash attention is switched to eager only while capturing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .capture import LayerCallback, capture_attention
-from .explain import Prediction
+from .explain import Prediction, predictions
 from .models import (
     EagerSwitch,
     TokenLayout,
@@ -139,12 +139,9 @@ class TextModel:
         logits = getattr(outputs, "logits", None)
         if logits is None or logits.ndim != 3:
             return []
-        probabilities = logits[0, -1].float().softmax(-1)
-        values, indices = probabilities.topk(min(top_k, probabilities.numel()))
-        labels = self.token_labels(indices)
-        return [
-            Prediction(int(i), label, float(v)) for i, label, v in zip(indices, labels, values, strict=True)
-        ]
+        top = predictions(logits[:, -1], {}, top_k)  # labelled below: only these few are decoded
+        labels = self.token_labels(torch.tensor([prediction.index for prediction in top]))
+        return [replace(prediction, label=label) for prediction, label in zip(top, labels, strict=True)]
 
     def token_labels(self, ids: torch.Tensor) -> tuple[str, ...]:
         """Each token as readable text (byte-level BPE and SentencePiece marks turned into spaces)."""

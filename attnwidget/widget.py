@@ -28,7 +28,7 @@ from .images import ImageLike, encode_jpeg, image_sources, load_image
 from .methods import HeadStatistics, head_statistics
 from .models import TokenLayout, UnsupportedModelError, VisionModel
 from .reduce import matrix_size_for_budget, pool_matrix, query_rows
-from .render import grid_picture, overlay_figure, png_bytes, save_png
+from .render import export_png, grid_picture, overlay_figure
 from .text import TextModel
 
 STATIC = Path(__file__).parent / "static"
@@ -272,12 +272,14 @@ class AttentionGrid(anywidget.AnyWidget):
             self._compute(snapshot.source, rerun=True)  # the selection changed since: recompute
             self._gallery[change["new"]] = self._snapshot()
             return
+        # As for a run: the front-end takes every data trait as current once the status is "done",
+        # also those equal to the previous picture's (no change is sent for them).
+        self.status = "running"
         with self.hold_sync():
             self.run_id += 1
             for name, value in snapshot.traits.items():
                 setattr(self, name, value)
-        # Sent again after the new run_id, even when equal: the front-end drops its tiles on a new run_id.
-        self.send_state(["maps", "maps_range", "specials", "matrices", "matrices_range"])
+            self.status = "done"
         self._update_explanation()
 
     def full_attention(self, layer: int) -> torch.Tensor:
@@ -316,9 +318,7 @@ class AttentionGrid(anywidget.AnyWidget):
         picture = grid_picture(
             tiles, self.layers, self.heads, colormap=self.colormap, normalize=self.normalize, **options
         )
-        if path is not None:
-            save_png(picture, path, dpi=dpi)
-        return png_bytes(picture, dpi)
+        return export_png(picture, path, dpi=dpi)
 
     def overlay_to_png(
         self,
@@ -366,9 +366,7 @@ class AttentionGrid(anywidget.AnyWidget):
             interpolation=self.interpolation,
             **options,
         )
-        if path is not None:
-            save_png(figure, path, dpi=dpi)
-        return png_bytes(figure, dpi)
+        return export_png(figure, path, dpi=dpi)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
         """The widget, and a PNG of the grid for places that cannot show widgets (GitHub, nbviewer,
@@ -483,13 +481,13 @@ class AttentionGrid(anywidget.AnyWidget):
         return encode_rows(rows[:, layout.special_count :]), float32_bytes(rows[:, : layout.special_count])
 
     def _restore_after_failure(self, layout: tuple, error: Exception) -> None:
-        """Show the last good grid again: the front-end has hidden it behind the failed run's rows."""
+        """Show the last good grid again: the front-end has hidden it behind the failed run's rows, and
+        takes the data traits (unchanged) as current again once the status is "done"."""
         with self.hold_sync():
             self.grid, self.special_tokens, self.token_count = layout
             self.status = "error" if self._input is None else "done"
             self.layers_done = len(self.layers) if self._input is not None else 0
             self.message = f"error: {error}"
-            self.send_state(["maps", "maps_range", "specials", "matrices", "matrices_range"])
 
     def _publish_layout(self, layout: TokenLayout) -> None:
         self.grid = list(layout.grid)

@@ -4,6 +4,7 @@
  * HTML), and "Save PNG" downloads the strip. Everything comes from synced traits, so a saved
  * notebook or an exported page works without a kernel.
  */
+import { asBytes } from "./decode";
 import { element, syncText } from "./dom";
 import type { WidgetModel } from "./model";
 import { downloadBlob, fileName } from "./snapshot";
@@ -33,16 +34,20 @@ export function readBoxes(value: unknown): Box[] {
   );
 }
 
+/** The bytes of a binary trait, or `null` for none or an unreadable value. */
 function bytesOf(value: unknown): Uint8Array | null {
-  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  return ArrayBuffer.isView(value) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : null;
+  try {
+    const bytes = asBytes(value, "strip");
+    return bytes.length > 0 ? bytes : null;
+  } catch {
+    return null;
+  }
 }
 
 /** An object URL for image bytes, or "" for none; the caller revokes it. */
 function imageUrl(value: unknown, type: string): string {
   const bytes = bytesOf(value);
-  return bytes && bytes.length > 0 ? URL.createObjectURL(new Blob([bytes.slice()], { type })) : "";
+  return bytes ? URL.createObjectURL(new Blob([bytes.slice()], { type })) : "";
 }
 
 function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {

@@ -208,7 +208,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     syncSelect(fusionSelect.select, readString(model, "rollout_fusion") || "mean");
     const discard = Math.min(MAX_DISCARD_RATIO, Math.max(0, Number(model.get("discard_ratio")) || 0));
     if (Number(discardSlider.value) !== discard) discardSlider.value = String(discard);
-    syncText(discardText, ` ${Math.round(discard * 100)}%`);
+    syncText(discardText, percent(discard));
     syncSelect(startSelect.select, String(readCount(model, "start_layer") || 1));
   };
 
@@ -451,7 +451,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],
     [fusionSelect.select, "change", () => saveTraits(model, { rollout_fusion: fusionSelect.select.value })],
     // The readout follows the thumb; the kernel recomputes once the thumb is released.
-    [discardSlider, "input", () => syncText(discardText, ` ${Math.round(Number(discardSlider.value) * 100)}%`)],
+    [discardSlider, "input", () => syncText(discardText, percent(Number(discardSlider.value)))],
     [discardSlider, "change", () => saveTraits(model, { discard_ratio: Number(discardSlider.value) })],
     [startSelect.select, "change", () => saveTraits(model, { start_layer: Number(startSelect.select.value) })],
     [pictureSlider, "change", () => saveTraits(model, { image_index: Number(pictureSlider.value) })],
@@ -475,6 +475,11 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     pictures.dispose();
     root.remove();
   };
+}
+
+/** " 90%": a ratio as the discard slider's readout. */
+function percent(ratio: number): string {
+  return ` ${Math.round(ratio * 100)}%`;
 }
 
 function rangeCaption(state: ViewState, hasSelection: boolean): string {
