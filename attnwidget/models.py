@@ -176,24 +176,25 @@ class EagerSwitch:
         self._told = False
 
     @contextmanager
-    def __call__(self) -> Iterator[None]:
+    def __call__(self, implementation: str = "eager") -> Iterator[None]:
+        """Within the block the model computes attention with `implementation` (eager by default)."""
         current = _attention_implementation(self.attention_module, self.model)
-        if current == "eager":
+        if current == implementation:
             yield
             return
         if not hasattr(self.model, "set_attn_implementation"):
             raise UnsupportedModelError(
-                f"the model uses {current!r} attention, which returns no weights; load it with "
-                "attn_implementation='eager'"
+                f"the model uses {current!r} attention and cannot switch to {implementation!r}; load it "
+                "with attn_implementation='eager'"
             )
-        if not self._told:
+        if implementation == "eager" and not self._told:
             warnings.warn(
                 f"{self.name} uses {current!r} attention, which returns no attention weights; "
                 "attnwidget switches it to 'eager' while it captures and back afterwards",
                 stacklevel=4,
             )
             self._told = True
-        self.model.set_attn_implementation("eager")
+        self.model.set_attn_implementation(implementation)
         try:
             yield
         finally:

@@ -23,10 +23,58 @@ def pool_matrix(attention: torch.Tensor, size: int, mode: str = "max") -> torch.
     """Token x token matrices pooled to [H, size, size] (adaptive windows, as torch defines them)."""
     if size >= attention.shape[-1]:
         return attention.float()
-    pool = {"max": F.adaptive_max_pool2d, "mean": F.adaptive_avg_pool2d}.get(mode)
-    if pool is None:
-        raise ValueError(f"unknown pooling {mode!r}: use 'max' or 'mean'")
-    return pool(attention.float(), (size, size))
+    return _pool(mode)(attention.float(), (size, size))
+
+
+def pool_columns(rows: torch.Tensor, size: int, mode: str = "max") -> torch.Tensor:
+    """Rows [H, R, K] pooled along the keys to [H, R, size], the windows `pool_matrix` uses."""
+    if size >= rows.shape[-1]:
+        return rows.float()
+    return _pool(mode)(rows.float(), (rows.shape[-2], size))
+
+
+def pool_rows(columns: torch.Tensor, size: int, mode: str = "max") -> torch.Tensor:
+    """Finish `pool_columns`: [H, N, C] pooled along the queries to [H, size, C].
+
+    Both poolings use separable windows, so `pool_rows(pool_columns(a, s), s)` is `pool_matrix(a, s)`
+    (up to float rounding for the mean): a layer can be pooled a block of queries at a time.
+    """
+    if size >= columns.shape[-2]:
+        return columns.float()
+    return _pool(mode)(columns.float(), (size, columns.shape[-1]))
+
+
+class LayerBlocks:
+    """One layer's reductions, fed a block of query rows at a time: the query tokens' mean row and the
+    pooled matrices come out equal to `query_rows` and `pool_matrix` of the whole layer."""
+
+    def __init__(self, query: Sequence[int], matrix_size: int, pooling: str = "max"):
+        self.query = sorted(set(query))
+        self.matrix_size, self.pooling = matrix_size, pooling
+        self.rows_seen = 0
+        self._query_rows: list[torch.Tensor] = []
+        self._pooled_columns: list[torch.Tensor] = []
+
+    def add(self, first_query: int, block: torch.Tensor) -> None:
+        """Take the rows `first_query ..` of the layer, `block` [H, rows, keys]; in order, no gaps."""
+        if first_query != self.rows_seen:
+            raise ValueError(f"query rows from {first_query} after {self.rows_seen} rows: blocks must follow")
+        stop = first_query + block.shape[1]
+        inside = [row - first_query for row in self.query if first_query <= row < stop]
+        if inside:
+            index = torch.as_tensor(inside, device=block.device, dtype=torch.long)
+            self._query_rows.append(block.index_select(1, index).float())
+        if self.matrix_size:
+            self._pooled_columns.append(pool_columns(block, self.matrix_size, self.pooling))
+        self.rows_seen = stop
+
+    def query_rows(self) -> torch.Tensor:
+        """[H, keys]: the mean of the query tokens' rows."""
+        return torch.cat(self._query_rows, dim=1).mean(dim=1)
+
+    def matrices(self) -> torch.Tensor:
+        """[H, size, size]: the layer's matrices pooled to `matrix_size`."""
+        return pool_rows(torch.cat(self._pooled_columns, dim=1), self.matrix_size, self.pooling)
 
 
 def matrix_size_for_budget(tokens: int, tiles: int, budget_bytes: int) -> int:
@@ -37,3 +85,10 @@ def matrix_size_for_budget(tokens: int, tiles: int, budget_bytes: int) -> int:
     largest = max(1, math.isqrt(budget_bytes // max(1, tiles)))
     factor = math.ceil(tokens / largest)
     return math.ceil(tokens / factor)
+
+
+def _pool(mode: str):
+    pool = {"max": F.adaptive_max_pool2d, "mean": F.adaptive_avg_pool2d}.get(mode)
+    if pool is None:
+        raise ValueError(f"unknown pooling {mode!r}: use 'max' or 'mean'")
+    return pool

@@ -15,7 +15,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .capture import LayerCallback, capture_attention
+from .capture import (
+    BLOCKED_ATTENTION,
+    AttentionNotReturnedError,
+    BlockCallback,
+    LayerCallback,
+    capture_attention,
+    capture_attention_blocks,
+)
 from .explain import Prediction, predictions
 from .models import (
     EagerSwitch,
@@ -159,15 +166,36 @@ class TextModel:
 
     def run(self, inputs: TextInput, on_layer: LayerCallback) -> Any:
         """Forward pass that hands each layer's attention [1, H, queries, keys] to `on_layer`."""
-        arguments: dict[str, Any] = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
-        if inputs.decoder_input_ids is not None:
-            arguments["decoder_input_ids"] = inputs.decoder_input_ids
         with (
             self._eager(),
             torch.no_grad(),
             capture_attention(self.attention_modules, self.output_index, on_layer),
         ):
-            return self.model(**arguments)
+            return self.model(**_arguments(inputs))
+
+    def run_in_blocks(self, inputs: TextInput, on_block: BlockCallback, block_bytes: int) -> Any:
+        """Forward pass that hands each layer's attention to `on_block(layer, first_query, weights)` a
+        block of queries at a time ([1, H, block queries, keys], at most `block_bytes` in float32), for
+        contexts where one layer's whole attention would not fit. Outputs equal eager attention's."""
+        layers_seen: set[int] = set()
+
+        def record(layer: int, first_query: int, weights: torch.Tensor) -> None:
+            layers_seen.add(layer)
+            on_block(layer, first_query, weights)
+
+        with (
+            self._eager(BLOCKED_ATTENTION),
+            torch.no_grad(),
+            capture_attention_blocks(self.attention_modules, record, block_bytes),
+        ):
+            outputs = self.model(**_arguments(inputs))
+        if len(layers_seen) < self.layer_count:
+            raise AttentionNotReturnedError(
+                f"{self.name} computes attention outside transformers' attention interface, so it cannot "
+                "be captured in blocks of queries: give the widget a block_bytes larger than one layer's "
+                "attention"
+            )
+        return outputs
 
     def _decoder_ids(self, target: str | None) -> torch.Tensor:
         start = getattr(self.model.config, "decoder_start_token_id", None)
@@ -190,6 +218,13 @@ class TextModel:
                 f"the tokenizer produced token id {int(ids.max())} but {self.name} has {vocabulary} "
                 "tokens: the tokenizer does not belong to this model (load both from the same checkpoint)"
             )
+
+
+def _arguments(inputs: TextInput) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
+    if inputs.decoder_input_ids is not None:
+        arguments["decoder_input_ids"] = inputs.decoder_input_ids
+    return arguments
 
 
 def _is_decoder(model: nn.Module) -> bool:

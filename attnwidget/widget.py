@@ -21,13 +21,13 @@ import traitlets as t
 from PIL import Image
 from torch import nn
 
-from .capture import StopCapture
+from .capture import BlockCallback, StopCapture
 from .encode import decode_rows, encode_rows, float32_bytes
 from .explain import METHODS, PER_LAYER_METHODS, Prediction, class_index, explain, predictions
 from .images import ImageLike, encode_jpeg, image_sources, load_image
 from .methods import HeadStatistics, head_statistics
 from .models import TokenLayout, UnsupportedModelError, VisionModel
-from .reduce import matrix_size_for_budget, pool_matrix, query_rows
+from .reduce import LayerBlocks, matrix_size_for_budget, pool_columns, pool_rows
 from .render import export_png, grid_picture, overlay_figure
 from .text import TextModel
 
@@ -123,6 +123,7 @@ class AttentionGrid(anywidget.AnyWidget):
         matrix_budget: int = 640 * 1024,
         pooling: str = "max",
         cache_budget: int = 256 * 1024**2,
+        block_bytes: int = 256 * 1024**2,
         **view: Any,
     ) -> None:
         super().__init__(**view)
@@ -130,6 +131,7 @@ class AttentionGrid(anywidget.AnyWidget):
         self._matrix_budget = matrix_budget
         self._pooling = pooling
         self._cache_budget = cache_budget
+        self._block_bytes = block_bytes
         self._input: _Input | None = None
         self._cache: list[torch.Tensor] | None = None
         self._busy = False
@@ -289,16 +291,52 @@ class AttentionGrid(anywidget.AnyWidget):
         (index,) = _numbered([layer], self.layer_count, "layer")
         if self._cache is not None:
             return self._cache[index - 1]
-        captured: list[torch.Tensor] = []
+        blocks: list[torch.Tensor] = []
 
-        def keep(position: int, weights: torch.Tensor) -> None:
+        def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
             if position == index - 1:
-                captured.append(weights[0].float().cpu())
+                blocks.append(weights.float().cpu())
+                if first_query + weights.shape[1] == weights.shape[2]:
+                    raise StopCapture
+
+        self._replay(keep)
+        return torch.cat(blocks, dim=1)
+
+    def head_region(
+        self, layer: int, head: int, rows: tuple[int, int], columns: tuple[int, int], limit: int = 1024
+    ) -> torch.Tensor:
+        """One head's attention from queries `rows` = (first, stop) to keys `columns` for the last input,
+        on the CPU: exact when the region is at most `limit` tokens a side, max-pooled to fit otherwise.
+
+        Only the region is kept while the model runs (a block of queries at a time for long contexts).
+        """
+        if self._input is None:
+            raise RuntimeError("run the widget first: widget.run(...)")
+        (layer,), (head,) = (
+            _numbered([layer], self.layer_count, "layer"),
+            _numbered([head], self.head_count, "head"),
+        )
+        tokens = self._input.layout.token_count
+        (first_row, stop_row), (first_column, stop_column) = rows, columns
+        if not (0 <= first_row < stop_row <= tokens and 0 <= first_column < stop_column <= tokens):
+            raise ValueError(f"region rows {rows}, columns {columns} is not inside the {tokens} tokens")
+        height, width = min(stop_row - first_row, limit), min(stop_column - first_column, limit)
+        pieces: list[torch.Tensor] = []
+
+        def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
+            if position != layer - 1:
+                return
+            low, high = max(first_row, first_query), min(stop_row, first_query + weights.shape[1])
+            if low < high:
+                block = weights[
+                    head - 1 : head, low - first_query : high - first_query, first_column:stop_column
+                ]
+                pieces.append(pool_columns(block, width, self._pooling))
+            if first_query + weights.shape[1] >= stop_row:
                 raise StopCapture
 
-        with contextlib.suppress(StopCapture):
-            self._model.run(self._input.model_input, keep)
-        return captured[0]
+        self._replay(keep)
+        return pool_rows(torch.cat(pieces, dim=1), height, self._pooling)[0].cpu()
 
     def to_png(self, path: str | Path | None = None, *, dpi: int = 144, **options: Any) -> bytes:
         """The grid as it is shown (view, colormap, normalisation) as PNG bytes; written to `path` if given.
@@ -346,9 +384,8 @@ class AttentionGrid(anywidget.AnyWidget):
                         "select a head first (grid.selected = [layer, head]) or give layer= and head="
                     )
                 layer, head = self.selected
-            (head,) = _numbered([head], self.head_count, "head")
             special = self._input.layout.special_count
-            rows = query_rows(self.full_attention(layer), self._input.query)[head - 1]
+            rows = self._head_reductions(layer, head, 0).query_rows()[0]
             values = rows[special:].reshape(gh, gw).numpy()
             title = f"l={layer} h={head} · attention from the query"
         else:
@@ -391,22 +428,29 @@ class AttentionGrid(anywidget.AnyWidget):
         size = self._matrix_side(layout, len(rows) * len(heads))
         reduced = _Reduced()
         stream = _Stream(self, self.run_id + 1)
-        keep_cache = self._cache_bytes(layout) <= self._cache_budget
+        keep_cache = not self._in_blocks(layout) and self._cache_bytes(layout) <= self._cache_budget
         cache: list[torch.Tensor] = []
+        layer_blocks: dict[int, LayerBlocks] = {}
 
-        def on_layer(layer: int, weights: torch.Tensor) -> None:
-            attention = weights[0]
+        def on_block(layer: int, first_query: int, weights: torch.Tensor) -> None:
             if rerun and keep_cache:
-                cache.append(attention.float().cpu())
-            if layer in rows:
-                selected = attention if every_head else attention.index_select(0, heads.to(attention.device))
-                maps, specials = self._reduce_queries(selected, layout, source.query)
-                reduced.maps.append(maps)
-                reduced.specials.append(specials)
-                if size:
-                    matrices = pool_matrix(selected, size, self._pooling).flatten(0, 1)
-                    reduced.matrices.append(encode_rows(matrices))
-                stream.add(maps, specials)
+                cache.append(weights.float().cpu())  # whole layers: blocks come only beyond block_bytes
+            if layer not in rows:
+                return
+            selected = weights if every_head else weights.index_select(0, heads.to(weights.device))
+            blocks = layer_blocks.setdefault(layer, LayerBlocks(source.query, size, self._pooling))
+            blocks.add(first_query, selected)
+            if blocks.rows_seen < weights.shape[-1]:
+                return
+            del layer_blocks[layer]
+            query_rows = blocks.query_rows()
+            maps = encode_rows(query_rows[:, layout.special_count :])
+            specials = float32_bytes(query_rows[:, : layout.special_count])
+            reduced.maps.append(maps)
+            reduced.specials.append(specials)
+            if size:
+                reduced.matrices.append(encode_rows(blocks.matrices().flatten(0, 1)))
+            stream.add(maps, specials)
 
         self._busy = True
         previous_layout = (self.grid, self.special_tokens, self.token_count)
@@ -415,7 +459,7 @@ class AttentionGrid(anywidget.AnyWidget):
             self._publish_layout(layout)
         try:
             if rerun:
-                outputs = self._model.run(source.model_input, on_layer)
+                outputs = self._run(source, on_block)
                 top = self._predictions(outputs)
                 picture_state = {
                     **(picture_state or {}),
@@ -423,7 +467,7 @@ class AttentionGrid(anywidget.AnyWidget):
                 }
             else:
                 for layer, attention in enumerate(self._cache or []):
-                    on_layer(layer, attention[None])
+                    on_block(layer, 0, attention)
             stream.flush()
         except Exception as error:
             self._restore_after_failure(previous_layout, error)
@@ -475,10 +519,47 @@ class AttentionGrid(anywidget.AnyWidget):
         text = json.dumps({name: value for name, value in state.items() if name not in binary})
         return len(text) + sum(4 * math.ceil(memoryview(state[name]).nbytes / 3) for name in binary)
 
-    @staticmethod
-    def _reduce_queries(attention: torch.Tensor, layout: TokenLayout, query: list[int]):
-        rows = query_rows(attention, query)
-        return encode_rows(rows[:, layout.special_count :]), float32_bytes(rows[:, : layout.special_count])
+    def _run(self, source: _Input, on_block: BlockCallback) -> Any:
+        """Run the model on `source`, handing each layer's weights to `on_block(layer, first_query,
+        weights [H, queries, keys])`: whole layers, or blocks of queries when a layer is larger than
+        `block_bytes` (text models; outputs stay those of eager attention)."""
+        if self._in_blocks(source.layout):
+            return self._model.run_in_blocks(
+                source.model_input,
+                lambda layer, first, weights: on_block(layer, first, weights[0]),
+                self._block_bytes,
+            )
+        return self._model.run(source.model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
+
+    def _replay(self, on_block: BlockCallback) -> None:
+        """Hand the last input's attention to `on_block` again: from the cache, or by running the model
+        until `on_block` raises `StopCapture` (it has what it needs)."""
+        with contextlib.suppress(StopCapture):
+            if self._cache is None:
+                self._run(self._input, on_block)
+            for layer, attention in enumerate(self._cache or []):
+                on_block(layer, 0, attention)
+
+    def _head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
+        """One head's exact query rows and its matrix pooled to `matrix_size`, for the last input."""
+        (layer,), (head,) = (
+            _numbered([layer], self.layer_count, "layer"),
+            _numbered([head], self.head_count, "head"),
+        )
+        reductions = LayerBlocks(self._input.query, matrix_size, self._pooling)
+
+        def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
+            if position == layer - 1:
+                reductions.add(first_query, weights[head - 1 : head])
+                if reductions.rows_seen == weights.shape[-1]:
+                    raise StopCapture
+
+        self._replay(keep)
+        return reductions
+
+    def _in_blocks(self, layout: TokenLayout) -> bool:
+        layer_bytes = self.head_count * layout.token_count**2 * 4
+        return isinstance(self._model, TextModel) and layer_bytes > self._block_bytes
 
     def _restore_after_failure(self, layout: tuple, error: Exception) -> None:
         """Show the last good grid again: the front-end has hidden it behind the failed run's rows, and
@@ -578,20 +659,33 @@ class AttentionGrid(anywidget.AnyWidget):
         try:
             if content.get("type") == "request_head":
                 self._send_head(int(content["layer"]), int(content["head"]))
+            elif content.get("type") == "request_region":
+                self._send_region(content)
         except Exception as error:  # a bad request must not break the kernel or the widget
             self.message = f"error: {error}"
 
     def _send_head(self, layer: int, head: int) -> None:
-        (head,) = _numbered([head], self.head_count, "head")
-        attention = self.full_attention(layer)[head - 1 : head]
         layout = self._input.layout
-        exact_map = query_rows(attention, self._input.query)[0, layout.special_count :]
         size = min(layout.token_count, FULL_MATRIX_LIMIT)
-        matrix = pool_matrix(attention, size)[0]
+        reductions = self._head_reductions(layer, head, size)
+        exact_map = reductions.query_rows()[0, layout.special_count :]
+        matrix = reductions.matrices()[0]
         reply = {"type": "head", "layer": layer, "head": head, "size": size}
         self.send(
             {**reply, "run_id": self.run_id, "query": self._input.query},
             buffers=[float32_bytes(exact_map), float32_bytes(matrix)],
+        )
+
+    def _send_region(self, request: dict) -> None:
+        """A region of one head's matrix: exact up to FULL_MATRIX_LIMIT tokens a side, pooled beyond."""
+        layer, head = int(request["layer"]), int(request["head"])
+        rows = (int(request["rows"][0]), int(request["rows"][1]))
+        columns = (int(request["columns"][0]), int(request["columns"][1]))
+        region = self.head_region(layer, head, rows, columns, FULL_MATRIX_LIMIT)
+        reply = {"type": "region", "layer": layer, "head": head, "rows": list(rows), "columns": list(columns)}
+        self.send(
+            {**reply, "height": region.shape[0], "width": region.shape[1], "run_id": self.run_id},
+            buffers=[float32_bytes(region)],
         )
 
 
