@@ -5,23 +5,27 @@
  * blended over the region the model saw (`crop_box`); outside it the picture is dimmed and the region
  * outlined. Hovering reads out the patch, its token index, its value and the attention to the special
  * tokens; a click (or Enter on the keyboard cursor) makes the patch the query.
- * Matrix view: the head's token x token matrix (query rows x key columns).
+ * Matrix view: the head's token x token matrix (query rows x key columns). Dragging across it zooms
+ * into the region dragged over (the kernel sends it, exact up to 1024 tokens a side); "Whole matrix"
+ * zooms out.
  *
  * For end-to-end tests the canvas carries `data-mode`, `data-layer`, `data-head`, `data-grid`
- * ("gh,gw" or "size,size" in matrix view) and `data-grid-rect` (JSON `[x, y, width, height]` in CSS
+ * ("gh,gw", or "height,width" of the matrix window), `data-window` (matrix view: "first,stop,first,stop",
+ * the query and key tokens shown) and `data-grid-rect` (JSON `[x, y, width, height]` in CSS
  * pixels: where the patch grid or the matrix lies, so patch (r, c) is at its (c + 0.5, r + 0.5) cell),
  * and `data-draws`, the number of frames drawn so far (benchmarks time a click to the next one).
  */
 import { COLORMAP_NAMES, type Lut, paintValues } from "./colormaps";
 import { asBytes } from "./decode";
 import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } from "./dom";
-import { type PictureLayout, type Rect, cellAt, cellTokenRange, gridCoverage, pictureLayout } from "./layout";
+import { type PictureLayout, type Rect, cellAt, gridCoverage, pictureLayout } from "./layout";
 import type { GridShape, PictureState, ViewMode } from "./model";
 import { describeQuery, formatValue, patchToken, tokenName } from "./tokens";
-import { drawCausalMask } from "./causal";
+import { drawCausalWindow } from "./causal";
 import { highNormMask, maskEdges, massMask } from "./mask";
 import { HIGH_NORM_FACTOR } from "./methods";
 import { type Interpolation, maxPool, upsample } from "./upsample";
+import { type MatrixWindow, type TokenRegion, type TokenSpan, cellTokens, isOneTokenPerCell, regionBetween } from "./window";
 
 export interface OverlayScene {
   readonly mode: ViewMode;
@@ -33,8 +37,8 @@ export interface OverlayScene {
   readonly map: Float32Array | null;
   /** Attention from the query to each special token, or `null`. */
   readonly specials: Float32Array | null;
-  /** The head's token x token matrix (`size x size`, pooled when `size < token count`), or `null`. */
-  readonly matrix: { readonly values: Float32Array; readonly size: number } | null;
+  /** The window of the head's token x token matrix shown: the whole matrix or a zoomed-in region. */
+  readonly matrix: MatrixWindow | null;
   readonly range: readonly [number, number] | null;
   readonly rangeCaption: string;
   readonly lut: Lut;
@@ -67,6 +71,8 @@ export interface OverlayActions {
   resetQuery(): void;
   setQuery(token: number): void;
   setMaskMass(mass: number): void;
+  /** Show `region` of the matrix (tokens), or the whole matrix for `null`. */
+  zoom(region: TokenRegion | null): void;
 }
 
 /** A decoded picture and its size in pixels. */
@@ -77,6 +83,8 @@ export interface Picture {
 }
 
 const HEAT_MAX_PIXELS = 1024;
+/** The panel's padding and border on both sides, CSS pixels (see styles.ts). */
+const PANEL_FRAME = 18;
 const MASK_MASSES = [0.5, 0.6, 0.7, 0.8, 0.9];
 const MASK_CHOICES: readonly (readonly [string, string])[] = [["0", "off"], ...MASK_MASSES.map((mass) => [String(mass), `DINO ${Math.round(mass * 100)}%`] as const)];
 
@@ -85,7 +93,7 @@ function maskChoice(mass: number): string {
   return MASK_MASSES.includes(mass) ? String(mass) : "0";
 }
 const IDLE_READOUT = "Hover the picture to read values; click a patch to make it the query.";
-const IDLE_MATRIX_READOUT = "Hover the matrix to read values: rows are queries, columns are keys.";
+const IDLE_MATRIX_READOUT = "Hover the matrix to read values: rows are queries, columns are keys. Drag across it to zoom in.";
 
 export class OverlayPanel {
   readonly root: HTMLDivElement;
@@ -96,6 +104,10 @@ export class OverlayPanel {
   private readonly readout: HTMLDivElement;
   private readonly queryText: HTMLSpanElement;
   private readonly resetButton: HTMLButtonElement;
+  private readonly zoomOutButton: HTMLButtonElement;
+  /** The cell a drag on the matrix started from and the cell under the pointer now. */
+  private drag: { from: { row: number; col: number }; to: { row: number; col: number } } | null = null;
+  private dragged = false;
   private readonly notice: HTMLDivElement;
   private readonly alpha: HTMLInputElement;
   private readonly alphaText: HTMLSpanElement;
@@ -128,6 +140,7 @@ export class OverlayPanel {
     this.readout = element(doc, "div", { className: "aw-readout", testId: "attnwidget-readout", attrs: { "aria-live": "polite" } });
     this.queryText = element(doc, "span", { testId: "attnwidget-query" });
     this.resetButton = element(doc, "button", { testId: "attnwidget-reset-query", text: "Reset query", attrs: { type: "button" } });
+    this.zoomOutButton = element(doc, "button", { testId: "attnwidget-zoom-out", text: "Whole matrix", attrs: { type: "button", title: "Zoom out to the whole matrix" } });
     this.notice = element(doc, "div", { className: "aw-notice", testId: "attnwidget-notice", attrs: { role: "status" } });
     this.alpha = element(doc, "input", { testId: "attnwidget-alpha", attrs: { type: "range", min: "0", max: "1", step: "0.05" } });
     this.alphaText = element(doc, "span", { className: "aw-number" });
@@ -150,7 +163,7 @@ export class OverlayPanel {
       this.canvas,
       this.colorBar,
       this.readout,
-      element(doc, "div", { className: "aw-query" }, [doc.createTextNode("Query: "), this.queryText, doc.createTextNode(" "), this.resetButton]),
+      element(doc, "div", { className: "aw-query" }, [doc.createTextNode("Query: "), this.queryText, doc.createTextNode(" "), this.resetButton, doc.createTextNode(" "), this.zoomOutButton]),
       this.notice,
       element(doc, "div", { className: "aw-controls" }, [this.alphaLabel, interpolation.label, colormap.label, mask.label]),
     ]);
@@ -158,6 +171,9 @@ export class OverlayPanel {
 
     close.addEventListener("click", () => actions.close());
     this.resetButton.addEventListener("click", () => actions.resetQuery());
+    this.zoomOutButton.addEventListener("click", () => actions.zoom(null));
+    this.canvas.addEventListener("pointerdown", (event) => this.startDrag(event));
+    this.canvas.addEventListener("pointerup", () => this.endDrag());
     this.alpha.addEventListener("input", () => actions.setAlpha(Number(this.alpha.value), false));
     this.alpha.addEventListener("change", () => actions.setAlpha(Number(this.alpha.value), true));
     this.interpolation.addEventListener("change", () => actions.setInterpolation(this.interpolation.value === "nearest" ? "nearest" : "bilinear"));
@@ -165,7 +181,10 @@ export class OverlayPanel {
     this.mask.addEventListener("change", () => actions.setMaskMass(Number(this.mask.value)));
     this.canvas.addEventListener("pointermove", (event) => this.hover(canvasPoint(this.canvas, event)));
     this.canvas.addEventListener("pointerleave", () => this.hover(null));
-    this.canvas.addEventListener("click", (event) => this.click(canvasPoint(this.canvas, event)));
+    this.canvas.addEventListener("click", (event) => {
+      if (this.dragged) this.dragged = false; // the end of a drag, not a click
+      else this.click(canvasPoint(this.canvas, event));
+    });
     this.canvas.addEventListener("keydown", (event) => this.key(event));
   }
 
@@ -181,6 +200,8 @@ export class OverlayPanel {
     if (previous && (previous.layer !== scene.layer || previous.head !== scene.head || previous.mode !== scene.mode || previous.method !== scene.method)) this.cursor = null;
     this.scene = scene;
     this.root.hidden = false;
+    // As wide as its picture: long read-outs and titles wrap instead of widening the panel.
+    this.root.style.width = `${Math.max(64, Math.round(scene.maxSide)) + PANEL_FRAME}px`;
     syncText(this.title, scene.methodTitle || `l=${scene.layer} h=${scene.head} · ${scene.mode === "query" ? "attention from the query" : "token × token"}`);
     syncText(this.note, `(${scene.valuesNote})`);
     syncText(this.queryText, describeQuery(scene.shape, scene.query));
@@ -195,6 +216,7 @@ export class OverlayPanel {
     syncSelect(this.mask, maskChoice(scene.maskMass));
     this.alpha.disabled = this.interpolation.disabled = this.mask.disabled = !queryMode;
     this.alphaLabel.hidden = this.interpolationLabel.hidden = this.maskLabel.hidden = !queryMode;
+    this.zoomOutButton.hidden = queryMode || !scene.matrix || !isZoomed(scene.matrix, scene.shape.tokenCount);
     this.draw();
     this.updateReadout();
   }
@@ -204,6 +226,7 @@ export class OverlayPanel {
     this.root.hidden = true;
     this.scene = null;
     this.cursor = null;
+    this.drag = null;
   }
 
   private draw(): void {
@@ -307,40 +330,49 @@ export class OverlayPanel {
 
   private drawMatrix(scene: OverlayScene): void {
     const side = Math.max(64, Math.round(scene.maxSide));
-    const size = scene.matrix?.size ?? 0;
+    const window = scene.matrix;
     this.geometry = { width: side, height: side, crop: { x: 0, y: 0, width: side, height: side }, grid: { x: 0, y: 0, width: side, height: side } };
-    this.describe(scene, `${size},${size}`, this.geometry.grid);
+    this.describe(scene, window ? `${window.height},${window.width}` : "0,0", this.geometry.grid);
+    this.canvas.dataset.window = window ? [...window.rows, ...window.columns].join(",") : "";
     const context = sizeCanvas(this.canvas, side, side);
     if (!context) return;
     context.clearRect(0, 0, side, side);
-    if (!scene.matrix || size === 0) {
+    if (!window || window.height === 0 || window.width === 0) {
       context.fillStyle = "rgba(128, 128, 128, 0.25)";
       context.fillRect(0, 0, side, side);
       return;
     }
-    const pixels = Math.min(size, Math.round(side * devicePixelRatio(this.canvas)));
-    const key = `${scene.key}|${pixels}`;
+    const pixels = Math.round(side * devicePixelRatio(this.canvas));
+    const [height, width] = [Math.min(window.height, pixels), Math.min(window.width, pixels)];
+    const key = `${scene.key}|${window.rows}|${window.columns}|${height}x${width}`;
     if (key !== this.heatKey) {
-      const values = pixels < size ? maxPool(scene.matrix.values, size, size, pixels, pixels) : scene.matrix.values;
-      this.paintValues(scene, values, pixels, pixels);
+      const pooled = height < window.height || width < window.width;
+      this.paintValues(scene, pooled ? maxPool(window.values, window.width, window.height, width, height) : window.values, width, height);
     }
     this.heatKey = key;
     context.imageSmoothingEnabled = false;
     context.drawImage(this.heat, 0, 0, side, side);
-    if (scene.shape.causal) drawCausalMask(context, this.geometry.grid, size, scene.shape.tokenCount);
+    if (scene.shape.causal) drawCausalWindow(context, this.geometry.grid, window);
     const specials = scene.shape.specialTokens.length;
-    if (specials > 0 && scene.shape.tokenCount > 0) {
-      const at = (side * specials) / scene.shape.tokenCount;
+    if (specials > 0 && window.rows[0] === 0 && window.columns[0] === 0 && window.rows[1] > specials) {
+      const at = { x: (side * specials) / (window.columns[1] - window.columns[0]), y: (side * specials) / (window.rows[1] - window.rows[0]) };
       context.strokeStyle = "rgba(255, 255, 255, 0.8)";
       context.lineWidth = 1;
       context.beginPath();
-      context.moveTo(at, 0);
-      context.lineTo(at, side);
-      context.moveTo(0, at);
-      context.lineTo(side, at);
+      context.moveTo(at.x, 0);
+      context.lineTo(at.x, side);
+      context.moveTo(0, at.y);
+      context.lineTo(side, at.y);
       context.stroke();
     }
-    if (this.cursor) outline(context, cellRect(this.geometry.grid, size, size, this.cursor.row, this.cursor.col), [2, 2]);
+    if (this.drag) {
+      const { from, to } = this.drag;
+      const first = cellRect(this.geometry.grid, window.height, window.width, Math.min(from.row, to.row), Math.min(from.col, to.col));
+      const last = cellRect(this.geometry.grid, window.height, window.width, Math.max(from.row, to.row), Math.max(from.col, to.col));
+      outline(context, { x: first.x, y: first.y, width: last.x + last.width - first.x, height: last.y + last.height - first.y }, [5, 3]);
+    } else if (this.cursor) {
+      outline(context, cellRect(this.geometry.grid, window.height, window.width, this.cursor.row, this.cursor.col), [2, 2]);
+    }
   }
 
   private paintHeat(scene: OverlayScene, map: Float32Array, width: number, height: number): void {
@@ -382,8 +414,7 @@ export class OverlayPanel {
     const scene = this.scene;
     if (!scene) return null;
     if (scene.mode === "query") return { rows: scene.shape.gh, cols: scene.shape.gw };
-    const size = scene.matrix?.size ?? 0;
-    return { rows: size, cols: size };
+    return { rows: scene.matrix?.height ?? 0, cols: scene.matrix?.width ?? 0 };
   }
 
   private cellUnder(point: { x: number; y: number }): { row: number; col: number } | null {
@@ -394,6 +425,7 @@ export class OverlayPanel {
 
   private hover(point: { x: number; y: number } | null): void {
     const cell = point ? this.cellUnder(point) : null;
+    if (this.drag && cell && (cell.row !== this.drag.to.row || cell.col !== this.drag.to.col)) this.drag.to = cell;
     if (cell?.row === this.cursor?.row && cell?.col === this.cursor?.col) return;
     this.cursor = cell;
     this.draw();
@@ -405,8 +437,25 @@ export class OverlayPanel {
     const scene = this.scene;
     if (!cell || !scene) return;
     if (scene.mode === "query") this.actions.setQuery(patchToken(scene.shape, cell.row, cell.col));
-    // A row of an unpooled matrix is one query token: make it the query.
-    else if (scene.matrix?.size === scene.shape.tokenCount) this.actions.setQuery(cell.row);
+    // A row of one token a cell is one query token: make it the query.
+    else if (scene.matrix && isOneTokenPerCell(scene.matrix)) this.actions.setQuery(scene.matrix.rows[0] + cell.row);
+  }
+
+  private startDrag(event: PointerEvent): void {
+    const cell = this.scene?.mode === "matrix" && event.button === 0 ? this.cellUnder(canvasPoint(this.canvas, event)) : null;
+    this.drag = cell ? { from: cell, to: cell } : null;
+    this.dragged = false;
+  }
+
+  /** A drag over more than one cell zooms into the tokens under it. */
+  private endDrag(): void {
+    const drag = this.drag;
+    const window = this.scene?.matrix;
+    this.drag = null;
+    if (!drag || !window) return;
+    if (drag.from.row === drag.to.row && drag.from.col === drag.to.col) return;
+    this.dragged = true;
+    this.actions.zoom(regionBetween(window, drag.from, drag.to));
   }
 
   private key(event: KeyboardEvent): void {
@@ -457,16 +506,21 @@ export function queryReadout(scene: OverlayScene, cell: { row: number; col: numb
 /** The read-out of the matrix view for the cell (query row, key column) under the cursor. */
 export function matrixReadout(scene: OverlayScene, cell: { row: number; col: number } | null): string {
   if (!cell || !scene.matrix) return IDLE_MATRIX_READOUT;
-  const { size, values } = scene.matrix;
-  const value = formatValue(values[cell.row * size + cell.col]);
-  const name = (index: number): string => matrixCellName(scene.shape, index, size);
-  return `query ${name(cell.row)} → key ${name(cell.col)} · ${size === scene.shape.tokenCount ? value : `max ${value}`}`;
+  const window = scene.matrix;
+  const value = formatValue(window.values[cell.row * window.width + cell.col]);
+  const query = windowCellName(scene.shape, window.rows, window.height, cell.row);
+  const key = windowCellName(scene.shape, window.columns, window.width, cell.col);
+  return `query ${query} → key ${key} · ${isOneTokenPerCell(window) ? value : `max ${value}`}`;
 }
 
 /** The token(s) of row or column `index` of a `size x size` matrix: "CLS (token 0)", or "tokens 4–7" when pooled. */
 export function matrixCellName(shape: GridShape, index: number, size: number): string {
-  const tokens = shape.tokenCount;
-  const [first, last] = size === tokens ? [index, index] : cellTokenRange(index, tokens, size);
+  return windowCellName(shape, [0, shape.tokenCount], size, index);
+}
+
+/** The token(s) of cell `index` of `cells` over the tokens `span`. */
+function windowCellName(shape: GridShape, span: TokenSpan, cells: number, index: number): string {
+  const [first, last] = cellTokens(span, cells, index);
   return first === last ? `${tokenName(shape, first)} (token ${first})` : `tokens ${first}–${last}`;
 }
 
@@ -566,4 +620,9 @@ function contour(mask: Uint8Array, shape: { gh: number; gw: number }, grid: Rect
     path.lineTo(grid.x + (x1 * grid.width) / gw, grid.y + (y1 * grid.height) / gh);
   }
   return path;
+}
+
+/** The window shows less than the whole matrix of `tokens` tokens. */
+function isZoomed(window: MatrixWindow, tokens: number): boolean {
+  return window.rows[0] > 0 || window.columns[0] > 0 || window.rows[1] < tokens || window.columns[1] < tokens;
 }

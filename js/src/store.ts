@@ -14,6 +14,7 @@ import type { DataTraits, GridShape } from "./model";
 import { valueRange } from "./normalize";
 import { localQueryMaps } from "./query";
 import { sameQuery } from "./tokens";
+import { type MatrixWindow, type TokenRegion, type TokenSpan, sameRegion } from "./window";
 
 /** The per-tile data of one view (query maps or matrices), for drawing. */
 export interface TileSource {
@@ -86,6 +87,8 @@ export class AttentionStore {
   private matrixRanges = new Float32Array(0);
   private matrixScratch = new Float32Array(0);
   private heads = new Map<string, HeadRecord>();
+  /** Per head, the last zoomed-in region asked for and, once it arrived, its values. */
+  private regions = new Map<string, { asked: TokenRegion; window: MatrixWindow | null }>();
   private listeners = new Set<() => void>();
 
   /** Number of grid tiles, `len(layers) * len(heads)`. */
@@ -153,6 +156,7 @@ export class AttentionStore {
     try {
       if (message.type === "layers" || message.type === "layer") this.readLayers(message, buffers);
       else if (message.type === "head") this.readHead(message, buffers);
+      else if (message.type === "region") this.readRegion(message, buffers);
       else return false;
     } catch (error) {
       this.error = errorText(error);
@@ -263,6 +267,24 @@ export class AttentionStore {
     }
   }
 
+  /** The zoomed-in `region` of (layer, head) for the current run, once the kernel sent it. */
+  region(layer: number, head: number, region: TokenRegion): MatrixWindow | null {
+    const record = this.regions.get(headKey(layer, head));
+    return record?.window && sameRegion(record.window, region) ? record.window : null;
+  }
+
+  /** Asks the kernel for `region` of (layer, head) unless it is known or already asked for. */
+  requestRegion(layer: number, head: number, region: TokenRegion, send: Send): void {
+    const key = headKey(layer, head);
+    if (sameRegion(this.regions.get(key)?.asked ?? null, region)) return;
+    this.regions.set(key, { asked: region, window: null });
+    try {
+      send({ type: "request_region", layer, head, rows: [...region.rows], columns: [...region.columns] });
+    } catch (error) {
+      console.warn("attnwidget: no kernel to ask for a region", error);
+    }
+  }
+
   /** Exact maps answer the query they were asked for: forget them (and late replies) on a new query. */
   private forgetExactMaps(): void {
     for (const record of this.heads.values()) {
@@ -278,6 +300,7 @@ export class AttentionStore {
         record.map = record.matrix = null;
       }
       this.queryPending = false; // the kernel is at work: its rows replace the old maps
+      this.regions.clear();
     }
     this.runId = runId;
     const tiles = this.tiles;
@@ -343,6 +366,25 @@ export class AttentionStore {
       record.matrix = matrix;
       record.size = size;
     }
+  }
+
+  private readRegion(message: Record<string, unknown>, buffers: readonly unknown[]): void {
+    if (typeof message.run_id === "number" && message.run_id < this.runId) return;
+    const span = (value: unknown, what: string): TokenSpan => {
+      if (!Array.isArray(value) || value.length !== 2) throw new Error(`region message: ${what} must be [first, stop]`);
+      const [first, stop] = [integer(value[0], `region message: ${what}`), integer(value[1], `region message: ${what}`)];
+      if (first >= stop || stop > this.shape.tokenCount) throw new Error(`region message: ${what} [${first}, ${stop}) outside ${this.shape.tokenCount} tokens`);
+      return [first, stop];
+    };
+    const rows = span(message.rows, "rows");
+    const columns = span(message.columns, "columns");
+    const height = integer(message.height, "region message: height");
+    const width = integer(message.width, "region message: width");
+    if (height > rows[1] - rows[0] || width > columns[1] - columns[0]) throw new Error("region message: more cells than tokens");
+    const values = readFloat32(buffers[0], "region message values", height * width);
+    const key = headKey(integer(message.layer, "region message: layer"), integer(message.head, "region message: head"));
+    const record = this.regions.get(key);
+    if (record && sameRegion(record.asked, { rows, columns })) record.window = { values, height, width, rows, columns };
   }
 
   private readSpecials(buffer: unknown, rows: number, what: string): Float32Array {

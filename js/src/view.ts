@@ -35,6 +35,7 @@ import { statusLine } from "./status";
 import type { AttentionStore, TileSource } from "./store";
 import { ensureStyles } from "./styles";
 import { defaultQuery, describeQuery, formatValue, sameQuery } from "./tokens";
+import { type MatrixWindow, type TokenRegion, cutRegion, isOneTokenPerCell, wholeMatrix } from "./window";
 
 /** Traits that change what a view shows (data traits reach it through the store). */
 const VIEW_TRAITS = [
@@ -74,6 +75,9 @@ const VIEW_TRAITS = [
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
 const GRID_MAX_WIDTH = 720;
 const OVERLAY_MAX_SIDE = 512;
+/** The grid's panel is as wide as the grid, and no narrower than this: its read-out wraps inside it,
+ * so hovering never widens it and moves the overlay beside it. */
+const GRID_PANEL_MIN_WIDTH = 320;
 
 const ARROWS: Record<string, readonly [number, number]> = {
   ArrowUp: [-1, 0],
@@ -127,6 +131,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const status = element(doc, "div", { className: "aw-status", testId: "attnwidget-status", attrs: { role: "status", "aria-live": "polite" } });
   const grid = new GridCanvas(doc);
   const hint = element(doc, "div", { className: "aw-hint", testId: "attnwidget-grid-readout", text: GRID_HINT });
+  const gridPanel = element(doc, "div", { className: "aw-grid-panel" }, [grid.canvas, hint]);
   const overlay = new OverlayPanel(doc, {
     close: () => saveTraits(model, { overlay_open: false }),
     setAlpha: (alpha, final) => (final ? saveTraits(model, { alpha }) : model.set("alpha", alpha)),
@@ -135,7 +140,14 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     resetQuery: () => saveTraits(model, { query: defaultQuery(store.shape) }),
     setQuery: (token) => saveTraits(model, { query: [token] }),
     setMaskMass: (mass) => saveTraits(model, { mask_mass: mass }),
+    zoom: (region) => {
+      const selected = readViewState(model).selected;
+      zoom = region && selected ? { layer: selected[0], head: selected[1], region } : null;
+      schedule();
+    },
   });
+  /** The zoomed-in region of the matrix shown in the overlay, for the head it was chosen on. */
+  let zoom: { layer: number; head: number; region: TokenRegion } | null = null;
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
   const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
     element(doc, "div", { className: "aw-toolbar" }, [
@@ -151,7 +163,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     ]),
     status,
     predictions,
-    element(doc, "div", { className: "aw-body" }, [element(doc, "div", { className: "aw-grid-panel" }, [grid.canvas, hint]), overlay.root]),
+    element(doc, "div", { className: "aw-body" }, [gridPanel, overlay.root]),
   ]);
   el.append(root);
 
@@ -260,6 +272,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       causalTokens: state.view === "matrix" && shape.causal ? shape.tokenCount : 0,
     });
     grid.canvas.dataset.view = state.view;
+    gridPanel.style.width = `${Math.max(parseFloat(grid.canvas.style.width) || 0, GRID_PANEL_MIN_WIDTH)}px`;
     const method = readMethod(model);
     if (method !== "attention" && state.overlayOpen) {
       pictures.load(model.get("image"));
@@ -325,6 +338,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const gridRange: [number, number] | null = Number.isNaN(ranges[tile * 2]) ? null : [ranges[tile * 2], ranges[tile * 2 + 1]];
     const query = readQuery(model);
     const size = exact?.matrix ? exact.size : source.width;
+    const whole = !queryView && values ? wholeMatrix(values, size, shape.tokenCount) : null;
+    const zoomed = zoomedWindow(whole, exactValues !== null, layer, head);
+    const window = zoomed.window ?? whole;
     return {
       mode: state.view,
       layer,
@@ -333,16 +349,16 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       picture: readPicture(model),
       map: queryView ? values : null,
       specials: store.specials(tile),
-      matrix: !queryView && values ? { values, size } : null,
-      range: exactValues && state.normalize === "head" ? valueRange(exactValues) : gridRange,
-      rangeCaption: tiles.caption,
+      matrix: window,
+      range: zoomed.window ? valueRange(zoomed.window.values) : exactValues && state.normalize === "head" ? valueRange(exactValues) : gridRange,
+      rangeCaption: zoomed.window ? "colour range: this region" : tiles.caption,
       lut: colormap(state.colormap),
       colormap: state.colormap,
       alpha: state.alpha,
       interpolation: state.interpolation,
       query,
-      valuesNote: valuesNote(exactValues !== null, queryView, store.mapsSource === "local", size, shape),
-      notice: store.queryPending ? pendingNotice(shape) : "",
+      valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape),
+      notice: zoomed.notice || (store.queryPending ? pendingNotice(shape) : ""),
       canResetQuery: !sameQuery(query, defaultQuery(shape)),
       maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, tiles.width),
       key: `${store.version}|${state.view}|${state.colormap}|${state.normalize}|${state.interpolation}|${layer},${head}|${exactValues ? "exact" : "8bit"}`,
@@ -350,6 +366,24 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       methodTitle: "",
       maskMass: readMaskMass(model),
     };
+  };
+
+  /**
+   * The zoomed-in window of (layer, head), if one was chosen: cut here from an exact matrix of one
+   * token a cell, else the kernel's reply (asked for now, with a notice until it arrives).
+   */
+  const zoomedWindow = (whole: MatrixWindow | null, exact: boolean, layer: number, head: number): { window: MatrixWindow | null; notice: string } => {
+    if (!zoom || !whole || zoom.layer !== layer || zoom.head !== head || zoom.region.rows[1] > store.shape.tokenCount || zoom.region.columns[1] > store.shape.tokenCount) {
+      zoom = null;
+      return { window: null, notice: "" };
+    }
+    const local = exact ? cutRegion(whole, zoom.region) : null;
+    if (local) return { window: local, notice: "" };
+    const region = store.region(layer, head, zoom.region);
+    if (region) return { window: region, notice: "" };
+    store.requestRegion(layer, head, zoom.region, (content) => model.send(content));
+    const { rows, columns } = zoom.region;
+    return { window: null, notice: `Zooming into queries ${rows[0]}–${rows[1] - 1} × keys ${columns[0]}–${columns[1] - 1}: the exact values come from a running kernel.` };
   };
 
   const tilesFor = (state: ViewState): TileSource => (state.view === "matrix" ? store.matrixTiles : store.maps);
@@ -489,10 +523,14 @@ function rangeCaption(state: ViewState, hasSelection: boolean): string {
   return state.normalize === "layer" ? `colour range: layer l=${layer} (per layer)` : `colour range: l=${layer} h=${head} (per head)`;
 }
 
-/** Where the overlay's values come from; `size` is the side of the matrix shown (matrix view). */
-function valuesNote(exact: boolean, queryView: boolean, local: boolean, size: number, shape: GridShape): string {
-  const pooled = size < shape.tokenCount ? `, max-pooled to ${size} × ${size} of ${shape.tokenCount} tokens` : "";
+/** Where the overlay's values come from, and how the matrix window shown is pooled (matrix view). */
+function valuesNote(exact: boolean, queryView: boolean, local: boolean, window: MatrixWindow | null, shape: GridShape): string {
   if (queryView) return exact ? "exact values" : local ? "computed here from the matrices, 8-bit" : "8-bit values";
+  const rows = window ? window.rows[1] - window.rows[0] : 0;
+  const columns = window ? window.columns[1] - window.columns[0] : 0;
+  const whole = rows === shape.tokenCount && columns === shape.tokenCount;
+  const tokens = whole ? `${shape.tokenCount} tokens` : `${rows} × ${columns} tokens`;
+  const pooled = window && !isOneTokenPerCell(window) ? `, max-pooled to ${window.height} × ${window.width} of ${tokens}` : whole ? "" : `, ${tokens}`;
   return `${exact ? "exact values" : "8-bit values"}${pooled}`;
 }
 
@@ -506,6 +544,6 @@ function pendingNotice(shape: GridShape): string {
 
 /** Side of the overlay: beside the grid when there is room for a useful size, else below it at full size. */
 function overlaySide(available: number, gridWidth: number): number {
-  const beside = available - gridWidth - 48;
+  const beside = available - Math.max(gridWidth, GRID_PANEL_MIN_WIDTH) - 48;
   return Math.round(Math.min(OVERLAY_MAX_SIDE, beside >= 320 ? beside : Math.max(160, available - 24)));
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { maskedFrom } from "../src/causal";
+import { maskedFrom, maskedFromIn } from "../src/causal";
+import { cellTokens } from "../src/window";
 import { cellTokenRange } from "../src/layout";
 
 describe("causal masks", () => {
@@ -19,5 +20,26 @@ describe("causal masks", () => {
       }
     }
     expect(maskedFrom(3, size, tokens)).toBe(4); // the last row sees everything
+  });
+});
+
+describe("causal masks of a zoomed-in window", () => {
+  it("masks the cells of the window whose keys come after the row's queries", () => {
+    // Queries 10..13 against keys 8..15, one token a cell: query 10 sees keys 8..10.
+    const cells = { height: 4, width: 8, rows: [10, 14] as const, columns: [8, 16] as const };
+    expect([0, 1, 2, 3].map((row) => maskedFromIn(cells, row))).toEqual([3, 4, 5, 6]);
+  });
+
+  it("agrees with the token ranges when the window is pooled", () => {
+    const cells = { height: 5, width: 7, rows: [100, 163] as const, columns: [90, 200] as const };
+    for (let row = 0; row < cells.height; row++) {
+      const lastQuery = cellTokens(cells.rows, cells.height, row)[1];
+      const from = maskedFromIn(cells, row);
+      for (let col = 0; col < cells.width; col++) expect(col >= from).toBe(cellTokens(cells.columns, cells.width, col)[0] > lastQuery);
+    }
+  });
+
+  it("masks nothing in a window left of the diagonal", () => {
+    expect(maskedFromIn({ height: 3, width: 3, rows: [50, 53], columns: [0, 3] }, 0)).toBe(3);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { colormap } from "../src/colormaps";
 import type { GridShape } from "../src/model";
 import { type OverlayScene, matrixCellName, matrixReadout, queryReadout } from "../src/overlay";
+import { wholeMatrix } from "../src/window";
 
 const shape: GridShape = { layers: [1], heads: [1], gh: 2, gw: 3, specialTokens: ["CLS", "reg1"], tokenCount: 8, matrixSize: 8, tokenLabels: [], causal: false };
 
@@ -41,14 +42,21 @@ describe("read-outs", () => {
   });
 
   it("names query and key tokens of a full matrix", () => {
-    const matrix = { values: Float32Array.from({ length: 64 }, (_, i) => i / 64), size: 8 };
+    const matrix = wholeMatrix(Float32Array.from({ length: 64 }, (_, i) => i / 64), 8, 8);
     expect(matrixReadout(scene({ mode: "matrix", matrix }), { row: 0, col: 3 })).toBe("query CLS (token 0) → key patch (0, 1) (token 3) · 0.04688");
   });
 
   it("names token ranges of a pooled matrix and says the value is a maximum", () => {
     const pooled = { ...shape, matrixSize: 3 };
     expect(matrixCellName(pooled, 1, 3)).toBe("tokens 2–5");
-    const matrix = { values: new Float32Array(9).fill(0.5), size: 3 };
+    const matrix = wholeMatrix(new Float32Array(9).fill(0.5), 3, 8);
     expect(matrixReadout(scene({ mode: "matrix", shape: pooled, matrix }), { row: 2, col: 0 })).toBe("query tokens 5–7 → key tokens 0–2 · max 0.5");
+  });
+
+  it("names the tokens of a zoomed-in window from its first token", () => {
+    const window = { values: Float32Array.from({ length: 6 }, (_, i) => i / 10), height: 2, width: 3, rows: [5, 7] as const, columns: [2, 5] as const };
+    expect(matrixReadout(scene({ mode: "matrix", matrix: window }), { row: 1, col: 2 })).toBe("query patch (1, 1) (token 6) → key patch (0, 2) (token 4) · 0.5");
+    const pooled = { ...window, height: 1, width: 1, values: new Float32Array([0.7]) };
+    expect(matrixReadout(scene({ mode: "matrix", matrix: pooled }), { row: 0, col: 0 })).toBe("query tokens 5–6 → key tokens 2–4 · max 0.7");
   });
 });

@@ -228,3 +228,48 @@ describe("AttentionStore exact heads", () => {
     expect(store.tileOf(4, 1)).toBe(-1);
   });
 });
+
+describe("AttentionStore zoomed-in regions", () => {
+  const region = { rows: [1, 4] as const, columns: [0, 2] as const };
+  const reply = (runId: number, values: number[], rows: number[] = [1, 4]): [object, unknown[]] => [
+    { type: "region", layer: 2, head: 1, rows, columns: [0, 2], height: 3, width: 2, run_id: runId },
+    [float32View(values)],
+  ];
+
+  it("asks once for a region and keeps the reply for that region only", () => {
+    const store = storeFor(withMatrices());
+    const sent: object[] = [];
+    store.requestRegion(2, 1, region, (m) => sent.push(m));
+    store.requestRegion(2, 1, region, (m) => sent.push(m));
+    expect(sent).toEqual([{ type: "request_region", layer: 2, head: 1, rows: [1, 4], columns: [0, 2] }]);
+    expect(store.region(2, 1, region)).toBeNull();
+    store.applyMessage(...reply(store.runId, [1, 2, 3, 4, 5, 6]));
+    expect([...(store.region(2, 1, region)?.values ?? [])]).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(store.region(2, 1, { rows: [0, 3], columns: [0, 2] })).toBeNull();
+    expect(store.region(1, 1, region)).toBeNull();
+  });
+
+  it("ignores a late reply for a region no longer asked for, and forgets regions on a new run", () => {
+    const store = storeFor(withMatrices());
+    store.requestRegion(2, 1, region, () => undefined);
+    store.requestRegion(2, 1, { rows: [0, 3], columns: [0, 2] }, () => undefined);
+    store.applyMessage(...reply(store.runId, [1, 2, 3, 4, 5, 6])); // answers the first request
+    expect(store.region(2, 1, region)).toBeNull();
+    store.applyMessage(...reply(store.runId, [1, 2, 3, 4, 5, 6], [0, 3]));
+    expect(store.region(2, 1, { rows: [0, 3], columns: [0, 2] })).not.toBeNull();
+    store.applyRunId(store.runId + 1);
+    expect(store.region(2, 1, { rows: [0, 3], columns: [0, 2] })).toBeNull();
+  });
+
+  it("rejects malformed replies with a message", () => {
+    const store = storeFor(withMatrices());
+    store.requestRegion(2, 1, region, () => undefined);
+    store.applyMessage(...reply(store.runId, [1, 2]));
+    expect(store.error).toMatch(/region message values: 2 float32 values, expected 6/);
+    store.applyMessage({ type: "region", layer: 2, head: 1, rows: [4, 1], columns: [0, 2], height: 3, width: 2 }, []);
+    expect(store.error).toMatch(/rows \[4, 1\) outside 5 tokens/);
+    store.applyMessage({ type: "region", layer: 2, head: 1, rows: [1, 4], columns: [0, 2], height: 9, width: 2 }, []);
+    expect(store.error).toMatch(/more cells than tokens/);
+    expect(store.region(2, 1, region)).toBeNull();
+  });
+});

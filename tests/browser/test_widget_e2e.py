@@ -377,6 +377,83 @@ def test_a_text_decoder_shows_tokens_as_text_and_its_causal_mask(
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-15-text.png")
 
 
+LONG_TEXT_GRID = """\
+import torch, transformers as tf
+from attnwidget.pretrained import minilm_directory
+from attnwidget.text import TextModel
+tokenizer = tf.AutoTokenizer.from_pretrained(minilm_directory())
+torch.manual_seed(0)
+config = tf.LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096)
+llama = TextModel(tf.LlamaForCausalLM(config).eval(), tokenizer, name="llama (random weights)")
+long_text = " ".join(["the cat sat on the mat and looked at the dog"] * 140)
+grid16 = attnwidget.AttentionGrid(llama, long_text, block_bytes=2**20)
+grid16"""
+
+
+def test_a_long_text_zooms_into_a_region_at_full_resolution(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    cell = live_notebook.run_cell(LONG_TEXT_GRID)
+    widget = Widget(cell)
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", "4", timeout=DRAW_TIMEOUT_MS)
+    tokens = live_notebook.evaluate("grid16.token_count")
+    assert tokens > 1024 and live_notebook.evaluate("grid16._in_blocks(grid16._input.layout)")
+
+    widget.click_tile(1, 0)  # layer 2, head 1: more tokens than the head view's 1024 cells
+    expect(widget.overlay).to_contain_text(
+        f"max-pooled to 1024 × 1024 of {tokens} tokens", timeout=DRAW_TIMEOUT_MS
+    )
+    expect(widget.overlay_canvas).to_have_attribute("data-window", f"0,{tokens},0,{tokens}")
+    zoom_out = widget.overlay.locator("[data-testid=attnwidget-zoom-out]")
+    expect(zoom_out).to_be_hidden()
+
+    widget.drag_on_overlay((0.45, 0.46), (0.49, 0.50))  # a region across the diagonal
+    expect(widget.overlay_canvas).not_to_have_attribute("data-window", f"0,{tokens},0,{tokens}")
+    rows0, rows1, cols0, cols1 = (
+        int(v) for v in widget.overlay_canvas.get_attribute("data-window").split(",")
+    )
+    assert 0 < rows1 - rows0 < 100 and 0 < cols1 - cols0 < 100 and cols0 < rows0 < cols1
+    expect(widget.overlay_canvas).to_have_attribute(
+        "data-grid", f"{rows1 - rows0},{cols1 - cols0}", timeout=DRAW_TIMEOUT_MS
+    )
+    expect(widget.overlay).to_contain_text(f"(exact values, {rows1 - rows0} × {cols1 - cols0} tokens)")
+    expect(zoom_out).to_be_visible()
+
+    # The cell read out is the kernel's exact value, computed a block of queries at a time.
+    exact = live_notebook.evaluate(
+        f"grid16.head_region(2, 1, ({rows0}, {rows1}), ({cols0}, {cols1})).tolist()"
+    )
+    row, col = 3, 1
+    x, y, w, h = json.loads(widget.overlay_canvas.get_attribute("data-grid-rect"))
+    height, width = rows1 - rows0, cols1 - cols0
+    widget.overlay_canvas.hover(
+        position={"x": x + (col + 0.5) * w / width, "y": y + (row + 0.5) * h / height}
+    )
+    readout = widget.overlay.locator("[data-testid=attnwidget-readout]")
+    expect(readout).to_contain_text(f"(token {rows0 + row}) → key")
+    shown = float(readout.inner_text().rsplit("·", 1)[1])
+    assert abs(shown - exact[row][col]) <= 1e-3 * max(abs(exact[row][col]), 1e-6), (shown, exact[row][col])
+
+    # The causal mask follows the window: the key after every query is grey, the one before is not.
+    corner = widget.overlay_canvas.evaluate(
+        """(canvas) => {
+          const c = canvas.getContext("2d");
+          const r = JSON.parse(canvas.dataset.gridRect);
+          const s = canvas.width / canvas.getBoundingClientRect().width;
+          const at = (fx, fy) => Array.from(c.getImageData(Math.round((r[0] + fx * r[2]) * s), Math.round((r[1] + fy * r[3]) * s), 1, 1).data);
+          return { masked: at(0.99, 0.01), seen: at(0.01, 0.99) };
+        }"""
+    )
+    assert all(175 <= value <= 200 for value in corner["masked"][:3]), corner
+    assert max(corner["seen"][:3]) - min(corner["seen"][:3]) > 20, corner
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-16-zoomed-region.png")
+
+    zoom_out.click()
+    expect(widget.overlay_canvas).to_have_attribute("data-window", f"0,{tokens},0,{tokens}")
+    expect(zoom_out).to_be_hidden()
+
+
 def test_method_selector_changes_the_overlay(
     live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
 ):

@@ -133,6 +133,17 @@ class Widget:
             timeout=timeout_ms,
         ).json_value()
 
+    def drag_on_overlay(self, start: tuple[float, float], end: tuple[float, float]) -> None:
+        """Drag across the overlay's grid from `start` to `end`, given as fractions (x, y) of the grid."""
+        x, y, w, h = json.loads(self.overlay_canvas.get_attribute("data-grid-rect"))
+        self.overlay_canvas.scroll_into_view_if_needed()
+        box = self.overlay_canvas.bounding_box()
+        mouse = self.overlay_canvas.page.mouse
+        mouse.move(box["x"] + x + start[0] * w, box["y"] + y + start[1] * h)
+        mouse.down()
+        mouse.move(box["x"] + x + end[0] * w, box["y"] + y + end[1] * h, steps=8)
+        mouse.up()
+
     def click_patch(self, row: int, col: int) -> None:
         """Click the centre of patch (row, col) of the overlay's patch grid."""
         gh, gw = (int(v) for v in self.overlay_canvas.get_attribute("data-grid").split(","))
