@@ -40,6 +40,8 @@ class TokenLayout:
     """Text models: every token as text (the "grid" is then one row of tokens)."""
     causal: bool = False
     """Text decoders: each query sees only itself and earlier keys."""
+    query_labels: tuple[str, ...] = ()
+    """Cross attention: the query tokens as text, when they are not the keys (`labels`)."""
 
     @property
     def special_count(self) -> int:
@@ -47,13 +49,20 @@ class TokenLayout:
 
     @property
     def token_count(self) -> int:
+        """Key tokens (and query tokens, but for cross attention)."""
         return self.special_count + self.grid[0] * self.grid[1]
+
+    @property
+    def query_count(self) -> int:
+        return len(self.query_labels) if self.query_labels else self.token_count
 
     @property
     def default_query(self) -> list[int]:
         """CLS where the model has one, else every patch (their rows are averaged). Text: the last
         token for a decoder (what the next prediction attends from), a leading CLS-like token for an
         encoder, else every token."""
+        if self.query_labels:
+            return [len(self.query_labels) - 1]  # the decoder's last token
         if self.labels:
             if self.causal:
                 return [len(self.labels) - 1]
@@ -66,10 +75,10 @@ class TokenLayout:
     def check_query(self, query: list[int]) -> None:
         if not query:
             raise ValueError("the query is empty: give at least one token index")
-        bad = [token for token in query if not 0 <= token < self.token_count]
+        bad = [token for token in query if not 0 <= token < self.query_count]
         if bad:
             raise ValueError(
-                f"query tokens {bad} are out of range: this input has tokens 0..{self.token_count - 1}"
+                f"query tokens {bad} are out of range: this input has query tokens 0..{self.query_count - 1}"
             )
 
 

@@ -138,8 +138,11 @@ class TextModel:
         )
 
     def layout(self, inputs: TextInput) -> TokenLayout:
-        """The token layout of a tokenized text: one row of tokens, named by their text."""
-        return TokenLayout((), (1, len(inputs.tokens)), inputs.tokens, self.causal)
+        """The token layout of a tokenized text: one row of key tokens, named by their text (and, for
+        cross attention, the decoder's query tokens)."""
+        cross = self.stack == "cross"
+        query_labels = inputs.tokens if cross else ()
+        return TokenLayout((), (1, len(inputs.key_tokens)), inputs.key_tokens, self.causal, query_labels)
 
     def next_token_predictions(self, outputs: Any, top_k: int = 5) -> list[Prediction]:
         """A language model's `top_k` most probable next tokens after the text, as text."""

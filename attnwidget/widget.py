@@ -8,6 +8,7 @@ import io
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,9 @@ class AttentionGrid(anywidget.AnyWidget):
     explanation_title = t.Unicode("").tag(sync=True)
     image_count = t.Int(0).tag(sync=True)
     token_labels = t.List(t.Unicode()).tag(sync=True)
-    """Text models: every token as text (shown as text, never as HTML)."""
+    """Text models: every token as text (shown as text, never as HTML); the keys of cross attention."""
+    query_labels = t.List(t.Unicode()).tag(sync=True)
+    """Cross attention: the query (decoder) tokens as text; empty when the queries are the keys."""
     causal = t.Bool(False).tag(sync=True)
     """Text decoders: each query sees only itself and earlier keys; the grid marks the rest."""
     saved_bytes = t.Int(0).tag(sync=True)
@@ -207,6 +210,7 @@ class AttentionGrid(anywidget.AnyWidget):
             "input_size": [0, 0],
             "patch_size": 0,
             "token_labels": list(layout.labels),
+            "query_labels": list(layout.query_labels),
             "causal": layout.causal,
         }
         self._compute(_Input(inputs, layout, query), rerun=True, picture_state=text_state)
@@ -296,7 +300,7 @@ class AttentionGrid(anywidget.AnyWidget):
         def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
             if position == index - 1:
                 blocks.append(weights.float().cpu())
-                if first_query + weights.shape[1] == weights.shape[2]:
+                if first_query + weights.shape[1] == self._input.layout.query_count:
                     raise StopCapture
 
         self._replay(keep)
@@ -316,10 +320,12 @@ class AttentionGrid(anywidget.AnyWidget):
             _numbered([layer], self.layer_count, "layer"),
             _numbered([head], self.head_count, "head"),
         )
-        tokens = self._input.layout.token_count
+        queries, keys = self._input.layout.query_count, self._input.layout.token_count
         (first_row, stop_row), (first_column, stop_column) = rows, columns
-        if not (0 <= first_row < stop_row <= tokens and 0 <= first_column < stop_column <= tokens):
-            raise ValueError(f"region rows {rows}, columns {columns} is not inside the {tokens} tokens")
+        if not (0 <= first_row < stop_row <= queries and 0 <= first_column < stop_column <= keys):
+            raise ValueError(
+                f"region rows {rows}, columns {columns} is not inside the {queries} x {keys} tokens"
+            )
         height, width = min(stop_row - first_row, limit), min(stop_column - first_column, limit)
         pieces: list[torch.Tensor] = []
 
@@ -348,8 +354,9 @@ class AttentionGrid(anywidget.AnyWidget):
             raise RuntimeError("the grid is empty: run the widget on an image first (widget.run(image))")
         rows, cols = len(self.layers), len(self.heads)
         if self.view == "matrix":
-            size = self.matrix_size
-            tiles = decode_rows(self.matrices, self.matrices_range, size).reshape(rows, cols, size, size)
+            queries = len(self.query_labels) or self.token_count  # the decoder's tokens, for cross attention
+            height, width = min(queries, self.matrix_size), min(self.token_count, self.matrix_size)
+            tiles = decode_rows(self.matrices, self.matrices_range, width).reshape(rows, cols, height, width)
         else:
             gh, gw = self.grid
             tiles = decode_rows(self.maps, self.maps_range, gh * gw).reshape(rows, cols, gh, gw)
@@ -412,7 +419,12 @@ class AttentionGrid(anywidget.AnyWidget):
         if bundle is None or self.status != "done" or not self.maps:
             return bundle
         data, metadata = bundle
-        return {**data, "image/png": base64.b64encode(self.to_png()).decode("ascii")}, metadata
+        try:
+            picture = self.to_png()
+        except Exception as error:  # the widget still shows; only the static fallback is missing
+            warnings.warn(f"attnwidget: no PNG of the grid for this output ({error})", stacklevel=2)
+            return bundle
+        return {**data, "image/png": base64.b64encode(picture).decode("ascii")}, metadata
 
     # -- computation ---------------------------------------------------------------------------
 
@@ -440,7 +452,7 @@ class AttentionGrid(anywidget.AnyWidget):
             selected = weights if every_head else weights.index_select(0, heads.to(weights.device))
             blocks = layer_blocks.setdefault(layer, LayerBlocks(source.query, size, self._pooling))
             blocks.add(first_query, selected)
-            if blocks.rows_seen < weights.shape[-1]:
+            if blocks.rows_seen < layout.query_count:
                 return
             del layer_blocks[layer]
             query_rows = blocks.query_rows()
@@ -509,7 +521,7 @@ class AttentionGrid(anywidget.AnyWidget):
         if self.saved_detail == "maps":
             return 0
         if self.saved_detail == "full":
-            return layout.token_count
+            return max(layout.token_count, layout.query_count)
         return matrix_size_for_budget(layout.token_count, tiles, self._matrix_budget)
 
     def _saved_size(self) -> int:
@@ -551,14 +563,14 @@ class AttentionGrid(anywidget.AnyWidget):
         def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
             if position == layer - 1:
                 reductions.add(first_query, weights[head - 1 : head])
-                if reductions.rows_seen == weights.shape[-1]:
+                if reductions.rows_seen == self._input.layout.query_count:
                     raise StopCapture
 
         self._replay(keep)
         return reductions
 
     def _in_blocks(self, layout: TokenLayout) -> bool:
-        layer_bytes = self.head_count * layout.token_count**2 * 4
+        layer_bytes = self.head_count * layout.query_count * layout.token_count * 4
         return isinstance(self._model, TextModel) and layer_bytes > self._block_bytes
 
     def _restore_after_failure(self, layout: tuple, error: Exception) -> None:
@@ -576,7 +588,7 @@ class AttentionGrid(anywidget.AnyWidget):
         self.token_count = layout.token_count
 
     def _cache_bytes(self, layout: TokenLayout) -> int:
-        return self.layer_count * self.head_count * layout.token_count**2 * 4
+        return self.layer_count * self.head_count * layout.query_count * layout.token_count * 4
 
     def _recompute(self) -> None:
         if self._input is None or self._busy:
@@ -666,11 +678,12 @@ class AttentionGrid(anywidget.AnyWidget):
 
     def _send_head(self, layer: int, head: int) -> None:
         layout = self._input.layout
-        size = min(layout.token_count, FULL_MATRIX_LIMIT)
+        size = min(max(layout.token_count, layout.query_count), FULL_MATRIX_LIMIT)
         reductions = self._head_reductions(layer, head, size)
         exact_map = reductions.query_rows()[0, layout.special_count :]
         matrix = reductions.matrices()[0]
-        reply = {"type": "head", "layer": layer, "head": head, "size": size}
+        height, width = matrix.shape
+        reply = {"type": "head", "layer": layer, "head": head, "height": height, "width": width}
         self.send(
             {**reply, "run_id": self.run_id, "query": self._input.query},
             buffers=[float32_bytes(exact_map), float32_bytes(matrix)],
@@ -719,12 +732,6 @@ def explore(
 def as_model(model: Any, processor: Any = None) -> VisionModel | TextModel:
     """A `VisionModel` from an id, a directory, a loaded model or None (the built-in default), or
     the `TextModel` given."""
-    if isinstance(model, TextModel) and model.stack == "cross":
-        raise UnsupportedModelError(
-            "the grid shows self-attention, token x token; cross attention (decoder tokens x encoder "
-            "tokens) is captured by TextModel.run(inputs, on_layer) but not shown yet: give the grid "
-            "stack='encoder' or stack='decoder'"
-        )
     if isinstance(model, (VisionModel, TextModel)):
         return model
     if model is None:
@@ -769,6 +776,7 @@ _PICTURE_TRAITS = (
     "input_size",
     "predictions",
     "token_labels",
+    "query_labels",
     "causal",
 )
 

@@ -160,14 +160,39 @@ def test_a_text_grid_shows_each_heads_token_by_token_attention(text_dirs):
     assert grid.to_png()  # the token x token grid as a picture
 
 
-def test_the_grid_refuses_cross_attention_with_a_way_out(text_dirs):
+@pytest.mark.parametrize("name", ["t5", "bart"])
+def test_a_cross_attention_grid_shows_decoder_tokens_against_encoder_tokens(text_dirs, name):
     from attnwidget import AttentionGrid
+    from attnwidget.encode import decode_rows
 
-    with pytest.raises(UnsupportedModelError, match="stack='encoder' or stack='decoder'"):
-        AttentionGrid(TextModel.from_pretrained(text_dirs["t5"], stack="cross"))
-    grid = AttentionGrid(TextModel.from_pretrained(text_dirs["t5"], stack="decoder"))
+    cross = TextModel.from_pretrained(text_dirs[name], stack="cross")
+    grid = AttentionGrid(cross, saved_detail="full")
     grid.run(TEXT, decoder_text=TARGET)
-    assert grid.causal and grid.token_count == len(grid.text_model.prepare(TEXT, TARGET).tokens)
+    inputs = cross.prepare(TEXT, TARGET)
+    queries, keys = len(inputs.tokens), len(inputs.key_tokens)
+    assert queries != keys and not grid.causal
+    assert (grid.grid, grid.token_count) == ([1, keys], keys)
+    assert grid.token_labels == list(inputs.key_tokens) and grid.query_labels == list(inputs.tokens)
+    assert grid.query == [queries - 1]  # the decoder's last token
+    expected = reference(cross, inputs).cross_attentions
+    tiles = len(grid.layers) * len(grid.heads)
+    matrices = decode_rows(grid.matrices, grid.matrices_range, keys).reshape(tiles, queries, keys)
+    maps = decode_rows(grid.maps, grid.maps_range, keys)
+    for tile in range(tiles):
+        layer, head = divmod(tile, len(grid.heads))
+        exact = expected[layer][0, head].numpy()
+        spread = exact.max(axis=1, keepdims=True) - exact.min(axis=1, keepdims=True)
+        assert (abs(matrices[tile] - exact) <= spread / 255 + 1e-6).all()
+        assert abs(maps[tile] - exact[-1]).max() <= (exact[-1].max() - exact[-1].min()) / 255 + 1e-6
+    assert grid.to_png() and "image/png" in grid._repr_mimebundle_()[0]  # rectangular tiles
+    region = grid.head_region(2, 1, (1, queries), (2, keys - 1))
+    torch.testing.assert_close(region, expected[1][0, 0, 1:, 2 : keys - 1])
+    with pytest.raises(ValueError, match=f"inside the {queries} x {keys} tokens"):
+        grid.head_region(2, 1, (0, keys), (0, keys))  # more rows than decoder tokens
+    grid.query = [0]
+    assert grid.query == [0] and grid.message == ""
+    grid.query = [queries]  # one past the decoder's tokens: refused with a message, the query stays
+    assert grid.query == [0] and "out of range" in grid.message
 
 
 def test_an_encoder_grid_asks_from_its_cls_token():

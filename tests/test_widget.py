@@ -163,7 +163,15 @@ def test_request_head_replies_with_exact_values(tiny_model_dirs, cache_budget):
     (content, (exact_map, matrix)), *_ = recorder.messages
     attention = reference_attentions(widget)[1][0, 2]
     tokens = widget.token_count
-    assert content == {"type": "head", "layer": 2, "head": 3, "size": tokens, "run_id": 1, "query": [0]}
+    assert content == {
+        "type": "head",
+        "layer": 2,
+        "head": 3,
+        "height": tokens,
+        "width": tokens,
+        "run_id": 1,
+        "query": [0],
+    }
     np.testing.assert_allclose(np.frombuffer(exact_map, "<f4"), attention[0, 5:].numpy(), rtol=1e-5)
     np.testing.assert_allclose(
         np.frombuffer(matrix, "<f4").reshape(tokens, tokens), attention.numpy(), rtol=1e-5

@@ -29,12 +29,16 @@ export interface GridShape {
   readonly gh: number;
   readonly gw: number;
   readonly specialTokens: readonly string[];
-  /** `N`; `S + gh * gw` when the trait is unset. */
+  /** `N`, the key tokens (and the query tokens, but for cross attention); `S + gh * gw` when unset. */
   readonly tokenCount: number;
-  /** `T`, the side of the pooled matrices. */
+  /** The query tokens: `tokenCount`, or the decoder's tokens of cross attention. */
+  readonly queryCount: number;
+  /** `T`, the largest side of the pooled matrices (`min(queryCount, T) x min(tokenCount, T)`). */
   readonly matrixSize: number;
-  /** Text models: every token as text (empty for pictures). */
+  /** Text models: every (key) token as text (empty for pictures). */
   readonly tokenLabels: readonly string[];
+  /** Cross attention: the query (decoder) tokens as text; empty when the queries are the keys. */
+  readonly queryLabels: readonly string[];
   /** Decoder self-attention: each query sees only itself and earlier keys. */
   readonly causal: boolean;
 }
@@ -82,6 +86,7 @@ export function readShape(model: Pick<WidgetModel, "get">): GridShape {
   const gw = Math.max(0, grid[1] ?? 0);
   const specialTokens = stringList(model.get("special_tokens"));
   const tokenCount = positiveInt(model.get("token_count")) || specialTokens.length + gh * gw;
+  const queryLabels = stringList(model.get("query_labels"));
   return {
     layers: intList(model.get("layers")),
     heads: intList(model.get("heads")),
@@ -89,8 +94,10 @@ export function readShape(model: Pick<WidgetModel, "get">): GridShape {
     gw,
     specialTokens,
     tokenCount,
+    queryCount: queryLabels.length || tokenCount,
     matrixSize: positiveInt(model.get("matrix_size")),
     tokenLabels: stringList(model.get("token_labels")),
+    queryLabels,
     causal: model.get("causal") === true,
   };
 }

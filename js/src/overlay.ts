@@ -20,12 +20,12 @@ import { asBytes } from "./decode";
 import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } from "./dom";
 import { type PictureLayout, type Rect, cellAt, gridCoverage, pictureLayout } from "./layout";
 import type { GridShape, PictureState, ViewMode } from "./model";
-import { describeQuery, formatValue, patchToken, tokenName } from "./tokens";
+import { describeQuery, formatValue, patchToken, queryName, tokenName } from "./tokens";
 import { drawCausalWindow } from "./causal";
 import { highNormMask, maskEdges, massMask } from "./mask";
 import { HIGH_NORM_FACTOR } from "./methods";
 import { type Interpolation, maxPool, upsample } from "./upsample";
-import { type MatrixWindow, type TokenRegion, type TokenSpan, cellTokens, isOneTokenPerCell, regionBetween } from "./window";
+import { type MatrixWindow, type TokenRegion, type TokenSpan, cellTokens, isOneTokenPerCell, isZoomed, regionBetween } from "./window";
 
 export interface OverlayScene {
   readonly mode: ViewMode;
@@ -216,7 +216,7 @@ export class OverlayPanel {
     syncSelect(this.mask, maskChoice(scene.maskMass));
     this.alpha.disabled = this.interpolation.disabled = this.mask.disabled = !queryMode;
     this.alphaLabel.hidden = this.interpolationLabel.hidden = this.maskLabel.hidden = !queryMode;
-    this.zoomOutButton.hidden = queryMode || !scene.matrix || !isZoomed(scene.matrix, scene.shape.tokenCount);
+    this.zoomOutButton.hidden = queryMode || !scene.matrix || !isZoomed(scene.matrix, scene.shape.queryCount, scene.shape.tokenCount);
     this.draw();
     this.updateReadout();
   }
@@ -508,20 +508,24 @@ export function matrixReadout(scene: OverlayScene, cell: { row: number; col: num
   if (!cell || !scene.matrix) return IDLE_MATRIX_READOUT;
   const window = scene.matrix;
   const value = formatValue(window.values[cell.row * window.width + cell.col]);
-  const query = windowCellName(scene.shape, window.rows, window.height, cell.row);
-  const key = windowCellName(scene.shape, window.columns, window.width, cell.col);
+  const query = windowCellName(scene.shape, "query", window.rows, window.height, cell.row);
+  const key = windowCellName(scene.shape, "key", window.columns, window.width, cell.col);
   return `query ${query} → key ${key} · ${isOneTokenPerCell(window) ? value : `max ${value}`}`;
 }
 
-/** The token(s) of row or column `index` of a `size x size` matrix: "CLS (token 0)", or "tokens 4–7" when pooled. */
-export function matrixCellName(shape: GridShape, index: number, size: number): string {
-  return windowCellName(shape, [0, shape.tokenCount], size, index);
+/**
+ * The token(s) of row (`"query"`) or column (`"key"`) `index` of the whole matrix drawn in `cells`
+ * cells along that axis: "CLS (token 0)", or "tokens 4–7" when pooled.
+ */
+export function matrixCellName(shape: GridShape, axis: "query" | "key", index: number, cells: number): string {
+  return windowCellName(shape, axis, [0, axis === "query" ? shape.queryCount : shape.tokenCount], cells, index);
 }
 
-/** The token(s) of cell `index` of `cells` over the tokens `span`. */
-function windowCellName(shape: GridShape, span: TokenSpan, cells: number, index: number): string {
+/** The token(s) of cell `index` of `cells` over the tokens `span` of an axis. */
+function windowCellName(shape: GridShape, axis: "query" | "key", span: TokenSpan, cells: number, index: number): string {
   const [first, last] = cellTokens(span, cells, index);
-  return first === last ? `${tokenName(shape, first)} (token ${first})` : `tokens ${first}–${last}`;
+  if (first !== last) return `tokens ${first}–${last}`;
+  return `${axis === "query" ? queryName(shape, first) : tokenName(shape, first)} (token ${first})`;
 }
 
 function cellRect(rect: Rect, rows: number, cols: number, row: number, col: number): Rect {
@@ -620,9 +624,4 @@ function contour(mask: Uint8Array, shape: { gh: number; gw: number }, grid: Rect
     path.lineTo(grid.x + (x1 * grid.width) / gw, grid.y + (y1 * grid.height) / gh);
   }
   return path;
-}
-
-/** The window shows less than the whole matrix of `tokens` tokens. */
-function isZoomed(window: MatrixWindow, tokens: number): boolean {
-  return window.rows[0] > 0 || window.columns[0] > 0 || window.rows[1] < tokens || window.columns[1] < tokens;
 }

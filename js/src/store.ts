@@ -34,9 +34,10 @@ export interface TileSource {
 export interface ExactHead {
   /** float32 [gh * gw] for the current query, or `null` when not (yet) known for it. */
   readonly map: Float32Array | null;
-  /** float32 [size * size] token x token matrix, or `null`. */
+  /** float32 [height * width] query x key matrix (max-pooled beyond 1024 tokens), or `null`. */
   readonly matrix: Float32Array | null;
-  readonly size: number;
+  readonly height: number;
+  readonly width: number;
 }
 
 /** Where the current maps come from. */
@@ -58,10 +59,11 @@ interface HeadRecord {
   matrixValidFrom: number;
   map: Float32Array | null;
   matrix: Float32Array | null;
-  size: number;
+  height: number;
+  width: number;
 }
 
-const EMPTY_SHAPE: GridShape = { layers: [], heads: [], gh: 0, gw: 0, specialTokens: [], tokenCount: 0, matrixSize: 0, tokenLabels: [], causal: false };
+const EMPTY_SHAPE: GridShape = { layers: [], heads: [], gh: 0, gw: 0, specialTokens: [], tokenCount: 0, queryCount: 0, matrixSize: 0, tokenLabels: [], queryLabels: [], causal: false };
 
 export class AttentionStore {
   shape: GridShape = EMPTY_SHAPE;
@@ -181,11 +183,18 @@ export class AttentionStore {
     this.changed();
   }
 
+  /** Rows (queries) and columns (keys) of each tile's matrix: the pooled side, or fewer tokens. */
+  get matrixShape(): { height: number; width: number } {
+    const { matrixSize, queryCount, tokenCount } = this.shape;
+    return { height: Math.min(matrixSize, queryCount), width: Math.min(matrixSize, tokenCount) };
+  }
+
   /** True when maps for any query can be computed in the browser (full-resolution matrices). */
   get canComputeQueries(): boolean {
-    const { tokenCount, matrixSize, specialTokens } = this.shape;
+    const { tokenCount, queryCount, matrixSize, specialTokens } = this.shape;
     return (
       this.matrices !== null &&
+      queryCount === tokenCount &&
       matrixSize === tokenCount &&
       tokenCount === specialTokens.length + this.patches &&
       this.matrices.columns === tokenCount &&
@@ -208,16 +217,16 @@ export class AttentionStore {
 
   /** The token x token matrices of the grid (T x T per tile). */
   get matrixTiles(): TileSource {
-    const size = this.matrices ? this.matrices.columns : 0;
-    const available = this.matrices ? Math.min(this.tiles, Math.floor(this.matrices.rows / Math.max(1, size))) : 0;
+    const { height, width } = this.matrixShape;
+    const available = this.matrices && height > 0 ? Math.min(this.tiles, Math.floor(this.matrices.rows / height)) : 0;
     return {
-      width: size,
-      height: size,
+      width,
+      height,
       count: available,
       has: (tile) => tile >= 0 && tile < available,
       values: (tile) => {
-        if (this.matrixScratch.length !== size * size) this.matrixScratch = new Float32Array(size * size);
-        if (this.matrices) decodeRowsInto(this.matrices, tile * size, size, this.matrixScratch);
+        if (this.matrixScratch.length !== height * width) this.matrixScratch = new Float32Array(height * width);
+        if (this.matrices) decodeRowsInto(this.matrices, tile * height, height, this.matrixScratch);
         return this.matrixScratch;
       },
       ranges: this.matrixRanges,
@@ -242,7 +251,7 @@ export class AttentionStore {
   exactHead(layer: number, head: number): ExactHead | null {
     const record = this.heads.get(headKey(layer, head));
     if (!record || (!record.map && !record.matrix)) return null;
-    return { map: record.map, matrix: record.matrix, size: record.size };
+    return { map: record.map, matrix: record.matrix, height: record.height, width: record.width };
   }
 
   /**
@@ -253,7 +262,7 @@ export class AttentionStore {
     const key = headKey(layer, head);
     let record = this.heads.get(key);
     if (!record) {
-      record = { sent: 0, received: 0, mapValidFrom: 0, matrixValidFrom: 0, map: null, matrix: null, size: 0 };
+      record = { sent: 0, received: 0, mapValidFrom: 0, matrixValidFrom: 0, map: null, matrix: null, height: 0, width: 0 };
       this.heads.set(key, record);
     }
     const complete = record.map !== null && record.matrix !== null;
@@ -320,15 +329,15 @@ export class AttentionStore {
   }
 
   private readMatrices(traits: DataTraits): void {
-    const size = this.shape.matrixSize;
-    const matrices = readEncodedRows(traits.matrices, traits.matricesRange, size, "matrices");
+    const { height, width } = this.matrixShape;
+    const matrices = readEncodedRows(traits.matrices, traits.matricesRange, width, "matrices");
     if (matrices.rows === 0) return;
-    if (matrices.rows % size !== 0 || matrices.rows / size > this.tiles) {
-      throw new Error(`matrices: ${matrices.rows} rows are not whole ${size} x ${size} matrices for ${this.tiles} tiles`);
+    if (matrices.rows % height !== 0 || matrices.rows / height > this.tiles) {
+      throw new Error(`matrices: ${matrices.rows} rows are not whole ${height} x ${width} matrices for ${this.tiles} tiles`);
     }
     this.matrices = matrices;
-    for (let tile = 0; tile < matrices.rows / size; tile++) {
-      const [lo, hi] = valueRange(matrices.ranges, tile * size * 2, (tile + 1) * size * 2);
+    for (let tile = 0; tile < matrices.rows / height; tile++) {
+      const [lo, hi] = valueRange(matrices.ranges, tile * height * 2, (tile + 1) * height * 2);
       this.matrixRanges[tile * 2] = lo;
       this.matrixRanges[tile * 2 + 1] = hi;
     }
@@ -353,31 +362,33 @@ export class AttentionStore {
   private readHead(message: Record<string, unknown>, buffers: readonly unknown[]): void {
     const layer = integer(message.layer, "head message: layer");
     const head = integer(message.head, "head message: head");
-    const size = integer(message.size, "head message: size");
+    const height = integer(message.height, "head message: height");
+    const width = integer(message.width, "head message: width");
     const key = headKey(layer, head);
-    const record = this.heads.get(key) ?? { sent: 0, received: 0, mapValidFrom: 0, matrixValidFrom: 0, map: null, matrix: null, size: 0 };
+    const record = this.heads.get(key) ?? { sent: 0, received: 0, mapValidFrom: 0, matrixValidFrom: 0, map: null, matrix: null, height: 0, width: 0 };
     this.heads.set(key, record);
     record.received += 1;
     if (typeof message.run_id === "number" && message.run_id < this.runId) return;
     const map = readFloat32(buffers[0], "head message map", this.patches);
-    const matrix = readFloat32(buffers[1], "head message matrix", size * size);
+    const matrix = readFloat32(buffers[1], "head message matrix", height * width);
     if (record.received > record.mapValidFrom) record.map = map;
     if (record.received > record.matrixValidFrom) {
       record.matrix = matrix;
-      record.size = size;
+      record.height = height;
+      record.width = width;
     }
   }
 
   private readRegion(message: Record<string, unknown>, buffers: readonly unknown[]): void {
     if (typeof message.run_id === "number" && message.run_id < this.runId) return;
-    const span = (value: unknown, what: string): TokenSpan => {
+    const span = (value: unknown, what: string, tokens: number): TokenSpan => {
       if (!Array.isArray(value) || value.length !== 2) throw new Error(`region message: ${what} must be [first, stop]`);
       const [first, stop] = [integer(value[0], `region message: ${what}`), integer(value[1], `region message: ${what}`)];
-      if (first >= stop || stop > this.shape.tokenCount) throw new Error(`region message: ${what} [${first}, ${stop}) outside ${this.shape.tokenCount} tokens`);
+      if (first >= stop || stop > tokens) throw new Error(`region message: ${what} [${first}, ${stop}) outside ${tokens} tokens`);
       return [first, stop];
     };
-    const rows = span(message.rows, "rows");
-    const columns = span(message.columns, "columns");
+    const rows = span(message.rows, "rows", this.shape.queryCount);
+    const columns = span(message.columns, "columns", this.shape.tokenCount);
     const height = integer(message.height, "region message: height");
     const width = integer(message.width, "region message: width");
     if (height > rows[1] - rows[0] || width > columns[1] - columns[0]) throw new Error("region message: more cells than tokens");

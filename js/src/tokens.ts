@@ -12,6 +12,8 @@ export interface TokenLayout {
   readonly tokenLabels?: readonly string[];
   /** Text decoders: each query sees only itself and earlier keys. */
   readonly causal?: boolean;
+  /** Cross attention: the query tokens as text, when they are not the keys. */
+  readonly queryLabels?: readonly string[];
 }
 
 /** Token index of patch (row, col). */
@@ -35,6 +37,12 @@ export function tokenName(layout: TokenLayout, token: number): string {
   return `token ${token}`;
 }
 
+/** The name of query token `token`: a decoder token of cross attention, else as `tokenName`. */
+export function queryName(layout: TokenLayout, token: number): string {
+  const label = layout.queryLabels?.length ? layout.queryLabels[token] : undefined;
+  return label !== undefined ? `"${label}"` : tokenName(layout, token);
+}
+
 /** True for the name of a class token ("CLS", "cls_token", "[CLS]", "class"). */
 export function isClsLike(name: string | undefined): boolean {
   return name !== undefined && /cls|class/i.test(name);
@@ -42,10 +50,12 @@ export function isClsLike(name: string | undefined): boolean {
 
 /**
  * The query a "reset" restores, as the kernel defines it: `[0]` when the first special token is a
- * class token, otherwise every patch. Text: the last token of a decoder, a leading class token of
- * an encoder, otherwise every token.
+ * class token, otherwise every patch. Text: the last token of a decoder (also the last decoder
+ * token of cross attention), a leading class token of an encoder, otherwise every token.
  */
 export function defaultQuery(layout: TokenLayout): number[] {
+  const queries = layout.queryLabels ?? [];
+  if (queries.length > 0) return [queries.length - 1];
   const labels = layout.tokenLabels ?? [];
   if (labels.length > 0 && layout.causal) return [labels.length - 1];
   if (isClsLike(labels[0])) return [0];
@@ -66,7 +76,7 @@ export function describeQuery(layout: TokenLayout, query: readonly number[]): st
   const tokens = [...new Set(query)];
   const patches = layout.gh * layout.gw;
   const s = layout.specialTokens.length;
-  if (tokens.length === 1) return tokenName(layout, tokens[0]);
+  if (tokens.length === 1) return queryName(layout, tokens[0]);
   if (patches > 0 && tokens.length === patches && tokens.every((t) => t >= s && t < s + patches)) {
     return `all ${patches} ${layout.tokenLabels?.length ? "tokens" : "patches"}`;
   }

@@ -35,7 +35,7 @@ import { statusLine } from "./status";
 import type { AttentionStore, TileSource } from "./store";
 import { ensureStyles } from "./styles";
 import { defaultQuery, describeQuery, formatValue, sameQuery } from "./tokens";
-import { type MatrixWindow, type TokenRegion, cutRegion, isOneTokenPerCell, wholeMatrix } from "./window";
+import { type MatrixWindow, type TokenRegion, cutRegion, isOneTokenPerCell, isZoomed, wholeMatrix } from "./window";
 
 /** Traits that change what a view shows (data traits reach it through the store). */
 const VIEW_TRAITS = [
@@ -337,8 +337,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const values = exactValues ?? (source.has(tile) ? source.values(tile).slice() : null);
     const gridRange: [number, number] | null = Number.isNaN(ranges[tile * 2]) ? null : [ranges[tile * 2], ranges[tile * 2 + 1]];
     const query = readQuery(model);
-    const size = exact?.matrix ? exact.size : source.width;
-    const whole = !queryView && values ? wholeMatrix(values, size, shape.tokenCount) : null;
+    const [height, width] = exact?.matrix ? [exact.height, exact.width] : [source.height, source.width];
+    const whole = !queryView && values ? wholeMatrix(values, height, width, shape.queryCount, shape.tokenCount) : null;
     const zoomed = zoomedWindow(whole, exactValues !== null, layer, head);
     const window = zoomed.window ?? whole;
     return {
@@ -373,7 +373,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
    * token a cell, else the kernel's reply (asked for now, with a notice until it arrives).
    */
   const zoomedWindow = (whole: MatrixWindow | null, exact: boolean, layer: number, head: number): { window: MatrixWindow | null; notice: string } => {
-    if (!zoom || !whole || zoom.layer !== layer || zoom.head !== head || zoom.region.rows[1] > store.shape.tokenCount || zoom.region.columns[1] > store.shape.tokenCount) {
+    if (!zoom || !whole || zoom.layer !== layer || zoom.head !== head || zoom.region.rows[1] > store.shape.queryCount || zoom.region.columns[1] > store.shape.tokenCount) {
       zoom = null;
       return { window: null, notice: "" };
     }
@@ -403,8 +403,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const col = Math.floor(hit.fx * source.width);
     const value = formatValue(source.values(tile)[row * source.width + col]);
     if (state.view === "query") return `${label} · patch (${row}, ${col}) · ${value}`;
-    const name = (cell: number): string => matrixCellName(shape, cell, source.width);
-    return `${label} · query ${name(row)} → key ${name(col)} · ${value}`;
+    return `${label} · query ${matrixCellName(shape, "query", row, source.height)} → key ${matrixCellName(shape, "key", col, source.width)} · ${value}`;
   };
 
   const select = (row: number, col: number, open: boolean): void => {
@@ -528,8 +527,8 @@ function valuesNote(exact: boolean, queryView: boolean, local: boolean, window: 
   if (queryView) return exact ? "exact values" : local ? "computed here from the matrices, 8-bit" : "8-bit values";
   const rows = window ? window.rows[1] - window.rows[0] : 0;
   const columns = window ? window.columns[1] - window.columns[0] : 0;
-  const whole = rows === shape.tokenCount && columns === shape.tokenCount;
-  const tokens = whole ? `${shape.tokenCount} tokens` : `${rows} × ${columns} tokens`;
+  const tokens = rows === columns ? `${rows} tokens` : `${rows} × ${columns} tokens`;
+  const whole = !window || !isZoomed(window, shape.queryCount, shape.tokenCount);
   const pooled = window && !isOneTokenPerCell(window) ? `, max-pooled to ${window.height} × ${window.width} of ${tokens}` : whole ? "" : `, ${tokens}`;
   return `${exact ? "exact values" : "8-bit values"}${pooled}`;
 }

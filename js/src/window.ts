@@ -25,9 +25,14 @@ export interface TokenRegion {
   readonly columns: TokenSpan;
 }
 
-/** The whole `size x size` matrix of `tokens` tokens (pooled when `size < tokens`). */
-export function wholeMatrix(values: Float32Array, size: number, tokens: number): MatrixWindow {
-  return { values, height: size, width: size, rows: [0, tokens], columns: [0, tokens] };
+/** The whole `height x width` matrix of `queries` x `keys` tokens (pooled when it has fewer cells). */
+export function wholeMatrix(values: Float32Array, height: number, width: number, queries: number, keys: number): MatrixWindow {
+  return { values, height, width, rows: [0, queries], columns: [0, keys] };
+}
+
+/** The window shows less than the whole matrix of `queries` x `keys` tokens. */
+export function isZoomed(window: TokenRegion, queries: number, keys: number): boolean {
+  return window.rows[0] > 0 || window.columns[0] > 0 || window.rows[1] < queries || window.columns[1] < keys;
 }
 
 /** Tokens (first, last: inclusive) under cell `index` of an axis of `cells` cells over `span`. */

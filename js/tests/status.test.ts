@@ -40,6 +40,13 @@ describe("text tokens", () => {
     expect(defaultQuery({ ...text, tokenLabels: ["[CLS]", "a", "b", "[SEP]"] })).toEqual([0]);
     expect(defaultQuery(text)).toEqual([0, 1, 2, 3]);
   });
+
+  it("names cross attention's queries by the decoder's tokens and asks from its last one", () => {
+    const cross = { ...text, queryLabels: ["<s>", "Das", " Haus"] };
+    expect(describeQuery(cross, [1])).toBe('"Das"');
+    expect(tokenName(cross, 1)).toBe('" cat"'); // keys stay the encoder's tokens
+    expect(defaultQuery(cross)).toEqual([2]);
+  });
 });
 
 describe("tokens", () => {

@@ -169,7 +169,7 @@ describe("AttentionStore queries", () => {
 
 describe("AttentionStore exact heads", () => {
   const reply = (layer: number, head: number, mapValue: number): [object, unknown[]] => [
-    { type: "head", layer, head, size: 5 },
+    { type: "head", layer, head, height: 5, width: 5 },
     [float32View([mapValue, 0, 0, 0]), float32View(new Array(25).fill(0.2))],
   ];
 
@@ -217,7 +217,7 @@ describe("AttentionStore exact heads", () => {
 
   it("rejects a reply of the wrong size", () => {
     const store = storeFor(withMatrices());
-    store.applyMessage({ type: "head", layer: 1, head: 1, size: 5 }, [float32View([1, 2]), float32View([])]);
+    store.applyMessage({ type: "head", layer: 1, head: 1, height: 5, width: 5 }, [float32View([1, 2]), float32View([])]);
     expect(store.error).toMatch(/head message map: 2 float32 values, expected 4/);
     expect(store.exactHead(1, 1)).toBeNull();
   });
@@ -271,5 +271,22 @@ describe("AttentionStore zoomed-in regions", () => {
     store.applyMessage({ type: "region", layer: 2, head: 1, rows: [1, 4], columns: [0, 2], height: 9, width: 2 }, []);
     expect(store.error).toMatch(/more cells than tokens/);
     expect(store.region(2, 1, region)).toBeNull();
+  });
+});
+
+describe("AttentionStore cross attention", () => {
+  it("reads query x key matrices of decoder rows against encoder columns", () => {
+    // 3 decoder tokens x 5 encoder tokens, unpooled; 3 layers x 2 heads (the helpers' grid).
+    const tiles = 6;
+    const rows = Array.from({ length: tiles * 3 }, (_, r) => [0, 1, 2, 3, 4].map((k) => (r * 5 + k) / 100));
+    const { data, range } = encodeRows(rows);
+    const store = storeFor({ grid: [1, 5], token_count: 5, query_labels: ["a", "b", "c"], matrix_size: 5, matrices: data, matrices_range: range });
+    expect(store.shape.queryCount).toBe(3);
+    expect(store.matrixShape).toEqual({ height: 3, width: 5 });
+    const tile = store.matrixTiles;
+    expect([tile.width, tile.height, tile.count]).toEqual([5, 3, 6]);
+    expect(tile.values(1)[0]).toBeCloseTo(0.15, 2); // tile 1 starts at row 3
+    expect(store.canComputeQueries).toBe(false); // rows are decoder tokens, not the keys
+    expect(store.error).toBe("");
   });
 });

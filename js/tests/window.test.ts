@@ -3,7 +3,7 @@ import { cellTokenRange } from "../src/layout";
 import { cellTokens, cutRegion, isOneTokenPerCell, regionBetween, sameRegion, wholeMatrix } from "../src/window";
 
 /** A 6 x 6 matrix whose value at (query q, key k) is q * 10 + k. */
-const whole = wholeMatrix(Float32Array.from({ length: 36 }, (_, i) => Math.floor(i / 6) * 10 + (i % 6)), 6, 6);
+const whole = wholeMatrix(Float32Array.from({ length: 36 }, (_, i) => Math.floor(i / 6) * 10 + (i % 6)), 6, 6, 6, 6);
 
 describe("matrix windows", () => {
   it("maps cells to tokens as torch's adaptive pooling does, from the window's first token", () => {

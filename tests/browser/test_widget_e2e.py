@@ -377,14 +377,54 @@ def test_a_text_decoder_shows_tokens_as_text_and_its_causal_mask(
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-15-text.png")
 
 
+CROSS_GRID = """\
+import sys, tempfile
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from tiny_text_models import save_tiny_text_models
+from attnwidget.text import TextModel
+cross_folders = save_tiny_text_models(Path(tempfile.mkdtemp()))
+grid17 = attnwidget.AttentionGrid(TextModel.from_pretrained(cross_folders["bart"], stack="cross"))
+grid17.run('The cat <b>sat</b> & "so" on', decoder_text="le <i>chat</i>")
+grid17"""
+
+
+def test_cross_attention_shows_decoder_queries_against_encoder_keys(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    cell = live_notebook.run_cell(CROSS_GRID.format(tests=str(Path(__file__).resolve().parents[1])))
+    widget = Widget(cell)
+    keys = live_notebook.evaluate("grid17.token_labels")
+    queries = live_notebook.evaluate("grid17.query_labels")
+    assert len(queries) != len(keys)
+    tiles = live_notebook.evaluate("len(grid17.layers) * len(grid17.heads)")
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", str(tiles), timeout=DRAW_TIMEOUT_MS)
+    expect(widget.status).to_contain_text(f'query "{queries[-1]}"')  # the decoder's last token
+
+    widget.click_tile(0, 0)
+    expect(widget.overlay).to_contain_text("exact values", timeout=DRAW_TIMEOUT_MS)
+    expect(widget.overlay_canvas).to_have_attribute("data-grid", f"{len(queries)},{len(keys)}")
+    x, y, w, h = json.loads(widget.overlay_canvas.get_attribute("data-grid-rect"))
+    row, col = 1, keys.index("<")
+    widget.overlay_canvas.hover(
+        position={"x": x + (col + 0.5) * w / len(keys), "y": y + (row + 0.5) * h / len(queries)}
+    )
+    readout = widget.overlay.locator("[data-testid=attnwidget-readout]")
+    expect(readout).to_contain_text(f'query "{queries[row]}" (token {row}) → key "<" (token {col})')
+    assert widget.root.locator("b, i").count() == 0  # tokens are text, never markup
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-17-cross-attention.png")
+
+
+TIMES = "\N{MULTIPLICATION SIGN}"  # as the widget writes "rows x columns"
 LONG_TEXT_GRID = """\
 import torch, transformers as tf
 from attnwidget.pretrained import minilm_directory
 from attnwidget.text import TextModel
 tokenizer = tf.AutoTokenizer.from_pretrained(minilm_directory())
 torch.manual_seed(0)
-config = tf.LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096)
+config = tf.LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
+                        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                        max_position_embeddings=4096)
 llama = TextModel(tf.LlamaForCausalLM(config).eval(), tokenizer, name="llama (random weights)")
 long_text = " ".join(["the cat sat on the mat and looked at the dog"] * 140)
 grid16 = attnwidget.AttentionGrid(llama, long_text, block_bytes=2**20)
@@ -402,7 +442,7 @@ def test_a_long_text_zooms_into_a_region_at_full_resolution(
 
     widget.click_tile(1, 0)  # layer 2, head 1: more tokens than the head view's 1024 cells
     expect(widget.overlay).to_contain_text(
-        f"max-pooled to 1024 × 1024 of {tokens} tokens", timeout=DRAW_TIMEOUT_MS
+        f"max-pooled to 1024 {TIMES} 1024 of {tokens} tokens", timeout=DRAW_TIMEOUT_MS
     )
     expect(widget.overlay_canvas).to_have_attribute("data-window", f"0,{tokens},0,{tokens}")
     zoom_out = widget.overlay.locator("[data-testid=attnwidget-zoom-out]")
@@ -417,7 +457,7 @@ def test_a_long_text_zooms_into_a_region_at_full_resolution(
     expect(widget.overlay_canvas).to_have_attribute(
         "data-grid", f"{rows1 - rows0},{cols1 - cols0}", timeout=DRAW_TIMEOUT_MS
     )
-    expect(widget.overlay).to_contain_text(f"(exact values, {rows1 - rows0} × {cols1 - cols0} tokens)")
+    expect(widget.overlay).to_contain_text(f"(exact values, {rows1 - rows0} {TIMES} {cols1 - cols0} tokens)")
     expect(zoom_out).to_be_visible()
 
     # The cell read out is the kernel's exact value, computed a block of queries at a time.
@@ -441,7 +481,10 @@ def test_a_long_text_zooms_into_a_region_at_full_resolution(
           const c = canvas.getContext("2d");
           const r = JSON.parse(canvas.dataset.gridRect);
           const s = canvas.width / canvas.getBoundingClientRect().width;
-          const at = (fx, fy) => Array.from(c.getImageData(Math.round((r[0] + fx * r[2]) * s), Math.round((r[1] + fy * r[3]) * s), 1, 1).data);
+          const at = (fx, fy) => {
+            const x = Math.round((r[0] + fx * r[2]) * s), y = Math.round((r[1] + fy * r[3]) * s);
+            return Array.from(c.getImageData(x, y, 1, 1).data);
+          };
           return { masked: at(0.99, 0.01), seen: at(0.01, 0.99) };
         }"""
     )
