@@ -224,3 +224,32 @@ def test_half_precision_models_are_captured_and_shown(text_dirs, dtype):
     exact = grid.full_attention(1)
     assert exact.dtype == torch.float32  # reductions and replies are float32 whatever the model's dtype
     torch.testing.assert_close(exact, layers[0][0].float())
+
+
+def test_a_model_spread_by_accelerate_is_captured_as_a_whole_one(text_dirs, tmp_path):
+    import transformers as tf
+
+    from attnwidget import AttentionGrid
+
+    whole = TextModel.from_pretrained(text_dirs["llama"])
+    spread = tf.AutoModelForCausalLM.from_pretrained(
+        text_dirs["llama"],
+        attn_implementation="eager",
+        device_map="auto",
+        max_memory={"cpu": "150KB"},  # the first layer fits; the rest is offloaded to disk
+        offload_folder=str(tmp_path),
+    )
+    assert "disk" in spread.hf_device_map.values()  # accelerate's hooks load those layers per forward
+    text_model = TextModel(spread, tf.AutoTokenizer.from_pretrained(text_dirs["llama"]))
+    inputs = text_model.prepare(TEXT)
+    layers, outputs = captured(text_model, inputs)
+    expected = reference(whole, whole.prepare(TEXT))
+    for layer, weights in zip(layers, expected.attentions, strict=True):
+        torch.testing.assert_close(layer, weights)
+    torch.testing.assert_close(outputs.logits, expected.logits)
+    tokens = len(inputs.tokens)
+    blocked = AttentionGrid(text_model, TEXT, block_bytes=text_model.head_count * 4 * tokens * 4)
+    assert blocked._in_blocks(blocked._input.layout)
+    torch.testing.assert_close(
+        blocked.head_region(3, 2, (0, tokens), (0, tokens)), expected.attentions[2][0, 1]
+    )
