@@ -48,12 +48,15 @@ class LayerBlocks:
     """One layer's reductions, fed a block of query rows at a time: the query tokens' mean row and the
     pooled matrices come out equal to `query_rows` and `pool_matrix` of the whole layer."""
 
-    def __init__(self, query: Sequence[int], matrix_size: int, pooling: str = "max"):
+    def __init__(self, query: Sequence[int], matrix_size: int, pooling: str = "max", *, queries: int):
         self.query = sorted(set(query))
         self.matrix_size, self.pooling = matrix_size, pooling
+        self.queries = queries
+        """The layer's query rows: the last block ends there."""
         self.rows_seen = 0
         self._query_rows: list[torch.Tensor] = []
         self._pooled_columns: list[torch.Tensor] = []
+        self._matrices: torch.Tensor | None = None
 
     def add(self, first_query: int, block: torch.Tensor) -> None:
         """Take the rows `first_query ..` of the layer, `block` [H, rows, keys]; in order, no gaps."""
@@ -64,16 +67,25 @@ class LayerBlocks:
         if inside:
             index = torch.as_tensor(inside, device=block.device, dtype=torch.long)
             self._query_rows.append(block.index_select(1, index).float())
-        if self.matrix_size:
+        if self.matrix_size and first_query == 0 and stop == self.queries:  # the whole layer at once
+            self._matrices = pool_matrix(block, self.matrix_size, self.pooling)
+        elif self.matrix_size:
             self._pooled_columns.append(pool_columns(block, self.matrix_size, self.pooling))
         self.rows_seen = stop
+
+    @property
+    def complete(self) -> bool:
+        return self.rows_seen == self.queries
 
     def query_rows(self) -> torch.Tensor:
         """[H, keys]: the mean of the query tokens' rows."""
         return torch.cat(self._query_rows, dim=1).mean(dim=1)
 
     def matrices(self) -> torch.Tensor:
-        """[H, size, size]: the layer's matrices pooled to `matrix_size`."""
+        """[H, size, size]: the layer's matrices pooled to `matrix_size` (fewer rows or columns where
+        the layer has fewer query or key tokens)."""
+        if self._matrices is not None:
+            return self._matrices
         return pool_rows(torch.cat(self._pooled_columns, dim=1), self.matrix_size, self.pooling)
 
 

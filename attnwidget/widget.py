@@ -450,9 +450,12 @@ class AttentionGrid(anywidget.AnyWidget):
             if layer not in rows:
                 return
             selected = weights if every_head else weights.index_select(0, heads.to(weights.device))
-            blocks = layer_blocks.setdefault(layer, LayerBlocks(source.query, size, self._pooling))
+            queries = layout.query_count
+            blocks = layer_blocks.setdefault(
+                layer, LayerBlocks(source.query, size, self._pooling, queries=queries)
+            )
             blocks.add(first_query, selected)
-            if blocks.rows_seen < layout.query_count:
+            if not blocks.complete:
                 return
             del layer_blocks[layer]
             query_rows = blocks.query_rows()
@@ -558,12 +561,13 @@ class AttentionGrid(anywidget.AnyWidget):
             _numbered([layer], self.layer_count, "layer"),
             _numbered([head], self.head_count, "head"),
         )
-        reductions = LayerBlocks(self._input.query, matrix_size, self._pooling)
+        queries = self._input.layout.query_count
+        reductions = LayerBlocks(self._input.query, matrix_size, self._pooling, queries=queries)
 
         def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
             if position == layer - 1:
                 reductions.add(first_query, weights[head - 1 : head])
-                if reductions.rows_seen == self._input.layout.query_count:
+                if reductions.complete:
                     raise StopCapture
 
         self._replay(keep)

@@ -74,13 +74,18 @@ def test_layer_blocks_reduce_as_the_whole_layer():
     attention = torch.softmax(torch.randn(4, 37, 37), dim=-1)
     query = [0, 5, 36]
     for pooling in ("max", "mean"):
-        blocks = LayerBlocks(query, 9, pooling)
+        blocks = LayerBlocks(query, 9, pooling, queries=37)
         for first in range(0, 37, 5):
+            assert not blocks.complete
             blocks.add(first, attention[:, first : first + 5])
+        assert blocks.complete
         torch.testing.assert_close(blocks.query_rows(), query_rows(attention, query))
         torch.testing.assert_close(blocks.matrices(), pool_matrix(attention, 9, pooling))
+        whole = LayerBlocks(query, 9, pooling, queries=37)
+        whole.add(0, attention)
+        assert torch.equal(whole.matrices(), pool_matrix(attention, 9, pooling))
     with pytest.raises(ValueError, match="blocks must follow"):
-        LayerBlocks(query, 9).add(5, attention[:, 5:10])
+        LayerBlocks(query, 9, queries=37).add(5, attention[:, 5:10])
 
 
 def test_a_grid_in_blocks_shows_what_whole_layers_show(text_dirs):  # noqa: F811
