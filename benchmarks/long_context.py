@@ -5,8 +5,10 @@ at 1K, 2K and 4K tokens. Each contender runs in a fresh process, so its peak mem
 above what the loaded model already held) is its own:
 - the forward without attentions (the baseline: eager attention builds one layer's weights at a time),
 - the forward with `output_attentions=True` (every layer's weights kept until the forward ends),
-- `AttentionGrid.run`: capture with hooks, query rows and 8-bit pooled matrices per layer, nothing
-  else kept (the full-attention cache is off beyond `cache_budget`).
+- `AttentionGrid.run` with whole layers ("attnwidget, layers"): capture with hooks, query rows and 8-bit
+  pooled matrices per layer, nothing else kept (the full-attention cache is off beyond `cache_budget`),
+- `AttentionGrid.run` as it comes ("attnwidget, blocks"): a layer larger than `block_bytes` (256 MiB)
+  is computed and reduced a block of queries at a time, so no layer's whole attention ever exists.
 
     python benchmarks/long_context.py [--tokens 1024 2048 4096] [--repeats 3]
 
@@ -24,7 +26,8 @@ import sys
 import time
 
 LAYERS, HEADS, HIDDEN = 32, 32, 256
-CONTENDERS = ("forward", "output_attentions", "attnwidget")
+CONTENDERS = ("forward", "output_attentions", "attnwidget, layers", "attnwidget, blocks")
+WHOLE_LAYERS = 2**62  # a block_bytes no layer exceeds
 
 
 def build():
@@ -88,7 +91,10 @@ def measure_one(contender: str, tokens: int, repeats: int) -> dict:
     text_model = build()
     text = text_of(text_model, tokens)
     inputs = text_model.prepare(text)
-    grid = AttentionGrid(text_model, pooling="max") if contender == "attnwidget" else None
+    grid = None
+    if contender.startswith("attnwidget"):
+        block_bytes = WHOLE_LAYERS if contender == "attnwidget, layers" else 256 * 1024**2
+        grid = AttentionGrid(text_model, pooling="max", block_bytes=block_bytes)
     if grid is not None:
         grid.send = lambda *args, **kwargs: None  # no front-end here: messages go nowhere
 
