@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
 import json
 import math
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -138,6 +140,9 @@ class AttentionGrid(anywidget.AnyWidget):
         self._input: _Input | None = None
         self._cache: list[torch.Tensor] | None = None
         self._busy = False
+        self._run_lock = threading.RLock()
+        self._tickets = itertools.count(1)
+        self._newest_ticket = 0
         self._gallery: list[_Snapshot] = []
         self._statistics: tuple[torch.Tensor, HeadStatistics] | None = None  # (pixel values, theirs)
         self.mean_statistics: HeadStatistics | None = None
@@ -429,6 +434,18 @@ class AttentionGrid(anywidget.AnyWidget):
     # -- computation ---------------------------------------------------------------------------
 
     def _compute(self, source: _Input, *, rerun: bool, picture_state: dict | None = None) -> None:
+        """`_compute_now`, one run at a time: a run asked for while another streams (from another
+        thread: a button's callback, a background task) cancels it. The earlier run stops at its next
+        layer and publishes nothing, so no grid ever mixes the layers of two inputs."""
+        ticket = next(self._tickets)
+        self._newest_ticket = ticket
+        with self._run_lock:
+            if ticket == self._newest_ticket:  # else a newer run came while this one waited
+                self._compute_now(source, ticket, rerun=rerun, picture_state=picture_state)
+
+    def _compute_now(
+        self, source: _Input, ticket: int, *, rerun: bool, picture_state: dict | None = None
+    ) -> None:
         """Reduce every selected layer for `source`, streaming rows, then publish the final state.
 
         `picture_state` (the picture's traits, for a new image) is published in the same update as
@@ -445,6 +462,8 @@ class AttentionGrid(anywidget.AnyWidget):
         layer_blocks: dict[int, LayerBlocks] = {}
 
         def on_block(layer: int, first_query: int, weights: torch.Tensor) -> None:
+            if self._newest_ticket != ticket:
+                raise _RunCancelled
             if rerun and keep_cache:
                 cache.append(weights.float().cpu())  # whole layers: blocks come only beyond block_bytes
             if layer not in rows:
@@ -484,6 +503,8 @@ class AttentionGrid(anywidget.AnyWidget):
                 for layer, attention in enumerate(self._cache or []):
                     on_block(layer, 0, attention)
             stream.flush()
+        except _RunCancelled:
+            return  # the newer run, waiting for this one, publishes its own state
         except Exception as error:
             self._restore_after_failure(previous_layout, error)
             raise
@@ -790,6 +811,10 @@ class _Snapshot:
     traits: dict[str, Any]
     source: _Input
     selection: tuple[list[int], list[int]]
+
+
+class _RunCancelled(Exception):
+    """A newer run was asked for: this one stops where it is."""
 
 
 @dataclass

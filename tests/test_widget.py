@@ -208,3 +208,35 @@ def test_state_holds_everything_needed_to_redraw(tiny_model_dirs):
     assert state["image"][:2] == b"\xff\xd8"  # JPEG
     # 60 x 45 -> shortest edge 32 -> 42 x 32 -> centre crop 32: columns 5..37 of 42.
     assert state["image_size"] == [60, 45] and state["crop_box"] == [5 / 42, 0.0, 37 / 42, 1.0]
+
+
+def test_a_second_run_cancels_the_one_streaming_and_no_layers_mix(tiny_model_dirs):
+    import threading
+    import time
+
+    widget = AttentionGrid(tiny_model_dirs["vit"])
+    recorder = Recorder(widget)
+    second_picture = PICTURE[::-1].copy()
+    streaming = threading.Event()
+
+    def slow_second_layer(module, args, output):
+        if threading.current_thread() is not threading.main_thread():
+            streaming.set()
+            time.sleep(0.5)  # the first run is mid-stream when the second one is asked for
+
+    handle = widget.vision_model.attention_modules[1].register_forward_hook(slow_second_layer)
+    first = threading.Thread(target=widget.run, args=(PICTURE,))
+    first.start()
+    assert streaming.wait(10)
+    widget.run(second_picture)  # waits for the first to stop at its next layer, then runs
+    first.join(10)
+    handle.remove()
+
+    reference = AttentionGrid(tiny_model_dirs["vit"], second_picture)
+    assert not first.is_alive() and widget.status == "done" and widget.message == ""
+    assert widget.maps == reference.maps and widget.matrices == reference.matrices
+    final_run = [content for content, _ in recorder.messages if content.get("run_id") == widget.run_id]
+    assert sum(content["count"] for content in final_run) == 3  # every layer of the second input
+    first_run = [content for content, _ in recorder.messages if content.get("run_id") == widget.run_id - 1]
+    assert sum(content["count"] for content in first_run) < 3  # the first stopped mid-stream
+    assert all(not module._forward_hooks for module in widget.vision_model.attention_modules)
