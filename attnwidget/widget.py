@@ -39,6 +39,9 @@ COLORMAPS = ("viridis", "magma", "inferno", "gray")
 #: Largest side of a token x token matrix sent in reply to `request_head`.
 FULL_MATRIX_LIMIT = 1024
 SAVED_DETAILS = ("maps", "pooled", "full")
+#: Largest state of full-resolution matrices ("full"); beyond it they are pooled, with a message, so no
+#: update grows past what browsers, notebook files and the server's message limits take.
+FULL_STATE_LIMIT = 256 * 1024**2
 #: Streamed layers finishing closer together than this are sent in one message.
 STREAM_INTERVAL_S = 0.02
 
@@ -489,7 +492,8 @@ class AttentionGrid(anywidget.AnyWidget):
         self._busy = True
         previous_layout = (self.grid, self.special_tokens, self.token_count)
         with self.hold_sync():
-            self.run_id, self.status, self.message, self.layers_done = stream.run_id, "running", "", 0
+            self.run_id, self.status, self.layers_done = stream.run_id, "running", 0
+            self.message = self._pooled_notice(layout, size)
             self._publish_layout(layout)
         try:
             if rerun:
@@ -544,9 +548,22 @@ class AttentionGrid(anywidget.AnyWidget):
         """Side of the token x token matrices the state holds (0 for none), as `saved_detail` says."""
         if self.saved_detail == "maps":
             return 0
-        if self.saved_detail == "full":
+        if self.saved_detail == "full" and self._full_state_bytes(layout) <= FULL_STATE_LIMIT:
             return max(layout.token_count, layout.query_count)
         return matrix_size_for_budget(layout.token_count, tiles, self._matrix_budget)
+
+    def _pooled_notice(self, layout: TokenLayout, size: int) -> str:
+        """Says why full-resolution matrices were pooled, or ""."""
+        if self.saved_detail != "full" or size >= max(layout.token_count, layout.query_count):
+            return ""
+        return (
+            f"saved_detail='full' would put {_mib(self._full_state_bytes(layout))} of matrices in the "
+            f"widget's state (over {_mib(FULL_STATE_LIMIT)}); they are pooled to {size} x {size}. Exact "
+            "values of any head still come from the kernel when it is opened"
+        )
+
+    def _full_state_bytes(self, layout: TokenLayout) -> int:
+        return len(self.layers) * len(self.heads) * layout.token_count * layout.query_count
 
     def _saved_size(self) -> int:
         """Bytes of this widget's state in a saved notebook: JSON, plus binary traits as base64."""
@@ -851,6 +868,10 @@ class _Stream:
         self.sent += len(self.pending)
         self.pending.clear()
         self.last_send = time.perf_counter()
+
+
+def _mib(count: int) -> str:
+    return f"{count / 2**20:.0f} MiB"
 
 
 def _numbered(values: Sequence[int] | None, count: int, what: str) -> list[int]:
