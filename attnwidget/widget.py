@@ -143,6 +143,7 @@ class AttentionGrid(anywidget.AnyWidget):
         self._input: _Input | None = None
         self._cache: list[torch.Tensor] | None = None
         self._busy = False
+        self._closed = False
         self._run_lock = threading.RLock()
         self._tickets = itertools.count(1)
         self._newest_ticket = 0
@@ -186,6 +187,7 @@ class AttentionGrid(anywidget.AnyWidget):
         patch for models without one; for text, the last token of a decoder). `decoder_text` is the
         decoder's text of an encoder-decoder. The widget keeps its state if the input or the query is bad.
         """
+        self._check_open()
         if isinstance(self._model, TextModel):
             return self._run_text(image, query, decoder_text)
         picture = load_image(image)
@@ -233,6 +235,7 @@ class AttentionGrid(anywidget.AnyWidget):
         """
         from tqdm.auto import tqdm
 
+        self._check_open()
         sources = image_sources(images)
         gallery: list[_Snapshot] = []
         statistics: list[HeadStatistics] = []
@@ -571,6 +574,19 @@ class AttentionGrid(anywidget.AnyWidget):
         binary = {name for name, value in state.items() if isinstance(value, (bytes, bytearray, memoryview))}
         text = json.dumps({name: value for name, value in state.items() if name not in binary})
         return len(text) + sum(4 * math.ceil(memoryview(state[name]).nbytes / 3) for name in binary)
+
+    def close(self) -> None:
+        """Close the widget (its views go away) and let go of the attention it keeps."""
+        self._closed = True
+        self._cache, self._gallery, self._statistics = None, [], None
+        super().close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                "this AttentionGrid was closed (widget.close()), so nothing would show a run: create "
+                "a new one, e.g. attnwidget.AttentionGrid(model), and display it"
+            )
 
     def _run(self, source: _Input, on_block: BlockCallback) -> Any:
         """Run the model on `source`, handing each layer's weights to `on_block(layer, first_query,

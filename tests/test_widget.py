@@ -240,3 +240,17 @@ def test_a_second_run_cancels_the_one_streaming_and_no_layers_mix(tiny_model_dir
     first_run = [content for content, _ in recorder.messages if content.get("run_id") == widget.run_id - 1]
     assert sum(content["count"] for content in first_run) < 3  # the first stopped mid-stream
     assert all(not module._forward_hooks for module in widget.vision_model.attention_modules)
+
+
+def test_a_closed_widget_refuses_to_run_and_lets_go_of_its_attention(tiny_model_dirs):
+    widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
+    picture = widget.to_png()
+    widget.close()
+    assert widget.comm is None and widget._cache is None
+    with pytest.raises(RuntimeError, match=r"was closed .* create a new one"):
+        widget.run(PICTURE)
+    with pytest.raises(RuntimeError, match="was closed"):
+        widget.run_many([PICTURE])
+    assert widget.to_png() == picture  # what it showed can still be exported
+    again = AttentionGrid(widget.vision_model, PICTURE)  # the model is fine for a new widget
+    assert again.maps == widget.maps
