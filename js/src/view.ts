@@ -527,8 +527,9 @@ function valuesNote(exact: boolean, queryView: boolean, local: boolean, window: 
   if (queryView) return exact ? "exact values" : local ? "computed here from the matrices, 8-bit" : "8-bit values";
   const rows = window ? window.rows[1] - window.rows[0] : 0;
   const columns = window ? window.columns[1] - window.columns[0] : 0;
-  const tokens = rows === columns ? `${rows} tokens` : `${rows} × ${columns} tokens`;
   const whole = !window || !isZoomed(window, shape.queryCount, shape.tokenCount);
+  // A whole square matrix reads "N tokens"; a zoomed region always names both sides.
+  const tokens = whole && rows === columns ? `${rows} tokens` : `${rows} × ${columns} tokens`;
   const pooled = window && !isOneTokenPerCell(window) ? `, max-pooled to ${window.height} × ${window.width} of ${tokens}` : whole ? "" : `, ${tokens}`;
   return `${exact ? "exact values" : "8-bit values"}${pooled}`;
 }
