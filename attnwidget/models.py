@@ -11,7 +11,7 @@ import importlib.util
 import re
 import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from .capture import LayerCallback, capture_attention
 from .geometry import InputGeometry, input_geometry
 
 KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
+#: Pictures larger than this (pixels) are shrunk before the processor sees them (`VisionModel.prepare`).
+SHRINK_ABOVE_PIXELS = 4096 * 4096
 
 
 class UnsupportedModelError(ValueError):
@@ -103,8 +105,20 @@ class VisionModel:
         self.name = name or getattr(model, "name_or_path", "") or type(model).__name__
         self.forward_module = _vision_tower(model)
         self.attention_modules, self.output_index = find_attention_modules(model, self.forward_module)
-        self.processor = processor if processor is not None else _processor_for(model)
         config = getattr(model.config, "vision_config", model.config)
+        if getattr(config, "patch_size", None) is None:
+            raise UnsupportedModelError(
+                f"{type(model).__name__} is not a vision transformer (its config names no patch_size). "
+                "A text model goes into the grid as attnwidget.text.TextModel(model, tokenizer) or "
+                "TextModel.from_pretrained(id_or_dir)"
+            )
+        self.processor = processor if processor is not None else _processor_for(model)
+        if not callable(self.processor) or _is_tokenizer(self.processor):
+            kind = "tokenizer, which reads text" if _is_tokenizer(self.processor) else "value"
+            raise TypeError(
+                f"processor= must be the model's image processor (AutoImageProcessor.from_pretrained(...)), "
+                f"not a {type(self.processor).__name__} (a {kind})"
+            )
         self.model_type = config.model_type
         self.patch_size = _as_pair(config.patch_size)
         self.head_count = config.num_attention_heads
@@ -113,8 +127,12 @@ class VisionModel:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, processor: Any = None, **kwargs: Any) -> VisionModel:
-        """Load a model (and its processor, unless given) from a hub id or a local directory, eager."""
-        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+        """Load a model (and its processor, unless given) from a hub id or a local directory, eager.
+
+        `kwargs` go to the model's `from_pretrained`. Code shipped with a checkpoint runs only with
+        `trust_remote_code=True`, which then applies to its config, model and processor alike.
+        """
+        from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
         source = str(name_or_path)
         looks_local = isinstance(name_or_path, Path) or source.startswith((".", "/", "~"))
@@ -122,20 +140,19 @@ class VisionModel:
             raise FileNotFoundError(
                 f"no model directory at {source}: give a directory written by save_pretrained"
             )
-        try:
-            config = AutoConfig.from_pretrained(name_or_path)
-        except OSError as error:
-            raise OSError(
-                f"could not load {source!r}: it is not a local model directory and the Hugging Face hub did "
-                f"not provide it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
-            ) from error
+        trust_remote_code = bool(kwargs.pop("trust_remote_code", False))
+        config = load_config(name_or_path, trust_remote_code=trust_remote_code)
         architectures = getattr(config, "architectures", None) or []
         classifies = any("ImageClassification" in name for name in architectures)
         loader = AutoModelForImageClassification if classifies else AutoModel
         with quiet_weight_loading():
-            model = loader.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
+            model = loader.from_pretrained(
+                name_or_path, attn_implementation="eager", trust_remote_code=trust_remote_code, **kwargs
+            )
         if processor is None:
-            processor = AutoImageProcessor.from_pretrained(name_or_path, **_processor_backend())
+            processor = AutoImageProcessor.from_pretrained(
+                name_or_path, trust_remote_code=trust_remote_code, **_processor_backend()
+            )
         return cls(model, processor, name=source)
 
     @property
@@ -143,11 +160,25 @@ class VisionModel:
         return next(self.model.parameters()).device
 
     def prepare(self, image: Image.Image) -> tuple[torch.Tensor, InputGeometry]:
-        """Model input for `image` and where that input lies in the picture."""
+        """Model input for `image` and where that input lies in the picture.
+
+        A picture of more than `SHRINK_ABOVE_PIXELS` is first shrunk to 4 x the size the processor
+        resizes it to, the same geometry, so the processor never holds a huge float copy of it.
+        """
+        geometry = input_geometry(self.processor, image.size)
+        resized_w, resized_h = geometry.resized
+        large = image.width * image.height > SHRINK_ABOVE_PIXELS
+        if large and image.width > 4 * resized_w and image.height > 4 * resized_h:
+            image = image.resize((4 * resized_w, 4 * resized_h), Image.Resampling.LANCZOS, reducing_gap=3.0)
         inputs = self.processor(images=image, return_tensors="pt")
+        pixel_values = inputs.get("pixel_values") if hasattr(inputs, "get") else None
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(
+                f"the processor ({type(self.processor).__name__}) made no pixel_values from the picture: "
+                "pass the model's own image processor, AutoImageProcessor.from_pretrained(<the model's id>)"
+            )
         dtype = next(self.model.parameters()).dtype
-        pixel_values = inputs["pixel_values"].to(device=self.device, dtype=dtype)
-        return pixel_values, input_geometry(self.processor, image.size)
+        return pixel_values.to(device=self.device, dtype=dtype), geometry
 
     def layout(self, pixel_values: torch.Tensor) -> TokenLayout:
         """Token layout of the model for this input."""
@@ -157,12 +188,30 @@ class VisionModel:
 
     def run(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
         """Forward pass that hands each layer's attention [1, H, N, N] to `on_layer` as it finishes."""
-        with (
-            self.eager_attention(),
-            torch.no_grad(),
-            capture_attention(self.attention_modules, self.output_index, on_layer),
-        ):
-            return self.forward_module(pixel_values=pixel_values)
+        try:
+            with (
+                self.eager_attention(),
+                torch.no_grad(),
+                capture_attention(self.attention_modules, self.output_index, on_layer),
+            ):
+                return self.forward_module(pixel_values=pixel_values)
+        except (ValueError, RuntimeError) as error:
+            self._explain_input_mismatch(pixel_values, error)
+            raise
+
+    def _explain_input_mismatch(self, pixel_values: torch.Tensor, error: Exception) -> None:
+        """Raise an error naming the processor when a failed forward had an input of the wrong shape."""
+        config = getattr(self.model.config, "vision_config", self.model.config)
+        channels = getattr(config, "num_channels", pixel_values.shape[1])
+        trained = _as_pair(getattr(config, "image_size", pixel_values.shape[-2:]))
+        given = (int(pixel_values.shape[-2]), int(pixel_values.shape[-1]))
+        if pixel_values.shape[1] == channels and given == trained:
+            return
+        raise ValueError(
+            f"the processor does not match {self.name}: it makes {pixel_values.shape[1]} x {given[0]} x "
+            f"{given[1]} inputs, the model takes {channels} x {trained[0]} x {trained[1]} ({error}). Pass "
+            "the model's own processor: AutoImageProcessor.from_pretrained(<the model's id or directory>)"
+        ) from error
 
     def _special_count(self) -> int:
         config = getattr(self.model.config, "vision_config", self.model.config)
@@ -203,7 +252,16 @@ class EagerSwitch:
                 stacklevel=4,
             )
             self._told = True
-        self.model.set_attn_implementation(implementation)
+        try:
+            self.model.set_attn_implementation(implementation)
+        except (ValueError, ImportError, NotImplementedError) as error:
+            with suppress(Exception):  # a switch that failed half-way (some sub-models) is undone
+                self.model.set_attn_implementation(current)
+            raise UnsupportedModelError(
+                f"{self.name} uses {current!r} attention, which returns no attention weights, and cannot "
+                f"switch to {implementation!r} ({error}); attnwidget shows attention only for models that "
+                "can compute it eagerly. Grad-CAM (`attnwidget.methods.grad_cam_for`) needs no weights"
+            ) from error
         try:
             yield
         finally:
@@ -280,7 +338,49 @@ def _processor_for(model: nn.Module) -> Any:
         raise ValueError(
             "this model does not say where it was loaded from: pass its image processor as processor="
         )
-    return AutoImageProcessor.from_pretrained(source, **_processor_backend())
+    return AutoImageProcessor.from_pretrained(source, trust_remote_code=False, **_processor_backend())
+
+
+def _is_tokenizer(processor: Any) -> bool:
+    from transformers import PreTrainedTokenizerBase
+
+    return isinstance(processor, PreTrainedTokenizerBase)
+
+
+def load_config(name_or_path: str | Path, *, trust_remote_code: bool = False) -> Any:
+    """The transformers config of a hub id or local directory, with errors that name the fix.
+
+    An architecture transformers does not know and code shipped with the checkpoint are refused
+    (`UnsupportedModelError`); the latter loads only with `trust_remote_code=True`, never by default
+    and never after a prompt.
+    """
+    from transformers import AutoConfig, PreTrainedConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    source = str(name_or_path)
+    try:
+        raw, _ = PreTrainedConfig.get_config_dict(name_or_path)
+    except OSError as error:
+        raise OSError(
+            f"could not load {source!r}: it is not a local model directory and the Hugging Face hub did "
+            f"not provide it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
+        ) from error
+    model_type = raw.get("model_type")
+    own_code = (raw.get("auto_map") or {}).get("AutoConfig")
+    if own_code and not trust_remote_code and model_type not in CONFIG_MAPPING:
+        raise UnsupportedModelError(
+            f"{source} ships its own model code ({own_code}), which attnwidget runs only when asked: "
+            "read that code and, if you trust it, pass trust_remote_code=True"
+        )
+    if not own_code and model_type not in CONFIG_MAPPING:
+        import transformers
+
+        raise UnsupportedModelError(
+            f"{source} is a {model_type!r} model, an architecture transformers {transformers.__version__} "
+            "does not know: upgrade transformers (pip install -U transformers), or load the model yourself "
+            "and pass it in: AttentionGrid(model, processor=processor), TextModel(model, tokenizer) for text"
+        )
+    return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
 
 
 def _processor_backend() -> dict[str, str]:

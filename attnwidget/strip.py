@@ -318,7 +318,9 @@ class StripWidget(anywidget.AnyWidget):
     """A comparison strip in a notebook: the picture of `strip_picture`, each panel full size on a
     click, with its caption as text, and a "Save PNG" button that downloads the strip."""
 
-    _esm = Path(__file__).parent / "static" / "strip.js"
+    # The module's text, not its path: for a path anywidget keeps every instance alive (to reload the
+    # file when it changes), so closed widgets would never be freed.
+    _esm = (Path(__file__).parent / "static" / "strip.js").read_text(encoding="utf-8")
 
     picture = traitlets.Bytes(b"").tag(sync=True)
     """The strip as PNG bytes."""
@@ -353,3 +355,8 @@ class StripWidget(anywidget.AnyWidget):
             self.boxes = [list(box) for row in layout.panel_boxes for box in row]
             self.panels = panels
             self.captions = captions
+
+    def close(self) -> None:
+        """Close the widget and its Layout widget (ipywidgets keeps every open widget alive)."""
+        self.layout.close()
+        super().close()

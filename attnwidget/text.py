@@ -29,6 +29,7 @@ from .models import (
     TokenLayout,
     UnsupportedModelError,
     find_attention_modules,
+    load_config,
     quiet_weight_loading,
 )
 
@@ -80,19 +81,18 @@ class TextModel:
     def from_pretrained(
         cls, name_or_path: str | Path, *, stack: Stack = "auto", tokenizer: Any = None, **kwargs: Any
     ) -> TextModel:
-        """Load a model and its tokenizer from a hub id or a local directory, with eager attention."""
-        from transformers import (
-            AutoConfig,
-            AutoModel,
-            AutoModelForCausalLM,
-            AutoModelForSeq2SeqLM,
-            AutoTokenizer,
-        )
+        """Load a model and its tokenizer from a hub id or a local directory, with eager attention.
+
+        `kwargs` go to the model's `from_pretrained`. Code shipped with a checkpoint runs only with
+        `trust_remote_code=True`, which then applies to its config, model and tokenizer alike.
+        """
+        from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         source = str(name_or_path)
         if Path(source).expanduser().exists() and not Path(source).expanduser().is_dir():
             raise FileNotFoundError(f"{source} is a file: give a directory written by save_pretrained")
-        config = AutoConfig.from_pretrained(name_or_path)
+        trust_remote_code = bool(kwargs.pop("trust_remote_code", False))
+        config = load_config(name_or_path, trust_remote_code=trust_remote_code)
         architectures = getattr(config, "architectures", None) or []
         names = " ".join(architectures)
         if "CausalLM" in names or "LMHead" in names:
@@ -102,8 +102,11 @@ class TextModel:
         else:
             loader = AutoModel
         with quiet_weight_loading():
-            model = loader.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
-        tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(name_or_path)
+            model = loader.from_pretrained(
+                name_or_path, attn_implementation="eager", trust_remote_code=trust_remote_code, **kwargs
+            )
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, stack=stack, name=source)
 
     @property

@@ -54,7 +54,9 @@ class AttentionGrid(anywidget.AnyWidget):
     default. `layers` and `heads` are numbered from 1, like the `l=` and `h=` labels.
     """
 
-    _esm = STATIC / "widget.js"
+    # The module's text, not its path: for a path anywidget keeps every instance alive (to reload the
+    # file when it changes), so closed widgets would never be freed.
+    _esm = (STATIC / "widget.js").read_text(encoding="utf-8")
 
     # Data, written by the kernel (see docs/architecture.md).
     model_name = t.Unicode("").tag(sync=True)
@@ -135,6 +137,7 @@ class AttentionGrid(anywidget.AnyWidget):
         **view: Any,
     ) -> None:
         super().__init__(**view)
+        self._owns_layout = "layout" not in view  # its own Layout widget, closed with it
         self._model = as_model(model, processor)
         self._matrix_budget = matrix_budget
         self._pooling = pooling
@@ -579,6 +582,8 @@ class AttentionGrid(anywidget.AnyWidget):
         """Close the widget (its views go away) and let go of the attention it keeps."""
         self._closed = True
         self._cache, self._gallery, self._statistics = None, [], None
+        if getattr(self, "_owns_layout", False):  # ipywidgets keeps every open widget alive
+            self.layout.close()
         super().close()
 
     def _check_open(self) -> None:

@@ -61,10 +61,20 @@ export function readEncodedRows(data: unknown, ranges: unknown, columns: number,
   if (rangeValues.length !== rows * 2) {
     throw new Error(`${what}: ${rows} rows of data but ${rangeValues.length / 2} [lo, hi] ranges`);
   }
+  for (let row = 0; row < rows; row++) {
+    // Every range the kernel writes is finite with lo <= hi; anything else is a corrupt buffer.
+    const span = Math.fround(rangeValues[row * 2 + 1] - rangeValues[row * 2]);
+    if (!(Number.isFinite(span) && span >= 0)) {
+      throw new Error(`${what}: row ${row} has the range [${rangeValues[row * 2]}, ${rangeValues[row * 2 + 1]}]`);
+    }
+  }
   return { rows, columns, data: bytes, ranges: rangeValues };
 }
 
-/** Decodes rows `first .. first + count - 1` into `out` at `offset`: `v = lo + q / 255 * (hi - lo)`. */
+/**
+ * Decodes rows `first .. first + count - 1` into `out` at `offset`: `v = lo + q / 255 * (hi - lo)`.
+ * Throws when those rows are not all in `encoded` or do not fit in `out`.
+ */
 export function decodeRowsInto(
   encoded: EncodedRows,
   first: number,
@@ -73,6 +83,13 @@ export function decodeRowsInto(
   offset = 0,
 ): void {
   const { columns, data, ranges } = encoded;
+  const inside = Number.isInteger(first) && Number.isInteger(count) && Number.isInteger(offset);
+  if (!inside || first < 0 || count < 0 || first + count > encoded.rows) {
+    throw new Error(`rows ${first}..${first + count - 1} are not among the ${encoded.rows} rows decoded`);
+  }
+  if (offset < 0 || offset + count * columns > out.length) {
+    throw new Error(`${count} rows of ${columns} values do not fit at ${offset} in ${out.length} values`);
+  }
   for (let row = first; row < first + count; row++) {
     const lo = ranges[row * 2];
     const step = (ranges[row * 2 + 1] - lo) / 255;
