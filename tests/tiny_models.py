@@ -59,12 +59,19 @@ ARCHITECTURES = {
 }
 
 
-def save_tiny_model(name: str, directory: Path, seed: int = 0) -> Path:
-    """Build architecture `name` with seeded random weights and save it (model + processor) to `directory`."""
+def save_tiny_model(name: str, directory: Path, seed: int = 0, labels: list[str] | None = None) -> Path:
+    """Build architecture `name` with seeded random weights and save it (model + processor) to `directory`.
+
+    `labels` replace a classifier's class names (one per class).
+    """
     build, _ = ARCHITECTURES[name]
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model, processor = build()
+    if labels is not None:
+        assert len(labels) == model.config.num_labels, f"{name} has {model.config.num_labels} classes"
+        model.config.id2label = dict(enumerate(labels))
+        model.config.label2id = {label: index for index, label in enumerate(labels)}
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     processor.save_pretrained(directory)

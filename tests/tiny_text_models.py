@@ -80,3 +80,14 @@ def save_tiny_text_models(root: Path, seed: int = 0) -> dict[str, Path]:
         tokenizer.save_pretrained(folder)
         folders[name] = folder
     return folders
+
+
+def save_text_model_with_token(folder: Path, token: str, target: Path) -> Path:
+    """The model in `folder` with `token` added to its vocabulary as one piece, saved to `target`."""
+    tokenizer = tf.AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens([token])
+    model = tf.AutoModelForCausalLM.from_pretrained(folder)
+    model.resize_token_embeddings(len(tokenizer))
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
