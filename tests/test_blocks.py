@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_text import TARGET, TEXT, reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
+from test_text import STACKS, TARGET, TEXT, reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
 
 from attnwidget import AttentionGrid
 from attnwidget.encode import decode_rows
@@ -29,18 +29,7 @@ def captured_in_blocks(text_model: TextModel, inputs, block_bytes: int):
     return blocks, outputs
 
 
-@pytest.mark.parametrize(
-    ("name", "stack", "field"),
-    [
-        ("gpt2", "auto", "attentions"),
-        ("llama", "auto", "attentions"),
-        ("t5", "encoder", "encoder_attentions"),
-        ("t5", "decoder", "decoder_attentions"),
-        ("t5", "cross", "cross_attentions"),
-        ("bart", "encoder", "encoder_attentions"),
-        ("bart", "cross", "cross_attentions"),
-    ],
-)
+@pytest.mark.parametrize(("name", "stack", "field"), STACKS)
 def test_blocks_equal_output_attentions_and_outputs_equal_eager(text_dirs, name, stack, field):  # noqa: F811
     text_model = TextModel.from_pretrained(text_dirs[name], stack=stack)
     inputs = text_model.prepare(TEXT, target=TARGET)

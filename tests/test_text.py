@@ -34,19 +34,20 @@ def reference(text_model: TextModel, inputs):
         return text_model.model(**arguments, output_attentions=True)
 
 
-@pytest.mark.parametrize(
-    ("name", "stack", "field"),
-    [
-        ("gpt2", "auto", "attentions"),
-        ("llama", "auto", "attentions"),
-        ("t5", "encoder", "encoder_attentions"),
-        ("t5", "decoder", "decoder_attentions"),
-        ("t5", "cross", "cross_attentions"),
-        ("bart", "encoder", "encoder_attentions"),
-        ("bart", "decoder", "decoder_attentions"),
-        ("bart", "cross", "cross_attentions"),
-    ],
-)
+#: (architecture, stack, field of the model's output holding that stack's attention)
+STACKS = [
+    ("gpt2", "auto", "attentions"),
+    ("llama", "auto", "attentions"),
+    ("t5", "encoder", "encoder_attentions"),
+    ("t5", "decoder", "decoder_attentions"),
+    ("t5", "cross", "cross_attentions"),
+    ("bart", "encoder", "encoder_attentions"),
+    ("bart", "decoder", "decoder_attentions"),
+    ("bart", "cross", "cross_attentions"),
+]
+
+
+@pytest.mark.parametrize(("name", "stack", "field"), STACKS)
 def test_captured_attention_equals_output_attentions(text_dirs, name, stack, field):
     text_model = TextModel.from_pretrained(text_dirs[name], stack=stack)
     inputs = text_model.prepare(TEXT, target=TARGET)

@@ -355,18 +355,7 @@ def test_a_text_decoder_shows_tokens_as_text_and_its_causal_mask(
     assert widget.root.locator("b").count() == 0  # the tokens' "<b>" is text, not markup
 
     # Keys after the query are greyed: the top-right cell, not the bottom-left one.
-    corner = widget.overlay_canvas.evaluate(
-        """(canvas) => {
-          const c = canvas.getContext("2d");
-          const r = JSON.parse(canvas.dataset.gridRect);
-          const s = canvas.width / canvas.getBoundingClientRect().width;
-          const at = (fx, fy) => {
-            const x = Math.round((r[0] + fx * r[2]) * s), y = Math.round((r[1] + fy * r[3]) * s);
-            return Array.from(c.getImageData(x, y, 1, 1).data);
-          };
-          return { masked: at(0.97, 0.03), seen: at(0.03, 0.97) };
-        }"""
-    )
+    corner = {"masked": widget.matrix_pixel(0.97, 0.03), "seen": widget.matrix_pixel(0.03, 0.97)}
     assert all(175 <= value <= 200 for value in corner["masked"][:3]), corner
     assert max(corner["seen"][:3]) - min(corner["seen"][:3]) > 20, corner  # a viridis colour, not grey
 
@@ -476,18 +465,7 @@ def test_a_long_text_zooms_into_a_region_at_full_resolution(
     assert abs(shown - exact) <= 1e-3 * max(abs(exact), 1e-6), (shown, exact)
 
     # The causal mask follows the window: the key after every query is grey, the one before is not.
-    corner = widget.overlay_canvas.evaluate(
-        """(canvas) => {
-          const c = canvas.getContext("2d");
-          const r = JSON.parse(canvas.dataset.gridRect);
-          const s = canvas.width / canvas.getBoundingClientRect().width;
-          const at = (fx, fy) => {
-            const x = Math.round((r[0] + fx * r[2]) * s), y = Math.round((r[1] + fy * r[3]) * s);
-            return Array.from(c.getImageData(x, y, 1, 1).data);
-          };
-          return { masked: at(0.99, 0.01), seen: at(0.01, 0.99) };
-        }"""
-    )
+    corner = {"masked": widget.matrix_pixel(0.99, 0.01), "seen": widget.matrix_pixel(0.01, 0.99)}
     assert all(175 <= value <= 200 for value in corner["masked"][:3]), corner
     assert max(corner["seen"][:3]) - min(corner["seen"][:3]) > 20, corner
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-16-zoomed-region.png")

@@ -94,6 +94,18 @@ class Widget:
         self.method = self.root.locator("[data-testid=attnwidget-method]")
         self.predictions = self.root.locator("[data-testid=attnwidget-predictions]")
 
+    def matrix_pixel(self, fx: float, fy: float) -> list[int]:
+        """RGBA of the overlay's matrix at fraction (`fx`, `fy`) of its drawn grid (x right, y down)."""
+        return self.overlay_canvas.evaluate(
+            """(canvas, [fx, fy]) => {
+              const r = JSON.parse(canvas.dataset.gridRect);
+              const s = canvas.width / canvas.getBoundingClientRect().width;
+              const x = Math.round((r[0] + fx * r[2]) * s), y = Math.round((r[1] + fy * r[3]) * s);
+              return Array.from(canvas.getContext("2d").getImageData(x, y, 1, 1).data);
+            }""",
+            [fx, fy],
+        )
+
     def tiles_drawn(self) -> int:
         return int(self.grid.get_attribute("data-tiles-drawn") or 0)
 
