@@ -53,7 +53,8 @@ def decode_rows(data: bytes, ranges: bytes, columns: int) -> np.ndarray:
     if not (np.isfinite(span).all() and (span >= 0).all()):
         raise ValueError("a row's (lo, hi) range is not finite or has lo > hi: the buffer is corrupt")
     values = quantised.reshape(rows, columns).astype(np.float32)
-    return low + values / np.float32(255) * span
+    # Clipped: at float32's smallest magnitudes, lo + span can round past hi.
+    return np.clip(low + values / np.float32(255) * span, low, high)
 
 
 def float32_bytes(values: torch.Tensor) -> bytes:
