@@ -82,6 +82,32 @@ def test_layers_stream_in_order_with_the_final_state_equal_to_the_stream(tiny_mo
     assert widget.status == "done" and widget.layers_done == 3
 
 
+def test_layers_finishing_close_together_share_a_message(monkeypatch):
+    """At most one message per `STREAM_INTERVAL_S` (and the last one), far below the Jupyter server's
+    IOPub limit of 1000 messages a second: here a clock that moves 5 ms each time it is read."""
+    import attnwidget.widget as widget_module
+
+    config = tf.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        num_hidden_layers=24,
+        hidden_size=16,
+        num_attention_heads=2,
+        intermediate_size=16,
+        attn_implementation="eager",
+    )
+    processor = tf.ViTImageProcessorPil(size={"height": 32, "width": 32})
+    grid = AttentionGrid(tf.ViTModel(config), processor=processor)
+    recorder = Recorder(grid)
+    clock = iter(np.arange(1, 10_000) * 0.005)
+    monkeypatch.setattr(widget_module.time, "perf_counter", lambda: float(next(clock)))
+    grid.run(PICTURE)
+    counts = [content["count"] for content, _ in recorder.messages if content["type"] == "layers"]
+    assert sum(counts) == 24
+    interval_reads = widget_module.STREAM_INTERVAL_S / 0.005  # clock reads between two messages, at least
+    assert 1 < len(counts) <= 24 / interval_reads + 2, counts
+
+
 def test_rerun_on_another_image_reuses_the_widget(tiny_model_dirs):
     widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
     first = widget.maps
