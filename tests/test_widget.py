@@ -12,6 +12,8 @@ from attnwidget import AttentionGrid, VisionModel
 from attnwidget.encode import decode_rows
 from attnwidget.reduce import pool_matrix
 
+from tiny_models import SHAPE
+
 PICTURE = np.random.default_rng(1).integers(0, 256, (45, 60, 3), dtype=np.uint8)
 
 
@@ -87,15 +89,8 @@ def test_layers_finishing_close_together_share_a_message(monkeypatch):
     IOPub limit of 1000 messages a second: here a clock that moves 5 ms each time it is read."""
     import attnwidget.widget as widget_module
 
-    config = tf.ViTConfig(
-        image_size=32,
-        patch_size=8,
-        num_hidden_layers=24,
-        hidden_size=16,
-        num_attention_heads=2,
-        intermediate_size=16,
-        attn_implementation="eager",
-    )
+    deep = {**SHAPE, "num_hidden_layers": 24}
+    config = tf.ViTConfig(image_size=32, patch_size=8, attn_implementation="eager", **deep)
     processor = tf.ViTImageProcessorPil(size={"height": 32, "width": 32})
     grid = AttentionGrid(tf.ViTModel(config), processor=processor)
     recorder = Recorder(grid)
