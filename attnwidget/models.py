@@ -113,8 +113,9 @@ class VisionModel:
                 "TextModel.from_pretrained(id_or_dir)"
             )
         self.processor = processor if processor is not None else _processor_for(model)
-        if not callable(self.processor) or _is_tokenizer(self.processor):
-            kind = "tokenizer, which reads text" if _is_tokenizer(self.processor) else "value"
+        tokenizer = _is_tokenizer(self.processor)
+        if tokenizer or not callable(self.processor):
+            kind = "tokenizer, which reads text" if tokenizer else "value"
             raise TypeError(
                 f"processor= must be the model's image processor (AutoImageProcessor.from_pretrained(...)), "
                 f"not a {type(self.processor).__name__} (a {kind})"
