@@ -18,11 +18,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 REPO = Path(__file__).resolve().parents[2]
 #: Debian's Chromium, driven by Playwright (never a downloaded browser build).
@@ -279,3 +280,27 @@ _ACTIVE_CELL_HOLDS_JS = """(code) => {
   const cell = window.jupyterapp.shell.currentWidget.content.activeCell;
   return !!cell && cell.model.sharedModel.getSource() === code;
 }"""
+
+
+def offline_page(browser: Browser, answer: Callable[[str], bytes | None]) -> tuple[Page, list[str]]:
+    """A page whose requests outside the file system get `answer(url)`, or are refused when it is None.
+
+    Returns the page and the list of refused URLs.
+    """
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    refused: list[str] = []
+
+    def route(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "blob:", "data:")):
+            route.continue_()
+            return
+        body = answer(url)
+        if body is None:
+            refused.append(url)
+            route.abort()
+        else:
+            route.fulfill(status=200, body=body, content_type="text/javascript")
+
+    page.route("**/*", route)
+    return page, refused

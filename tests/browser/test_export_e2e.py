@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets
 import pytest
-from harness import REPO
-from playwright.sync_api import Browser, Page, Route, expect
+from harness import REPO, offline_page
+from playwright.sync_api import Browser, expect
 from widget_dom import COLS, DRAW_TIMEOUT_MS, Widget, expect_full_grid, expect_overlay_drawn
 
 import attnwidget
@@ -30,30 +29,6 @@ pytestmark = pytest.mark.browser
 STATIC = REPO / "attnwidget" / "static"
 #: A widget package on a CDN, as the HTML manager asks for it: .../npm/<name>@<version>/dist/index.js
 CDN_MODULE = re.compile(r"https://cdn\.jsdelivr\.net/npm/((?:@[^/@]+/)?[^/@]+)@[^/]+/dist/index\.js")
-
-
-def offline_page(browser: Browser, answer: Callable[[str], bytes | None]) -> tuple[Page, list[str]]:
-    """A page whose requests outside the file system get `answer(url)`, or are refused when it is None.
-
-    Returns the page and the list of refused URLs.
-    """
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    refused: list[str] = []
-
-    def route(route: Route) -> None:
-        url = route.request.url
-        if url.startswith(("file:", "blob:", "data:")):
-            route.continue_()
-            return
-        body = answer(url)
-        if body is None:
-            refused.append(url)
-            route.abort()
-        else:
-            route.fulfill(status=200, body=body, content_type="text/javascript")
-
-    page.route("**/*", route)
-    return page, refused
 
 
 def test_standalone_html_works_offline(browser: Browser, tmp_path: Path, artifacts: Path):

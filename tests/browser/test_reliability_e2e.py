@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from pathlib import Path
 
 import ipywidgets
 import pytest
-from harness import SETUP, JupyterServer, Notebook, open_notebook, write_notebook
+from harness import SETUP, JupyterServer, Notebook, offline_page, open_notebook, write_notebook
 from playwright.sync_api import Browser, Page, expect
 from tiny_text_models import save_text_model_with_token, save_tiny_text_models
 from widget_dom import DRAW_TIMEOUT_MS, Widget, expect_full_grid, expect_overlay_drawn
@@ -85,24 +84,14 @@ def test_hostile_labels_names_and_tokens_show_as_text(
 
 
 def test_exported_html_shows_hostile_text_as_text(browser: Browser, tmp_path: Path, artifacts: Path):
-    root = Path(tempfile.mkdtemp(dir=tmp_path))
-    vit = save_tiny_model("vit", root / PAYLOAD, labels=HOSTILE_LABELS)
-    gpt2 = save_text_model_with_token(save_tiny_text_models(root)["gpt2"], PAYLOAD, root / "gpt2")
+    vit = save_tiny_model("vit", tmp_path / PAYLOAD, labels=HOSTILE_LABELS)
+    gpt2 = save_text_model_with_token(save_tiny_text_models(tmp_path)["gpt2"], PAYLOAD, tmp_path / "gpt2")
     vision = attnwidget.AttentionGrid(vit, make_scene(7).image)
     text = attnwidget.AttentionGrid(TextModel.from_pretrained(gpt2), "The cat sat " + PAYLOAD)
     page_file = to_html(ipywidgets.VBox([vision, text]), tmp_path / "hostile.html", title=PAYLOAD)
     assert PAYLOAD not in page_file.read_text(encoding="utf-8")  # escaped wherever it is written
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    refused: list[str] = []
-    page.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if route.request.url.startswith(("file:", "blob:", "data:"))
-            else (refused.append(route.request.url), route.abort())
-        ),
-    )
+    page, refused = offline_page(browser, lambda url: None)
     page.goto(page_file.as_uri())
     roots = page.locator("[data-testid=attnwidget-root]")
     widgets = [Widget(roots.nth(index).locator("xpath=..")) for index in (0, 1)]
@@ -113,7 +102,7 @@ def test_exported_html_shows_hostile_text_as_text(browser: Browser, tmp_path: Pa
     expect(widgets[1].status).to_contain_text(f'query "{PAYLOAD}"')
     assert_nothing_parsed(page, page.locator("body"))
     assert refused == []
-    page.screenshot(path=artifacts / "export-3-hostile-text.png")
+    page.screenshot(path=artifacts / "export-3-hostile-text.png", full_page=True)
     page.close()
 
 
