@@ -19,9 +19,9 @@ from pathlib import Path
 import ipywidgets
 from ipywidgets.embed import dependency_state, embed_data, escape_script
 
+from .bundle import FrontendBundleMissingError, read_bundle
 from .render import write_atomically
 
-STATIC = Path(__file__).parent / "static"
 #: Modules the HTML manager has built in: no script to add for them.
 BUILT_IN_MODULES = ("@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output")
 
@@ -136,10 +136,7 @@ def _extension_roots() -> list[Path]:
 
 
 def _static_script(name: str) -> str:
-    script = STATIC / name
-    if not script.is_file():
-        raise MissingScriptError(
-            f"{script} is missing: build attnwidget's front-end (npm install && npm run build in js/), "
-            "or reinstall attnwidget"
-        )
-    return script.read_text(encoding="utf-8")
+    try:
+        return read_bundle(name)
+    except FrontendBundleMissingError as error:
+        raise MissingScriptError(str(error)) from None

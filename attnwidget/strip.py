@@ -24,6 +24,7 @@ import torch
 import traitlets
 from PIL import Image, ImageDraw, ImageFont
 
+from .bundle import read_bundle
 from .explain import GRADIENT_METHODS, METHODS, class_index, explain
 from .images import ImageLike, encode_jpeg, load_image
 from .models import VisionModel
@@ -320,7 +321,7 @@ class StripWidget(anywidget.AnyWidget):
 
     # The module's text, not its path: for a path anywidget keeps every instance alive (to reload the
     # file when it changes), so closed widgets would never be freed.
-    _esm = (Path(__file__).parent / "static" / "strip.js").read_text(encoding="utf-8")
+    _esm = read_bundle("strip.js")
 
     picture = traitlets.Bytes(b"").tag(sync=True)
     """The strip as PNG bytes."""

@@ -24,6 +24,7 @@ import traitlets as t
 from PIL import Image
 from torch import nn
 
+from .bundle import read_bundle
 from .capture import BlockCallback, StopCapture
 from .encode import decode_rows, encode_rows, float32_bytes
 from .explain import METHODS, PER_LAYER_METHODS, Prediction, class_index, explain, predictions
@@ -34,7 +35,6 @@ from .reduce import LayerBlocks, matrix_size_for_budget, pool_columns, pool_rows
 from .render import export_png, grid_picture, overlay_figure
 from .text import TextModel
 
-STATIC = Path(__file__).parent / "static"
 COLORMAPS = ("viridis", "magma", "inferno", "gray")
 #: Largest side of a token x token matrix sent in reply to `request_head`.
 FULL_MATRIX_LIMIT = 1024
@@ -56,7 +56,7 @@ class AttentionGrid(anywidget.AnyWidget):
 
     # The module's text, not its path: for a path anywidget keeps every instance alive (to reload the
     # file when it changes), so closed widgets would never be freed.
-    _esm = (STATIC / "widget.js").read_text(encoding="utf-8")
+    _esm = read_bundle("widget.js")
 
     # Data, written by the kernel (see docs/architecture.md).
     model_name = t.Unicode("").tag(sync=True)
