@@ -97,6 +97,8 @@ export function drawColorBar(
   color: string,
   fontSize: number,
 ): void {
+  // For end-to-end tests: where the gradient lies; its numbers and caption are drawn below it.
+  context.canvas.dataset.colorbarRect = JSON.stringify([rect.x, rect.y, rect.width, rect.height]);
   const steps = Math.max(1, Math.round(rect.width));
   for (let x = 0; x < steps; x++) {
     const i = Math.min(255, Math.floor((x / steps) * 256));

@@ -5,7 +5,9 @@
  *
  * For end-to-end tests the canvas carries `data-rows`, `data-cols`, `data-tiles-drawn` (tiles holding
  * data), `data-tile-rects` (JSON `[x, y, width, height]` per tile, row-major, CSS pixels relative to
- * the canvas), `data-selected` ("layer,head" or "") and `data-colorbar-range` ("lo,hi" or ""), and
+ * the canvas), `data-selected` ("layer,head" or ""), `data-colorbar-range` ("lo,hi" or "") and
+ * `data-colorbar-rect` (JSON `[x, y, width, height]` of the colour bar's gradient, set by `drawColorBar`
+ * on every canvas it draws on: the numbers and caption lie below it), and
  * for benchmarks `data-draws` (draws so far) and `data-draw-ms` (how long the last one took).
  */
 import type { Lut } from "./colormaps";

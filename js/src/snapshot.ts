@@ -1,7 +1,8 @@
 /**
  * "Save PNG": what a view shows, as one picture. The view's canvases (grid, overlay, colour bars)
  * and the overlay's title are drawn where they lie on screen, at the canvases' own resolution
- * (device pixels), on white; the result is downloaded as a PNG file.
+ * (device pixels), on the page's background behind the view (white where there is none), so text
+ * drawn in a dark theme's light colours stays readable; the result is downloaded as a PNG file.
  */
 export interface Box {
   readonly x: number;
@@ -30,8 +31,38 @@ export function fileName(...parts: string[]): string {
   return `${name || "attnwidget"}.png`;
 }
 
-/** The shown `canvases` and `texts` composed as on screen, or `null` when nothing is shown. */
-export function composeSnapshot(doc: Document, canvases: readonly HTMLCanvasElement[], texts: readonly HTMLElement[]): HTMLCanvasElement | null {
+/**
+ * The background colours behind `node`, outermost first: its ancestors' (out of shadow roots too) and
+ * its own computed `background-color`s. Painted in this order over white they give the colour the
+ * page shows there.
+ */
+export function backgroundsBehind(node: Element): string[] {
+  const view = node.ownerDocument.defaultView;
+  const colours: string[] = [];
+  for (let current: Element | null = node; current; current = parentOrHost(current)) {
+    const colour = view?.getComputedStyle(current).backgroundColor;
+    if (colour) colours.unshift(colour);
+  }
+  return colours;
+}
+
+/** The parent of `node`, or the host of the shadow root it heads (marimo renders widgets in one). */
+function parentOrHost(node: Element): Element | null {
+  if (node.parentElement) return node.parentElement;
+  const root = node.getRootNode();
+  return typeof ShadowRoot !== "undefined" && root instanceof ShadowRoot ? root.host : null;
+}
+
+/**
+ * The shown `canvases` and `texts` composed as on screen, over white and then `backgrounds` (CSS
+ * colours, painted in order; see `backgroundsBehind`), or `null` when nothing is shown.
+ */
+export function composeSnapshot(
+  doc: Document,
+  canvases: readonly HTMLCanvasElement[],
+  texts: readonly HTMLElement[],
+  backgrounds: readonly string[] = [],
+): HTMLCanvasElement | null {
   const box = (node: Element): Box => {
     const rect = node.getBoundingClientRect();
     return { x: rect.left, y: rect.top, width: rect.width, height: rect.height };
@@ -46,8 +77,10 @@ export function composeSnapshot(doc: Document, canvases: readonly HTMLCanvasElem
   picture.height = Math.round(bounds.height * ratio);
   const context = picture.getContext("2d");
   if (!context) return null;
-  context.fillStyle = "white";
-  context.fillRect(0, 0, picture.width, picture.height);
+  for (const colour of ["white", ...backgrounds]) {
+    context.fillStyle = colour;
+    context.fillRect(0, 0, picture.width, picture.height);
+  }
   context.scale(ratio, ratio);
   for (const canvas of shownCanvases) {
     const { x, y, width, height } = box(canvas);

@@ -8,6 +8,7 @@ import { asBytes } from "./decode";
 import { element, syncText } from "./dom";
 import type { WidgetModel } from "./model";
 import { downloadBlob, fileName } from "./snapshot";
+import { ensureStylesheet } from "./styles";
 
 type Box = readonly [number, number, number, number];
 
@@ -52,9 +53,7 @@ function imageUrl(value: unknown, type: string): string {
 
 function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {
   const doc = el.ownerDocument;
-  if (!doc.getElementById("attnwidget-strip-styles")) {
-    doc.head.append(element(doc, "style", { attrs: { id: "attnwidget-strip-styles" }, text: STYLE }));
-  }
+  ensureStylesheet(el, "attnwidget-strip-styles", STYLE);
   const save = element(doc, "button", { testId: "attnwidget-strip-save", text: "Save PNG", attrs: { type: "button" } });
   const strip = element(doc, "img", { className: "aw-strip", testId: "attnwidget-strip", attrs: { alt: "comparison strip", tabindex: "0" } });
   const full = element(doc, "img", { testId: "attnwidget-strip-panel", attrs: { alt: "" } });

@@ -30,7 +30,7 @@ import {
 } from "./methods";
 import { colorBarRange, displayRanges, valueRange } from "./normalize";
 import { type OverlayScene, OverlayPanel, PictureLoader, matrixCellName } from "./overlay";
-import { composeSnapshot, downloadPng, fileName } from "./snapshot";
+import { backgroundsBehind, composeSnapshot, downloadPng, fileName } from "./snapshot";
 import { statusLine } from "./status";
 import type { AttentionStore, TileSource } from "./store";
 import { ensureStyles } from "./styles";
@@ -457,7 +457,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
 
   const savePng = (): void => {
     const overlayParts = overlay.snapshotParts();
-    const picture = composeSnapshot(doc, [grid.canvas, ...overlayParts.canvases], overlayParts.texts);
+    const picture = composeSnapshot(doc, [grid.canvas, ...overlayParts.canvases], overlayParts.texts, backgroundsBehind(root));
     if (!picture) return;
     const state = readViewState(model);
     const head = state.overlayOpen && state.selected ? [`l${state.selected[0]}`, `h${state.selected[1]}`] : [];
@@ -496,11 +496,21 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const unsubscribe = store.subscribe(schedule);
   const resize = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(schedule);
   resize?.observe(el);
+  // Canvas text takes the theme's colours when it is drawn: draw again when the page's theme changes
+  // (JupyterLab marks it on <body> once the theme's stylesheet applies; other hosts switch a class).
+  const theme = typeof MutationObserver === "undefined" ? null : new MutationObserver(schedule);
+  for (const node of [doc.documentElement, doc.body]) {
+    if (node) theme?.observe(node, { attributes: true, attributeFilter: THEME_ATTRIBUTES });
+  }
+  const colorScheme = win?.matchMedia?.("(prefers-color-scheme: dark)");
+  colorScheme?.addEventListener?.("change", schedule);
   draw();
 
   return () => {
     cancelFrame?.();
     resize?.disconnect();
+    theme?.disconnect();
+    colorScheme?.removeEventListener?.("change", schedule);
     unsubscribe();
     model.off("change:explanation", explanationChanged);
     for (const name of VIEW_TRAITS) model.off(`change:${name}`, schedule);
@@ -509,6 +519,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     root.remove();
   };
 }
+
+/** Attributes of <html> and <body> whose change means the page's theme changed. */
+const THEME_ATTRIBUTES = ["class", "data-theme", "data-jp-theme-name", "data-jp-theme-light"];
 
 /** " 90%": a ratio as the discard slider's readout. */
 function percent(ratio: number): string {

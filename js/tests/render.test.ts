@@ -171,6 +171,23 @@ describe("render", () => {
     expect(first.el.childElementCount).toBe(0);
   });
 
+  it("draws again when the page's theme changes, until it is removed", async () => {
+    const model = new FakeModel(widgetTraits(finishedRun()));
+    initialize(model);
+    const { el, cleanup } = mount(model);
+    const grid = byTestId<HTMLCanvasElement>(el, "attnwidget-grid");
+    await frame();
+    const draws = Number(grid.dataset.draws);
+    document.body.dataset.jpThemeName = "JupyterLab Dark"; // as JupyterLab marks a theme switch
+    await frame();
+    expect(Number(grid.dataset.draws)).toBe(draws + 1);
+    cleanup();
+    document.body.dataset.jpThemeName = "JupyterLab Light";
+    await frame();
+    expect(Number(grid.dataset.draws)).toBe(draws + 1);
+    delete document.body.dataset.jpThemeName;
+  });
+
   it("shows kernel text as text", async () => {
     const model = new FakeModel(widgetTraits({ status: "error", message: '<img src=x onerror="alert(1)">' }));
     const { el } = mount(model);

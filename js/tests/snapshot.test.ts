@@ -1,5 +1,6 @@
+// @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import { boundingBox, fileName } from "../src/snapshot";
+import { backgroundsBehind, boundingBox, fileName } from "../src/snapshot";
 
 describe("snapshot", () => {
   it("bounds the shown parts, ignoring empty ones", () => {
@@ -14,5 +15,19 @@ describe("snapshot", () => {
     expect(fileName("attnwidget", "<img src=x>", "")).toBe("attnwidget-img-src-x.png");
     expect(fileName("", "../..")).toBe("attnwidget.png");
     expect(fileName("attnwidget", "model.v2")).toBe("attnwidget-model.v2.png");
+  });
+
+  it("lists the backgrounds behind a node, outermost first", () => {
+    document.body.innerHTML = '<div style="background-color: rgb(17, 17, 17)"><p style="background-color: rgba(255, 0, 0, 0.5)"><span>x</span></p></div>';
+    const colours = backgroundsBehind(document.querySelector("span")!).filter((colour) => colour !== "rgba(0, 0, 0, 0)" && colour !== "transparent");
+    expect(colours).toEqual(["rgb(17, 17, 17)", "rgba(255, 0, 0, 0.5)"]);
+  });
+
+  it("lists the backgrounds outside a shadow root too, as for a widget that marimo renders in one", () => {
+    document.body.innerHTML = '<div style="background-color: rgb(17, 17, 17)"><span id="host"></span></div>';
+    const shadow = document.getElementById("host")!.attachShadow({ mode: "open" });
+    shadow.innerHTML = '<p style="background-color: rgba(255, 0, 0, 0.5)"><span>x</span></p>';
+    const colours = backgroundsBehind(shadow.querySelector("span")!).filter((colour) => colour !== "rgba(0, 0, 0, 0)" && colour !== "transparent");
+    expect(colours).toEqual(["rgb(17, 17, 17)", "rgba(255, 0, 0, 0.5)"]);
   });
 });
