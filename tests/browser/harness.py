@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,44 +58,18 @@ OVERRIDES = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 @dataclass
-class JupyterServer:
-    flavor: str  # "lab" or "notebook"
-    root: Path
-    port: int
-    token: str
+class Service:
+    """A server process the tests started, with its log; `stop()` ends it."""
+
     process: subprocess.Popen
     log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def notebook_url(self, name: str) -> str:
-        """The page of notebook `name`; in JupyterLab in a new workspace, so no other tab comes back."""
-        if self.flavor == "lab":
-            return f"{self.base}/lab/workspaces/e2e-{secrets.token_hex(4)}/tree/{name}?token={self.token}"
-        return f"{self.base}/notebooks/{name}?token={self.token}"
-
-    def api(self, path: str, method: str = "GET") -> object:
-        request = urllib.request.Request(
-            f"{self.base}/api/{path}", method=method, headers={"Authorization": f"token {self.token}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    def shut_down_sessions(self, path: str) -> None:
-        """Delete the sessions of `path`, which shuts their kernels down."""
-        for session in self.api("sessions"):
-            if session["path"] == path:
-                self.api(f"sessions/{session['id']}", "DELETE")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -106,10 +80,43 @@ class JupyterServer:
             self.process.wait(timeout=5)
 
 
-def start_server(flavor: str, workdir: Path) -> JupyterServer:
-    """Start `jupyter lab|notebook` with everything under `workdir` and wait until it answers."""
-    root, home = workdir / "root", workdir / "home"
-    root.mkdir(parents=True)
+def launch(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    ready: Callable[[], object],
+    name: str,
+    timeout_s: float = 60,
+) -> Service:
+    """Start `command` (output to `log`) and wait until `ready()` returns without an OSError."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    service = Service(process, log)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            ready()
+            return service
+        except OSError:
+            if time.monotonic() > deadline:
+                service.stop()
+                raise TimeoutError(
+                    f"{name} did not answer in {timeout_s:.0f} s:\n{log.read_text()}"
+                ) from None
+            time.sleep(0.25)
+
+
+def isolated_environment(home: Path, overrides: dict[str, dict] | None = None) -> dict[str, str]:
+    """Environment variables that keep a Jupyter-family server's config, data and settings under `home`.
+
+    The data folder holds the e2e kernel (this interpreter), and the app settings keep widget state
+    in saved notebooks (`OVERRIDES`, plus `overrides` by plugin id); attnwidget is importable from
+    the repository.
+    """
     kernel_dir = home / "data" / "kernels" / KERNEL_NAME
     kernel_dir.mkdir(parents=True)
     (kernel_dir / "kernel.json").write_text(
@@ -123,8 +130,8 @@ def start_server(flavor: str, workdir: Path) -> JupyterServer:
     )
     app_settings = home / "app-settings"
     app_settings.mkdir()
-    (app_settings / "overrides.json").write_text(json.dumps(OVERRIDES))
-    env = {
+    (app_settings / "overrides.json").write_text(json.dumps({**OVERRIDES, **(overrides or {})}))
+    return {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(home / "config"),
         "JUPYTER_DATA_DIR": str(home / "data"),
@@ -134,8 +141,63 @@ def start_server(flavor: str, workdir: Path) -> JupyterServer:
         "IPYTHONDIR": str(home / "ipython"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
-    port, token = _free_port(), secrets.token_hex(16)
-    log = workdir / "server.log"
+
+
+def jupyter_api(base: str, token: str, path: str, method: str = "GET") -> object:
+    """Call the Jupyter server REST API at `base` (`path` below `/api/`); the decoded JSON reply."""
+    request = urllib.request.Request(
+        f"{base}/api/{path}", method=method, headers={"Authorization": f"token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+@dataclass
+class JupyterServer:
+    flavor: str  # "lab" or "notebook"
+    root: Path
+    port: int
+    token: str
+    service: Service
+
+    @property
+    def log(self) -> Path:
+        return self.service.log
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def notebook_url(self, name: str) -> str:
+        """The page of notebook `name`; in JupyterLab in a new workspace, so no other tab comes back."""
+        if self.flavor == "lab":
+            return f"{self.base}/lab/workspaces/e2e-{secrets.token_hex(4)}/tree/{name}?token={self.token}"
+        return f"{self.base}/notebooks/{name}?token={self.token}"
+
+    def api(self, path: str, method: str = "GET") -> object:
+        return jupyter_api(self.base, self.token, path, method)
+
+    def shut_down_sessions(self, path: str) -> None:
+        """Delete the sessions of `path`, which shuts their kernels down."""
+        for session in self.api("sessions"):
+            if session["path"] == path:
+                self.api(f"sessions/{session['id']}", "DELETE")
+
+    def stop(self) -> None:
+        self.service.stop()
+
+
+def start_server(flavor: str, workdir: Path, overrides: dict[str, dict] | None = None) -> JupyterServer:
+    """Start `jupyter lab|notebook` with everything under `workdir` and wait until it answers.
+
+    `overrides` adds settings defaults by plugin id (see `isolated_environment`).
+    """
+    root, home = workdir / "root", workdir / "home"
+    root.mkdir(parents=True)
+    env = isolated_environment(home, overrides)
+    app_settings = home / "app-settings"
+    port, token = free_port(), secrets.token_hex(16)
     command = [
         sys.executable, "-m", "jupyter", flavor,
         "--no-browser", "--ServerApp.open_browser=False", "--ServerApp.allow_root=True",
@@ -146,32 +208,27 @@ def start_server(flavor: str, workdir: Path) -> JupyterServer:
         *(f"--{app}.app_settings_dir={app_settings}" for app in ("LabApp", "JupyterNotebookApp")),
         *(f"--{app}.expose_app_in_browser=True" for app in ("LabApp", "JupyterNotebookApp")),
     ]  # fmt: skip
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    server = JupyterServer(flavor, root, port, token, process, log)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"jupyter {flavor} exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            server.api("status")
-            return server
-        except OSError:
-            if time.monotonic() > deadline:
-                server.stop()
-                raise TimeoutError(f"jupyter {flavor} did not answer in 60 s:\n{log.read_text()}") from None
-            time.sleep(0.25)
+    base = f"http://127.0.0.1:{port}"
+    service = launch(
+        command,
+        cwd=root,
+        env=env,
+        log=workdir / "server.log",
+        ready=lambda: jupyter_api(base, token, "status"),
+        name=f"jupyter {flavor}",
+    )
+    return JupyterServer(flavor, root, port, token, service)
 
 
-def write_notebook(path: Path) -> Path:
-    """A notebook on disk for the e2e kernel, with one empty code cell."""
+def write_notebook(path: Path, cells: Sequence[str] = ("",)) -> Path:
+    """A notebook on disk for the e2e kernel, with code cells of `cells` (one empty cell by default)."""
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {
         "name": KERNEL_NAME,
         "display_name": "attnwidget e2e",
         "language": "python",
     }
-    notebook.cells = [nbformat.v4.new_code_cell("")]
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nbformat.write(notebook, path)
     return path
 
