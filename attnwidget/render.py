@@ -34,10 +34,20 @@ def colormap_table(name: str) -> np.ndarray:
     return np.frombuffer(bytes.fromhex(tables[name]), dtype=np.uint8).reshape(256, 3)
 
 
+def colour_index(values: np.ndarray) -> np.ndarray:
+    """Table entries of normalised `values`: [0, 1] in 256 equal bins, clipped outside, NaN as 0.
+
+    The front-end's `lutIndex` (js/src/colormaps.ts) follows the same rule, checked against the
+    fixture `js/tests/fixtures/colour-index.json` on both sides.
+    """
+    return np.clip(np.floor(np.nan_to_num(np.asarray(values, dtype=np.float64)) * 256), 0, 255).astype(
+        np.intp
+    )
+
+
 def apply_colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
     """Colours (uint8, shape + (3,)) of `values` in [0, 1]; values outside are clipped."""
-    index = np.clip(np.rint(np.nan_to_num(values) * 255), 0, 255).astype(np.intp)
-    return colormap_table(name)[index]
+    return colormap_table(name)[colour_index(values)]
 
 
 def normalize_tiles(tiles: np.ndarray, scope: str = "head") -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,16 @@ import torch
 from PIL import Image
 
 from attnwidget import AttentionGrid
-from attnwidget.render import apply_colormap, colormap_table, grid_layout, grid_picture, normalize_tiles
+from attnwidget.render import (
+    apply_colormap,
+    colormap_table,
+    colour_index,
+    grid_layout,
+    grid_picture,
+    normalize_tiles,
+)
+
+ROOT = Path(__file__).parent.parent
 
 
 def test_colormap_endpoints_are_the_published_ones():
@@ -21,6 +32,26 @@ def test_colormap_endpoints_are_the_published_ones():
     assert colormap_table("gray")[128].tolist() == [128, 128, 128]
     with pytest.raises(ValueError, match="unknown colormap"):
         colormap_table("jet")
+
+
+def test_colour_index_cuts_zero_to_one_into_256_equal_bins():
+    edges = np.arange(256) / 256
+    np.testing.assert_array_equal(colour_index(edges), np.arange(256))
+    np.testing.assert_array_equal(colour_index(np.nextafter(edges[1:], 0)), np.arange(255))
+    np.testing.assert_array_equal(colour_index(np.array([-3.0, 1.0, 7.0, np.nan])), [0, 255, 255, 0])
+    # float32 values take the entry of the same number in float64.
+    values32 = np.linspace(0, 1, 4097, dtype=np.float32)
+    np.testing.assert_array_equal(colour_index(values32), colour_index(values32.astype(np.float64)))
+
+
+def test_the_front_ends_colour_index_fixture_is_current():
+    spec = importlib.util.spec_from_file_location(
+        "generate_fixtures", ROOT / "scripts" / "generate_fixtures.py"
+    )
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    written = (generator.FIXTURES / "colour-index.json").read_text()
+    assert written == generator.colour_index_fixture(), "run scripts/generate_fixtures.py"
 
 
 def test_normalisation_scopes():
