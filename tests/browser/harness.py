@@ -42,13 +42,16 @@ KERNEL_TIMEOUT_MS = 120_000
 CELL_TIMEOUT_MS = 90_000
 _EXECUTED = re.compile(r"\[\d+\]")
 VIEWPORT = {"width": 1600, "height": 1200}
-#: Run in the kernel of every live notebook before the tests: the import pays for torch once.
-SETUP = """\
-import attnwidget
-import numpy as np
+#: Makes `image` (256 x 192: gradients, a checkerboard and a red square) where `np` is numpy.
+PICTURE = """\
 yy, xx = np.mgrid[0:192, 0:256]
 image = np.stack([xx, yy * 255 // 191, ((xx // 32 + yy // 32) % 2) * 255], -1).astype(np.uint8)
-image[60:130, 90:170] = (255, 40, 40)
+image[60:130, 90:170] = (255, 40, 40)"""
+#: Run in the kernel of every live notebook before the tests: the import pays for torch once.
+SETUP = f"""\
+import attnwidget
+import numpy as np
+{PICTURE}
 print("ready", attnwidget.__file__)"""
 
 #: JupyterLab settings for every server: keep widget state in saved notebooks, no news toasts.

@@ -15,6 +15,7 @@ import mimetypes
 import re
 import subprocess
 import sys
+import textwrap
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import pytest
 from contrast import canvas_texts, dom_texts, expect_aa, saved_texts
 from harness import (
     KERNEL_TIMEOUT_MS,
+    PICTURE,
     VIEWPORT,
     Service,
     free_port,
@@ -40,6 +42,9 @@ pytestmark = pytest.mark.browser
 
 #: Seconds each layer's attention sleeps in the streaming run, so the run is slow enough to watch.
 LAYER_DELAY_S = 0.5
+
+#: The test picture's code, indented as a marimo cell's body.
+PICTURE_IN_CELL = textwrap.indent(PICTURE, "    ")
 
 APP = f"""\
 import marimo
@@ -56,9 +61,7 @@ def setup():
 
     import attnwidget
 
-    yy, xx = np.mgrid[0:192, 0:256]
-    image = np.stack([xx, yy * 255 // 191, ((xx // 32 + yy // 32) % 2) * 255], -1).astype(np.uint8)
-    image[60:130, 90:170] = (255, 40, 40)
+{PICTURE_IN_CELL}
     return attnwidget, image, mo, time
 
 
@@ -138,7 +141,7 @@ def slow_run(image, mo, run_slowly, streamed, time):
 """
 
 #: A one-grid notebook for `marimo export html`: the static page holds the widget's state, no kernel.
-EXPORTED_APP = """\
+EXPORTED_APP = f"""\
 import marimo
 
 app = marimo.App(width="full")
@@ -150,9 +153,7 @@ def exported_grid():
 
     import attnwidget
 
-    yy, xx = np.mgrid[0:192, 0:256]
-    image = np.stack([xx, yy * 255 // 191, ((xx // 32 + yy // 32) % 2) * 255], -1).astype(np.uint8)
-    image[60:130, 90:170] = (255, 40, 40)
+{PICTURE_IN_CELL}
     grid = attnwidget.AttentionGrid(None, image)
     grid
     return
