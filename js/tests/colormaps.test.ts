@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import fixture from "./fixtures/colour-index.json";
 import { COLORMAP_NAMES, colormap, lutIndex, paintValues, parseLut, rgbAt } from "../src/colormaps";
 
 /** matplotlib's float colours at 0 and 1, times 255 (`colormaps[name](0.0)[:3] * 255`). */
@@ -75,12 +75,7 @@ describe("colormaps", () => {
 });
 
 describe("colour index shared with Python", () => {
-  // Written by scripts/generate_fixtures.py from attnwidget.render.colour_index.
-  const fixture = JSON.parse(readFileSync(new URL("./fixtures/colour-index.json", import.meta.url), "utf8")) as {
-    values: number[];
-    index: number[];
-  };
-
+  // `fixture` is written by scripts/generate_fixtures.py from attnwidget.render.colour_index.
   it("puts every value in the entry Python's to_png uses", () => {
     expect(fixture.values.length).toBeGreaterThan(1000);
     const differing = fixture.values.filter((value, i) => lutIndex(value) !== fixture.index[i]);
