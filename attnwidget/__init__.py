@@ -6,7 +6,8 @@ from .export import to_html
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
 from .models import TokenLayout, UnsupportedModelError, VisionModel
-from .widget import AttentionGrid, explore
+from .notebook import explore
+from .widget import AttentionGrid
 
 __all__ = [
     "AttentionGrid",
