@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import widget from "../src/index";
+import widgetForModel, { type WidgetDefinition } from "../src/index";
 import type { WidgetModel } from "../src/model";
 import { FakeModel, encodeRows, float32View, widgetTraits } from "./helpers";
 
@@ -41,16 +41,24 @@ function byTestId<T extends HTMLElement>(root: ParentNode, id: string): T {
   return found;
 }
 
+/** As anywidget does: the module's factory is called once per model. */
+const definitions = new WeakMap<FakeModel, WidgetDefinition>();
+function definition(model: FakeModel): WidgetDefinition {
+  const known = definitions.get(model) ?? widgetForModel();
+  definitions.set(model, known);
+  return known;
+}
+
 function mount(model: FakeModel): { el: HTMLElement; cleanup: () => void } {
   const el = document.createElement("div");
   document.body.append(el);
-  const cleanup = widget.render({ model: model.handle() as WidgetModel, el });
+  const cleanup = definition(model).render({ model: model.handle() as WidgetModel, el });
   cleanups.push(cleanup);
   return { el, cleanup };
 }
 
 function initialize(model: FakeModel): void {
-  cleanups.push(widget.initialize({ model: model.handle() as WidgetModel }));
+  cleanups.push(definition(model).initialize({ model: model.handle() as WidgetModel }));
 }
 
 function tileCentre(el: HTMLElement, tile: number): { clientX: number; clientY: number } {
@@ -112,6 +120,16 @@ describe("render", () => {
     await frame();
     expect(grid.dataset.tilesDrawn).toBe("4");
     expect(byTestId(el, "attnwidget-status").textContent).toBe("Running tiny-vit: 2/3 layers");
+  });
+
+  it("keeps each model's data apart", () => {
+    const first = new FakeModel(widgetTraits({ run_id: 1, status: "running" }));
+    const second = new FakeModel(widgetTraits({ run_id: 1, status: "running" }));
+    initialize(first);
+    initialize(second);
+    first.message(...layers(1, 0));
+    const tilesDrawn = (model: FakeModel): string | undefined => byTestId<HTMLCanvasElement>(mount(model).el, "attnwidget-grid").dataset.tilesDrawn;
+    expect([tilesDrawn(first), tilesDrawn(second), tilesDrawn(first)]).toEqual(["2", "0", "2"]);
   });
 
   it("opens a tile on click and closes it with Escape", async () => {
