@@ -89,6 +89,8 @@ class AttentionGrid(anywidget.AnyWidget):
     """Cross attention: the query (decoder) tokens as text; empty when the queries are the keys."""
     causal = t.Bool(False).tag(sync=True)
     """Text decoders: each query sees only itself and earlier keys; the grid marks the rest."""
+    pooling = t.Enum(("max", "mean"), "max").tag(sync=True)
+    """How matrices with more tokens than their side are pooled (the `pooling` argument)."""
     saved_bytes = t.Int(0).tag(sync=True)
     """What the widget adds to a notebook saved with widget state, in bytes (binary data as base64)."""
 
@@ -145,6 +147,7 @@ class AttentionGrid(anywidget.AnyWidget):
         with self.hold_trait_notifications():
             if "view" not in view:
                 self.view = DEFAULT_VIEWS[self._source.grid_kind]
+            self.pooling = pooling
             self.model_name = self._source.name
             self.layer_count = self._source.layer_count
             self.head_count = self._source.head_count

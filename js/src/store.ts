@@ -34,7 +34,7 @@ export interface TileSource {
 export interface ExactHead {
   /** float32 [gh * gw] for the current query, or `null` when not (yet) known for it. */
   readonly map: Float32Array | null;
-  /** float32 [height * width] query x key matrix (max-pooled beyond 1024 tokens), or `null`. */
+  /** float32 [height * width] query x key matrix (pooled beyond 1024 tokens), or `null`. */
   readonly matrix: Float32Array | null;
   readonly height: number;
   readonly width: number;
@@ -156,7 +156,7 @@ export class AttentionStore {
   applyMessage(message: unknown, buffers: readonly unknown[]): boolean {
     if (!isRecord(message)) return false;
     try {
-      if (message.type === "layers" || message.type === "layer") this.readLayers(message, buffers);
+      if (message.type === "layers") this.readLayers(message, buffers);
       else if (message.type === "head") this.readHead(message, buffers);
       else if (message.type === "region") this.readRegion(message, buffers);
       else return false;
@@ -347,8 +347,8 @@ export class AttentionStore {
     const runId = integer(message.run_id, "layers message: run_id");
     if (runId < this.runId) return;
     if (runId > this.runId) this.startRun(runId);
-    const first = integer(message.first ?? message.row, "layers message: first");
-    const count = message.count === undefined ? 1 : integer(message.count, "layers message: count");
+    const first = integer(message.first, "layers message: first");
+    const count = integer(message.count, "layers message: count");
     if (first + count > this.shape.layers.length) {
       throw new Error(`layers message: rows ${first}..${first + count - 1} outside a grid of ${this.shape.layers.length} rows`);
     }

@@ -357,7 +357,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       alpha: state.alpha,
       interpolation: state.interpolation,
       query,
-      valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape),
+      valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape, readPooling(model)),
       notice: zoomed.notice || (store.queryPending ? pendingNotice(shape) : ""),
       canResetQuery: !sameQuery(query, defaultQuery(shape)),
       maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, tiles.width),
@@ -522,15 +522,20 @@ function rangeCaption(state: ViewState, hasSelection: boolean): string {
   return state.normalize === "layer" ? `colour range: layer l=${layer} (per layer)` : `colour range: l=${layer} h=${head} (per head)`;
 }
 
+/** How the kernel pools matrices larger than their side (the `pooling` trait). */
+function readPooling(model: WidgetModel): string {
+  return readString(model, "pooling") === "mean" ? "mean" : "max";
+}
+
 /** Where the overlay's values come from, and how the matrix window shown is pooled (matrix view). */
-function valuesNote(exact: boolean, queryView: boolean, local: boolean, window: MatrixWindow | null, shape: GridShape): string {
+function valuesNote(exact: boolean, queryView: boolean, local: boolean, window: MatrixWindow | null, shape: GridShape, pooling: string): string {
   if (queryView) return exact ? "exact values" : local ? "computed here from the matrices, 8-bit" : "8-bit values";
   const rows = window ? window.rows[1] - window.rows[0] : 0;
   const columns = window ? window.columns[1] - window.columns[0] : 0;
   const whole = !window || !isZoomed(window, shape.queryCount, shape.tokenCount);
   // A whole square matrix reads "N tokens"; a zoomed region always names both sides.
   const tokens = whole && rows === columns ? `${rows} tokens` : `${rows} × ${columns} tokens`;
-  const pooled = window && !isOneTokenPerCell(window) ? `, max-pooled to ${window.height} × ${window.width} of ${tokens}` : whole ? "" : `, ${tokens}`;
+  const pooled = window && !isOneTokenPerCell(window) ? `, ${pooling}-pooled to ${window.height} × ${window.width} of ${tokens}` : whole ? "" : `, ${tokens}`;
   return `${exact ? "exact values" : "8-bit values"}${pooled}`;
 }
 

@@ -189,6 +189,20 @@ describe("render", () => {
     expect(first.el.childElementCount).toBe(0);
   });
 
+  it("names how the kernel pooled the matrices", async () => {
+    const maps = encodeRows(Array.from({ length: 6 }, () => [1, 2, 3, 4]));
+    const matrices = encodeRows(Array.from({ length: 6 * 2 }, () => [1, 2]));
+    const pooled = { run_id: 1, status: "done", layers_done: 3, maps: maps.data, maps_range: maps.range, specials: float32View(new Array(6).fill(0)) };
+    const traits = { ...pooled, matrices: matrices.data, matrices_range: matrices.range, matrix_size: 2, view: "matrix", selected: [1, 1], overlay_open: true };
+    for (const pooling of ["max", "mean"]) {
+      const model = new FakeModel(widgetTraits({ ...traits, pooling }));
+      initialize(model);
+      const { el } = mount(model);
+      await frame();
+      expect(byTestId(el, "attnwidget-overlay").textContent).toContain(`${pooling}-pooled to 2 × 2 of 5 tokens`);
+    }
+  });
+
   it("shows kernel text as text", async () => {
     const model = new FakeModel(widgetTraits({ status: "error", message: '<img src=x onerror="alert(1)">' }));
     const { el } = mount(model);
