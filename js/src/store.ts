@@ -8,6 +8,10 @@
  * - A message of an older run is ignored; one of a newer run starts that run: earlier data is hidden.
  * - A new `query` is answered locally from full-resolution matrices when there are some; otherwise
  *   the maps keep showing the previous query (`queryPending`) until the kernel's new `maps` arrive.
+ *
+ * Longer than the ~300 lines aimed at: one class, because these rules tie its parts together (a
+ * message's run decides over the trait data, a query over the exact heads); decoding, local query
+ * maps and matrix windows live in decode.ts, query.ts and window.ts.
  */
 import { type EncodedRows, decodeRowsInto, readEncodedRows, readFloat32 } from "./decode";
 import type { DataTraits, GridShape } from "./model";
