@@ -5,13 +5,18 @@ from .default_model import default_model
 from .export import to_html
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
-from .models import TokenLayout, UnsupportedModelError, VisionModel
-from .widget import AttentionGrid, explore
+from .models import UnsupportedModelError, VisionModel
+from .notebook import explore
+from .source import Picture, Source, SourceInput, TokenLayout
+from .widget import AttentionGrid
 
 __all__ = [
     "AttentionGrid",
     "AttentionNotReturnedError",
     "InputGeometry",
+    "Picture",
+    "Source",
+    "SourceInput",
     "TokenLayout",
     "UnsupportedModelError",
     "VisionModel",

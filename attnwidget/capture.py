@@ -6,8 +6,8 @@ most one layer's full attention is alive at a time, unlike `output_attentions=Tr
 every layer until the forward ends.
 
 `capture_attention_blocks`: for contexts where even one layer's weights are too large, attention
-registered with transformers' attention interface computes each layer a block of queries at a
-time and hands each block to a callback.
+registered with transformers' attention interface (`register_query_block_attention`) computes each
+layer a block of queries at a time and hands each block to a callback.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AttentionInterface
-from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 LayerCallback = Callable[[int, torch.Tensor], None]
 
@@ -100,7 +98,8 @@ def capture_attention_blocks(
     taking at most `block_bytes` (float32): a layer's full attention never exists at once.
 
     `modules` are those `capture_attention` hooks; the attention function may run in one of their
-    submodules (T5's). The model must run with `model.set_attn_implementation(BLOCKED_ATTENTION)`.
+    submodules (T5's). The model must run with `model.set_attn_implementation(BLOCKED_ATTENTION)`,
+    after `register_query_block_attention()`.
     Each block is computed by the architecture's own eager attention function, so outputs equal
     eager's (up to float rounding: matrix products of fewer rows may sum in another order).
     """
@@ -161,5 +160,11 @@ def query_block_attention(
     return torch.cat(outputs, dim=1), None  # eager returns [batch, queries, heads, head_dim]
 
 
-AttentionInterface.register(BLOCKED_ATTENTION, query_block_attention)
-AttentionMaskInterface.register(BLOCKED_ATTENTION, eager_mask)  # the additive float mask eager adds
+def register_query_block_attention() -> None:
+    """Register `query_block_attention` with transformers as `BLOCKED_ATTENTION` (with eager's additive
+    float mask), so a model can switch to it; done on first use, not on import. Idempotent."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(BLOCKED_ATTENTION, query_block_attention)
+    AttentionMaskInterface.register(BLOCKED_ATTENTION, eager_mask)

@@ -11,13 +11,17 @@ import difflib
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from . import methods
 from .capture import capture_attention
-from .models import TokenLayout, VisionModel
+from .source import TokenLayout
+
+if TYPE_CHECKING:
+    from .models import VisionModel
 
 METHODS: dict[str, str] = {
     "attention": "attention of the selected head",
@@ -40,15 +44,6 @@ HIGH_NORM_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """One class of a model's top-k: index, label and softmax probability."""
-
-    index: int
-    label: str
-    probability: float
-
-
-@dataclass(frozen=True)
 class Explanation:
     """A method's map over the patch grid [rows, columns] and what it explains."""
 
@@ -56,16 +51,6 @@ class Explanation:
     map: torch.Tensor
     title: str
     class_index: int | None = None
-
-
-def predictions(logits: torch.Tensor, labels: dict[int, str], top_k: int = 5) -> list[Prediction]:
-    """The `top_k` most probable classes of logits [1, classes], most probable first."""
-    probabilities = logits.detach().float().softmax(-1)[0]
-    values, indices = probabilities.topk(min(top_k, probabilities.numel()))
-    return [
-        Prediction(int(i), labels.get(int(i), str(int(i))), float(v))
-        for v, i in zip(values, indices, strict=True)
-    ]
 
 
 def class_index(vision: VisionModel, name_or_index: str | int) -> int:

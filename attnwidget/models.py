@@ -8,11 +8,9 @@ model inputs and switches sdpa / flash attention to eager only for the capture.
 from __future__ import annotations
 
 import importlib.util
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,10 @@ from PIL import Image
 from torch import nn
 
 from .capture import LayerCallback, capture_attention
+from .explain import METHODS, Explanation, class_index, explain
 from .geometry import InputGeometry, input_geometry
+from .images import load_image
+from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLayout, predictions
 
 KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
 #: Pictures larger than this (pixels) are shrunk before the processor sees them (`VisionModel.prepare`).
@@ -30,58 +31,6 @@ SHRINK_ABOVE_PIXELS = 4096 * 4096
 
 class UnsupportedModelError(ValueError):
     """The model has no attention modules that attnwidget can hook."""
-
-
-@dataclass(frozen=True)
-class TokenLayout:
-    """Special (prefix) tokens first, then the patch tokens in row-major order over `grid`."""
-
-    special_tokens: tuple[str, ...]
-    grid: tuple[int, int]
-    labels: tuple[str, ...] = ()
-    """Text models: every token as text (the "grid" is then one row of tokens)."""
-    causal: bool = False
-    """Text decoders: each query sees only itself and earlier keys."""
-    query_labels: tuple[str, ...] = ()
-    """Cross attention: the query tokens as text, when they are not the keys (`labels`)."""
-
-    @property
-    def special_count(self) -> int:
-        return len(self.special_tokens)
-
-    @property
-    def token_count(self) -> int:
-        """Key tokens (and query tokens, but for cross attention)."""
-        return self.special_count + self.grid[0] * self.grid[1]
-
-    @property
-    def query_count(self) -> int:
-        return len(self.query_labels) if self.query_labels else self.token_count
-
-    @property
-    def default_query(self) -> list[int]:
-        """CLS where the model has one, else every patch (their rows are averaged). Text: the last
-        token for a decoder (what the next prediction attends from), a leading CLS-like token for an
-        encoder, else every token."""
-        if self.query_labels:
-            return [len(self.query_labels) - 1]  # the decoder's last token
-        if self.labels:
-            if self.causal:
-                return [len(self.labels) - 1]
-            if re.search("cls|class", self.labels[0], re.IGNORECASE):
-                return [0]
-        if self.special_tokens and self.special_tokens[0] == "CLS":
-            return [0]
-        return list(range(self.special_count, self.token_count))
-
-    def check_query(self, query: list[int]) -> None:
-        if not query:
-            raise ValueError("the query is empty: give at least one token index")
-        bad = [token for token in query if not 0 <= token < self.query_count]
-        if bad:
-            raise ValueError(
-                f"query tokens {bad} are out of range: this input has query tokens 0..{self.query_count - 1}"
-            )
 
 
 def special_token_names(model_type: str, count: int) -> tuple[str, ...]:
@@ -96,7 +45,12 @@ def special_token_names(model_type: str, count: int) -> tuple[str, ...]:
 
 
 class VisionModel:
-    """A vision transformer and its image processor, ready for attention capture."""
+    """A vision transformer and its image processor, ready for attention capture: a `Source` of
+    query -> patch maps over the picture, with every explanation method."""
+
+    grid_kind = "patches"
+    query_blocks = False
+    methods = frozenset(METHODS) - {"attention"}
 
     def __init__(self, model: nn.Module, processor: Any = None, name: str | None = None):
         if not isinstance(model, nn.Module):
@@ -186,6 +140,39 @@ class VisionModel:
         grid = (pixel_values.shape[-2] // self.patch_size[0], pixel_values.shape[-1] // self.patch_size[1])
         special = self._special_count()
         return TokenLayout(special_token_names(self.model_type, special), grid)
+
+    def prepare_input(self, data: Any, **options: Any) -> SourceInput:
+        """A picture (anything `load_image` reads) as the model's input, its layout and its picture."""
+        if options:
+            raise TypeError(f"a vision model takes only the picture, not {', '.join(options)}")
+        picture = load_image(data)
+        pixel_values, geometry = self.prepare(picture)
+        input_size = (int(pixel_values.shape[-2]), int(pixel_values.shape[-1]))
+        return SourceInput(
+            pixel_values,
+            self.layout(pixel_values),
+            Picture(picture, tuple(geometry.crop_box), input_size, self.patch_size),
+        )
+
+    def capture(
+        self, model_input: torch.Tensor, on_block: AttentionCallback, block_bytes: int | None = None
+    ) -> Any:
+        """`run`, handing each whole layer's weights [H, N, N] to `on_block(layer, 0, weights)`."""
+        return self.run(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
+
+    def predictions(self, outputs: Any) -> list[Prediction]:
+        """A classifier's top classes (empty for a model without a classification head)."""
+        logits = getattr(outputs, "logits", None)
+        labels = dict(getattr(self.model.config, "id2label", None) or {})
+        return predictions(logits, labels) if logits is not None and logits.ndim == 2 else []
+
+    def explain(self, model_input: torch.Tensor, method: str, **options: Any) -> Explanation:
+        """`attnwidget.explain.explain` for this model."""
+        return explain(self, model_input, method, **options)
+
+    def class_index(self, name_or_index: str | int) -> int:
+        """The index of a class of the classifier: a label name or an index, checked."""
+        return class_index(self, name_or_index)
 
     def run(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
         """Forward pass that hands each layer's attention [1, H, N, N] to `on_layer` as it finishes."""

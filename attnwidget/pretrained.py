@@ -26,9 +26,10 @@ from PIL import Image
 from torch import nn
 
 from . import methods
-from .explain import Prediction, predictions, resolve_class
+from .explain import resolve_class
 from .images import load_image
 from .models import quiet_weight_loading
+from .source import Prediction, predictions
 
 IMAGENET_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 

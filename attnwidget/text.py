@@ -22,16 +22,16 @@ from .capture import (
     LayerCallback,
     capture_attention,
     capture_attention_blocks,
+    register_query_block_attention,
 )
-from .explain import Prediction, predictions
 from .models import (
     EagerSwitch,
-    TokenLayout,
     UnsupportedModelError,
     find_attention_modules,
     load_config,
     quiet_weight_loading,
 )
+from .source import AttentionCallback, Prediction, SourceInput, TokenLayout, predictions
 
 Stack = Literal["auto", "encoder", "decoder", "cross"]
 
@@ -50,7 +50,12 @@ class TextInput:
 
 
 class TextModel:
-    """A transformers text model and its tokenizer, ready for attention capture."""
+    """A transformers text model and its tokenizer, ready for attention capture: a `Source` of token x
+    token attention, captured a block of queries at a time where a layer is too large."""
+
+    grid_kind = "tokens"
+    query_blocks = True
+    methods: frozenset[str] = frozenset()
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, stack: Stack = "auto", name: str | None = None):
         if not isinstance(model, nn.Module):
@@ -147,6 +152,26 @@ class TextModel:
         query_labels = inputs.tokens if cross else ()
         return TokenLayout((), (1, len(inputs.key_tokens)), inputs.key_tokens, self.causal, query_labels)
 
+    def prepare_input(self, data: Any, *, decoder_text: str | None = None) -> SourceInput:
+        """A text (and an encoder-decoder's `decoder_text`) tokenized, with its layout."""
+        inputs = self.prepare(data, decoder_text)
+        return SourceInput(inputs, self.layout(inputs))
+
+    def capture(
+        self, model_input: TextInput, on_block: AttentionCallback, block_bytes: int | None = None
+    ) -> Any:
+        """`run`, or `run_in_blocks` when `block_bytes` is given, handing `on_block` weights without
+        the batch dimension."""
+        if block_bytes is None:
+            return self.run(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
+        return self.run_in_blocks(
+            model_input, lambda layer, first, weights: on_block(layer, first, weights[0]), block_bytes
+        )
+
+    def predictions(self, outputs: Any) -> list[Prediction]:
+        """The most probable next tokens of a language model; empty for other models."""
+        return self.next_token_predictions(outputs)
+
     def next_token_predictions(self, outputs: Any, top_k: int = 5) -> list[Prediction]:
         """A language model's `top_k` most probable next tokens after the text, as text."""
         logits = getattr(outputs, "logits", None)
@@ -183,6 +208,7 @@ class TextModel:
         """Forward pass that hands each layer's attention to `on_block(layer, first_query, weights)` a
         block of queries at a time ([1, H, block queries, keys], at most `block_bytes` in float32), for
         contexts where one layer's whole attention would not fit. Outputs equal eager attention's."""
+        register_query_block_attention()
         layers_seen: set[int] = set()
 
         def record(layer: int, first_query: int, weights: torch.Tensor) -> None:

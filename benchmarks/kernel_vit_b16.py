@@ -35,7 +35,7 @@ def main() -> None:
     sent: list[int] = []
     widget.send = lambda content, buffers=None: sent.append(sum(len(b) for b in buffers or []))
     widget.run(image)
-    pixel_values = widget._input.model_input
+    pixel_values = widget._session.input.model_input
 
     def plain() -> None:
         with torch.no_grad():
@@ -46,7 +46,7 @@ def main() -> None:
             model(pixel_values=pixel_values, output_attentions=True)
 
     def attnwidget_capture() -> None:
-        widget._compute(widget._input, rerun=True)
+        widget._compute(widget._session.input, rerun=True)
 
     contenders = {
         "eager forward": plain,

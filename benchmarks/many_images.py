@@ -48,7 +48,7 @@ def kept_bytes(grid: AttentionGrid) -> int:
     """Bytes of grid data (maps, matrices, picture, explanation) kept for browsing, all pictures together."""
     return sum(
         len(value)
-        for snapshot in grid._gallery
+        for snapshot in grid._gallery.snapshots
         for value in snapshot.traits.values()
         if isinstance(value, bytes)
     )

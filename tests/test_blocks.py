@@ -84,7 +84,9 @@ def test_a_grid_in_blocks_shows_what_whole_layers_show(text_dirs):  # noqa: F811
     blocked = AttentionGrid(
         text_model, TEXT, saved_detail="full", block_bytes=block_bytes_for(text_model, 5, tokens)
     )
-    assert blocked._in_blocks(blocked._input.layout) and not whole._in_blocks(whole._input.layout)
+    assert blocked._session.in_blocks(blocked._session.input.layout) and not whole._session.in_blocks(
+        whole._session.input.layout
+    )
     for name in ("maps", "matrices", "specials"):
         assert getattr(blocked, name) == getattr(whole, name), name
     assert blocked.predictions == whole.predictions

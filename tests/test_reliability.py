@@ -679,9 +679,9 @@ def test_fifty_grids_created_run_and_closed_free_everything(tiny_model_dirs):
     def make(number: int):
         widget = AttentionGrid(vision, PICTURE if number % 2 else OTHER_PICTURE)
         widget._handle_message(widget, {"type": "request_head", "layer": 2, "head": 3}, [])
-        assert widget.status == "done" and widget._cache is not None
-        held = [weakref.ref(tensor) for tensor in widget._cache]
-        return widget, [*held, weakref.ref(widget._input.model_input)]
+        assert widget.status == "done" and widget._session.cache is not None
+        held = [weakref.ref(tensor) for tensor in widget._session.cache]
+        return widget, [*held, weakref.ref(widget._session.input.model_input)]
 
     figures = soak(make)
     assert hooks_left(vision.model) == []

@@ -50,13 +50,13 @@ def test_the_detail_decides_what_is_saved_and_the_reported_size_matches(tiny_mod
 
 
 def test_full_matrices_beyond_the_state_limit_are_pooled_with_a_message(tiny_model_dirs, monkeypatch):
-    import attnwidget.widget as widget_module
+    import attnwidget.sizing as sizing
 
     grid = AttentionGrid(tiny_model_dirs["vit"], PICTURE, saved_detail="full", matrix_budget=12 * 9 * 9)
     tokens = grid.token_count
     assert grid.matrix_size == tokens and grid.message == ""
     full_bytes = len(grid.layers) * len(grid.heads) * tokens * tokens
-    monkeypatch.setattr(widget_module, "FULL_STATE_LIMIT", full_bytes - 1)
+    monkeypatch.setattr(sizing, "FULL_STATE_LIMIT", full_bytes - 1)
     grid.run(PICTURE)
     assert 0 < grid.matrix_size < tokens and grid.status == "done"
     assert "saved_detail='full' would put" in grid.message and f"pooled to {grid.matrix_size}" in grid.message

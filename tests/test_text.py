@@ -250,7 +250,7 @@ def test_a_model_spread_by_accelerate_is_captured_as_a_whole_one(text_dirs, tmp_
     torch.testing.assert_close(outputs.logits, expected.logits)
     tokens = len(inputs.tokens)
     blocked = AttentionGrid(text_model, TEXT, block_bytes=text_model.head_count * 4 * tokens * 4)
-    assert blocked._in_blocks(blocked._input.layout)
+    assert blocked._session.in_blocks(blocked._session.input.layout)
     torch.testing.assert_close(
         blocked.head_region(3, 2, (0, tokens), (0, tokens)), expected.attentions[2][0, 1]
     )

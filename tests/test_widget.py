@@ -87,7 +87,7 @@ def test_layers_stream_in_order_with_the_final_state_equal_to_the_stream(tiny_mo
 def test_layers_finishing_close_together_share_a_message(monkeypatch):
     """At most one message per `STREAM_INTERVAL_S` (and the last one), far below the Jupyter server's
     IOPub limit of 1000 messages a second: here a clock that moves 5 ms each time it is read."""
-    import attnwidget.widget as widget_module
+    import attnwidget.streaming as streaming
 
     deep = {**SHAPE, "num_hidden_layers": 24}
     config = tf.ViTConfig(image_size=32, patch_size=8, attn_implementation="eager", **deep)
@@ -95,11 +95,11 @@ def test_layers_finishing_close_together_share_a_message(monkeypatch):
     grid = AttentionGrid(tf.ViTModel(config), processor=processor)
     recorder = Recorder(grid)
     clock = iter(np.arange(1, 10_000) * 0.005)
-    monkeypatch.setattr(widget_module.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(streaming.time, "perf_counter", lambda: float(next(clock)))
     grid.run(PICTURE)
     counts = [content["count"] for content, _ in recorder.messages if content["type"] == "layers"]
     assert sum(counts) == 24
-    interval_reads = widget_module.STREAM_INTERVAL_S / 0.005  # clock reads between two messages, at least
+    interval_reads = streaming.STREAM_INTERVAL_S / 0.005  # clock reads between two messages, at least
     assert 1 < len(counts) <= 24 / interval_reads + 2, counts
 
 
@@ -267,7 +267,7 @@ def test_a_closed_widget_refuses_to_run_and_lets_go_of_its_attention(tiny_model_
     widget = AttentionGrid(tiny_model_dirs["vit"], PICTURE)
     picture = widget.to_png()
     widget.close()
-    assert widget.comm is None and widget._cache is None
+    assert widget.comm is None and widget._session.cache is None
     with pytest.raises(RuntimeError, match=r"was closed .* create a new one"):
         widget.run(PICTURE)
     with pytest.raises(RuntimeError, match="was closed"):

@@ -1,7 +1,6 @@
 /**
  * Binds a widget model to an `AttentionStore`: data traits, `run_id`, `query` and custom messages
- * flow into the store. One store per model is shared by all its views: `initialize` creates it, so
- * messages streamed before any view is rendered are kept, and `render` finds it again.
+ * flow into the store. One store per model is shared by all its views (see index.ts).
  */
 import { type WidgetModel, readCount, readDataTraits, readQuery } from "./model";
 import { AttentionStore } from "./store";
@@ -21,19 +20,6 @@ const DATA_TRAITS = [
   "token_labels",
   "causal",
 ];
-
-/**
- * Traits whose values are objects: two model handles (anywidget gives `initialize` and each view
- * its own proxy) belong to the same model exactly when these values are the same objects.
- */
-const IDENTITY_TRAITS = ["layers", "heads", "grid", "special_tokens", "query", "selected", "maps", "image", "layout"];
-
-interface Binding {
-  readonly model: WidgetModel;
-  readonly store: AttentionStore;
-}
-
-const bindings = new Set<Binding>();
 
 /**
  * Feeds `store` from `model` from now on; returns the function that stops it. Changes that arrive
@@ -74,29 +60,7 @@ export function bindStore(model: WidgetModel, store: AttentionStore): () => void
     ["msg:custom", onMessage],
   ];
   for (const [event, callback] of listeners) model.on(event, callback);
-  const binding: Binding = { model, store };
-  bindings.add(binding);
   return () => {
-    bindings.delete(binding);
     for (const [event, callback] of listeners) model.off(event, callback);
   };
-}
-
-/** The store bound to the same model as `model` (any handle of it), or `null`. */
-export function findStore(model: WidgetModel): AttentionStore | null {
-  for (const binding of bindings) if (sameModel(binding.model, model)) return binding.store;
-  return null;
-}
-
-function sameModel(a: WidgetModel, b: WidgetModel): boolean {
-  if (a === b) return true;
-  let compared = 0;
-  for (const name of IDENTITY_TRAITS) {
-    const left = a.get(name);
-    const right = b.get(name);
-    if (typeof left !== "object" || left === null || typeof right !== "object" || right === null) continue;
-    if (left !== right) return false;
-    compared += 1;
-  }
-  return compared > 0;
 }

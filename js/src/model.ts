@@ -193,3 +193,8 @@ function positiveInt(value: unknown): number {
 function pair(values: number[]): [number, number] | null {
   return values.length === 2 && values[0] > 0 && values[1] > 0 ? [values[0], values[1]] : null;
 }
+
+/** How the kernel pools matrices larger than their side (the `pooling` trait). */
+export function readPooling(model: Pick<WidgetModel, "get">): string {
+  return readString(model, "pooling") === "mean" ? "mean" : "max";
+}

@@ -14,18 +14,23 @@
  * the query and key tokens shown) and `data-grid-rect` (JSON `[x, y, width, height]` in CSS
  * pixels: where the patch grid or the matrix lies, so patch (r, c) is at its (c + 0.5, r + 0.5) cell),
  * and `data-draws`, the number of frames drawn so far (benchmarks time a click to the next one).
+ *
+ * Longer than the ~300 lines aimed at: `OverlayPanel` is one class whose drawing and pointer and
+ * keyboard handling share its state (cursor, drag, the cached heat canvas and picture geometry). Its
+ * parts without that state live apart: marks (overlay-marks.ts), read-outs (readout.ts) and the
+ * picture loader (picture.ts).
  */
 import { COLORMAP_NAMES, type Lut, paintValues } from "./colormaps";
-import { asBytes } from "./decode";
 import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } from "./dom";
 import { type PictureLayout, type Rect, cellAt, gridCoverage, pictureLayout } from "./layout";
 import type { GridShape, PictureState, ViewMode } from "./model";
-import { describeQuery, formatValue, patchToken, queryName, tokenName } from "./tokens";
+import { describeQuery, patchToken } from "./tokens";
 import { drawCausalWindow } from "./causal";
-import { highNormMask, maskEdges, massMask } from "./mask";
-import { HIGH_NORM_FACTOR } from "./methods";
+import { cellRect, drawMasks, outline } from "./overlay-marks";
+import type { Picture } from "./picture";
+import { matrixReadout, queryReadout } from "./readout";
 import { type Interpolation, maxPool, upsample } from "./upsample";
-import { type MatrixWindow, type TokenRegion, type TokenSpan, cellTokens, isOneTokenPerCell, isZoomed, regionBetween } from "./window";
+import { type MatrixWindow, type TokenRegion, isOneTokenPerCell, isZoomed, regionBetween } from "./window";
 
 export interface OverlayScene {
   readonly mode: ViewMode;
@@ -60,6 +65,8 @@ export interface OverlayScene {
   readonly methodTitle: string;
   /** Outline the smallest set of patches holding this share of the map (DINO mask); 0 for none. */
   readonly maskMass: number;
+  /** How the kernel pooled matrix cells that cover several tokens: "max" or "mean". */
+  readonly pooling: string;
 }
 
 export interface OverlayActions {
@@ -75,13 +82,6 @@ export interface OverlayActions {
   zoom(region: TokenRegion | null): void;
 }
 
-/** A decoded picture and its size in pixels. */
-export interface Picture {
-  readonly source: CanvasImageSource;
-  readonly width: number;
-  readonly height: number;
-}
-
 const HEAT_MAX_PIXELS = 1024;
 /** The panel's padding and border on both sides, CSS pixels (see styles.ts). */
 const PANEL_FRAME = 18;
@@ -92,9 +92,6 @@ const MASK_CHOICES: readonly (readonly [string, string])[] = [["0", "off"], ...M
 function maskChoice(mass: number): string {
   return MASK_MASSES.includes(mass) ? String(mass) : "0";
 }
-const IDLE_READOUT = "Hover the picture to read values; click a patch to make it the query.";
-const IDLE_MATRIX_READOUT = "Hover the matrix to read values: rows are queries, columns are keys. Drag across it to zoom in.";
-
 export class OverlayPanel {
   readonly root: HTMLDivElement;
   private readonly canvas: HTMLCanvasElement;
@@ -282,7 +279,9 @@ export class OverlayPanel {
       context.fillRect(crop.x + crop.width, crop.y, geometry.width - crop.x - crop.width, crop.height);
       outline(context, crop, [6, 4]);
     }
-    this.drawMask(context, scene, geometry.grid);
+    const cells = drawMasks(context, scene, geometry.grid);
+    this.canvas.dataset.maskCells = String(cells.mask);
+    this.canvas.dataset.highNormCells = String(cells.highNorm);
     // Mark the query's patches (a few of them; "all patches" would just frame the grid).
     const first = scene.shape.specialTokens.length;
     const queryPatches = scene.query.filter((t) => t >= first && t < first + gh * gw);
@@ -293,39 +292,6 @@ export class OverlayPanel {
       }
     }
     if (this.cursor) outline(context, cellRect(geometry.grid, gh, gw, this.cursor.row, this.cursor.col), [2, 2]);
-  }
-
-  /**
-   * Contours over the patch grid: the DINO mask (white on a dark halo, readable on any picture) and,
-   * on a token-norm map, the high-norm tokens (dashed red).
-   */
-  private drawMask(context: CanvasRenderingContext2D, scene: OverlayScene, grid: Rect): void {
-    const mask = scene.map && scene.maskMass > 0 ? massMask(scene.map, scene.maskMass) : null;
-    this.canvas.dataset.maskCells = String(countCells(mask));
-    const highNorm = scene.map && scene.method === "token-norms" ? highNormMask(scene.map, HIGH_NORM_FACTOR) : null;
-    this.canvas.dataset.highNormCells = String(countCells(highNorm));
-    context.save();
-    context.lineCap = "round";
-    if (mask) {
-      const path = contour(mask, scene.shape, grid);
-      context.strokeStyle = "rgba(0, 0, 0, 0.7)";
-      context.lineWidth = 4;
-      context.stroke(path);
-      context.strokeStyle = "white";
-      context.lineWidth = 2;
-      context.stroke(path);
-    }
-    if (highNorm) {
-      const path = contour(highNorm, scene.shape, grid);
-      context.strokeStyle = "white";
-      context.lineWidth = 3;
-      context.stroke(path);
-      context.setLineDash([4, 3]);
-      context.strokeStyle = "#e0103a";
-      context.lineWidth = 2;
-      context.stroke(path);
-    }
-    context.restore();
   }
 
   private drawMatrix(scene: OverlayScene): void {
@@ -489,139 +455,6 @@ export class OverlayPanel {
   }
 }
 
-/** The read-out of the query view for the patch under the cursor. */
-export function queryReadout(scene: OverlayScene, cell: { row: number; col: number } | null): string {
-  if (!cell) return IDLE_READOUT;
-  const { shape, map, specials } = scene;
-  const token = patchToken(shape, cell.row, cell.col);
-  const value = map ? map[cell.row * shape.gw + cell.col] : NaN;
-  const lines = [`patch (${cell.row}, ${cell.col}) · token ${token} · ${formatValue(value)}`];
-  if (specials && shape.specialTokens.length > 0) {
-    const named = shape.specialTokens.map((name, i) => `${name} ${formatValue(specials[i] ?? NaN)}`);
-    lines.push(`to special tokens: ${named.join(" · ")}`);
-  }
-  return lines.join("\n");
-}
-
-/** The read-out of the matrix view for the cell (query row, key column) under the cursor. */
-export function matrixReadout(scene: OverlayScene, cell: { row: number; col: number } | null): string {
-  if (!cell || !scene.matrix) return IDLE_MATRIX_READOUT;
-  const window = scene.matrix;
-  const value = formatValue(window.values[cell.row * window.width + cell.col]);
-  const query = windowCellName(scene.shape, "query", window.rows, window.height, cell.row);
-  const key = windowCellName(scene.shape, "key", window.columns, window.width, cell.col);
-  return `query ${query} → key ${key} · ${isOneTokenPerCell(window) ? value : `max ${value}`}`;
-}
-
-/**
- * The token(s) of row (`"query"`) or column (`"key"`) `index` of the whole matrix drawn in `cells`
- * cells along that axis: "CLS (token 0)", or "tokens 4–7" when pooled.
- */
-export function matrixCellName(shape: GridShape, axis: "query" | "key", index: number, cells: number): string {
-  return windowCellName(shape, axis, [0, axis === "query" ? shape.queryCount : shape.tokenCount], cells, index);
-}
-
-/** The token(s) of cell `index` of `cells` over the tokens `span` of an axis. */
-function windowCellName(shape: GridShape, axis: "query" | "key", span: TokenSpan, cells: number, index: number): string {
-  const [first, last] = cellTokens(span, cells, index);
-  if (first !== last) return `tokens ${first}–${last}`;
-  return `${axis === "query" ? queryName(shape, first) : tokenName(shape, first)} (token ${first})`;
-}
-
-function cellRect(rect: Rect, rows: number, cols: number, row: number, col: number): Rect {
-  const width = rect.width / cols;
-  const height = rect.height / rows;
-  return { x: rect.x + col * width, y: rect.y + row * height, width, height };
-}
-
-/** A white line over a dark halo, visible on any picture. */
-function outline(context: CanvasRenderingContext2D, rect: Rect, dash: number[]): void {
-  context.setLineDash(dash);
-  for (const [color, width] of [["rgba(0, 0, 0, 0.7)", 3], ["#fff", 1.5]] as const) {
-    context.strokeStyle = color;
-    context.lineWidth = width;
-    context.strokeRect(rect.x + 0.75, rect.y + 0.75, Math.max(0, rect.width - 1.5), Math.max(0, rect.height - 1.5));
-  }
-  context.setLineDash([]);
-}
-
 function clamp(value: number, max: number): number {
   return Math.min(max, Math.max(0, value));
-}
-
-/**
- * Decodes the `image` trait (JPEG bytes) and hands the picture to `ready`; a later call supersedes
- * an earlier one still decoding. Empty or undecodable bytes give `null`.
- */
-export class PictureLoader {
-  private payload: unknown = undefined;
-  private release: (() => void) | null = null;
-
-  constructor(private readonly doc: Document, private readonly ready: (picture: Picture | null) => void) {}
-
-  /** Starts decoding `payload` unless it is the one already loaded. */
-  load(payload: unknown): void {
-    if (payload === this.payload) return;
-    this.payload = payload;
-    let bytes: Uint8Array;
-    try {
-      bytes = asBytes(payload, "image");
-    } catch (error) {
-      console.warn("attnwidget:", error);
-      bytes = new Uint8Array(0);
-    }
-    if (bytes.length === 0) return this.replace(null, () => undefined);
-    const blob = new Blob([bytes.slice()], { type: "image/jpeg" });
-    const view = this.doc.defaultView;
-    const finish = (picture: Picture | null, release: () => void): void => {
-      if (this.payload === payload) this.replace(picture, release);
-      else release();
-    };
-    if (view && typeof view.createImageBitmap === "function") {
-      view.createImageBitmap(blob).then(
-        (bitmap) => finish({ source: bitmap, width: bitmap.width, height: bitmap.height }, () => bitmap.close()),
-        (error: unknown) => {
-          console.warn("attnwidget: could not decode the picture", error);
-          finish(null, () => undefined);
-        },
-      );
-      return;
-    }
-    if (!view || typeof view.URL?.createObjectURL !== "function") return this.replace(null, () => undefined);
-    const url = view.URL.createObjectURL(blob);
-    const image = this.doc.createElement("img");
-    image.onload = () => finish({ source: image, width: image.naturalWidth, height: image.naturalHeight }, () => view.URL.revokeObjectURL(url));
-    image.onerror = () => finish(null, () => view.URL.revokeObjectURL(url));
-    image.src = url;
-  }
-
-  /** Frees the decoded picture. */
-  dispose(): void {
-    this.release?.();
-    this.release = null;
-    this.payload = undefined;
-  }
-
-  /** Hands over `picture`, then frees the one it replaces (never while it may still be drawn). */
-  private replace(picture: Picture | null, release: () => void): void {
-    const previous = this.release;
-    this.release = release;
-    this.ready(picture);
-    previous?.();
-  }
-}
-
-function countCells(mask: Uint8Array | null): number {
-  return mask ? mask.reduce((sum, kept) => sum + kept, 0) : 0;
-}
-
-/** The outline of a cell mask over the patch grid drawn in `grid`. */
-function contour(mask: Uint8Array, shape: { gh: number; gw: number }, grid: Rect): Path2D {
-  const { gh, gw } = shape;
-  const path = new Path2D();
-  for (const [x0, y0, x1, y1] of maskEdges(mask, gh, gw)) {
-    path.moveTo(grid.x + (x0 * grid.width) / gw, grid.y + (y0 * grid.height) / gh);
-    path.lineTo(grid.x + (x1 * grid.width) / gw, grid.y + (y1 * grid.height) / gh);
-  }
-  return path;
 }

@@ -14,7 +14,7 @@ export interface QueryMaps {
 /**
  * The query rows of each tile's `tokens x tokens` matrix (query x key), averaged, split into the
  * special keys (first `specialCount` columns) and the patch keys (the rest), as the kernel's
- * `query_rows` + `special_mass` do. `matrices` holds `tiles * tokens` rows of `tokens` values.
+ * `reduce.query_rows` does before it splits them into `specials` and `maps`. `matrices` holds `tiles * tokens` rows of `tokens` values.
  */
 export function localQueryMaps(
   matrices: EncodedRows,

@@ -8,6 +8,10 @@
  * - A message of an older run is ignored; one of a newer run starts that run: earlier data is hidden.
  * - A new `query` is answered locally from full-resolution matrices when there are some; otherwise
  *   the maps keep showing the previous query (`queryPending`) until the kernel's new `maps` arrive.
+ *
+ * Longer than the ~300 lines aimed at: one class, because these rules tie its parts together (a
+ * message's run decides over the trait data, a query over the exact heads); decoding, local query
+ * maps and matrix windows live in decode.ts, query.ts and window.ts.
  */
 import { type EncodedRows, decodeRowsInto, readEncodedRows, readFloat32 } from "./decode";
 import type { DataTraits, GridShape } from "./model";
@@ -34,7 +38,7 @@ export interface TileSource {
 export interface ExactHead {
   /** float32 [gh * gw] for the current query, or `null` when not (yet) known for it. */
   readonly map: Float32Array | null;
-  /** float32 [height * width] query x key matrix (max-pooled beyond 1024 tokens), or `null`. */
+  /** float32 [height * width] query x key matrix (pooled beyond 1024 tokens), or `null`. */
   readonly matrix: Float32Array | null;
   readonly height: number;
   readonly width: number;
@@ -156,7 +160,7 @@ export class AttentionStore {
   applyMessage(message: unknown, buffers: readonly unknown[]): boolean {
     if (!isRecord(message)) return false;
     try {
-      if (message.type === "layers" || message.type === "layer") this.readLayers(message, buffers);
+      if (message.type === "layers") this.readLayers(message, buffers);
       else if (message.type === "head") this.readHead(message, buffers);
       else if (message.type === "region") this.readRegion(message, buffers);
       else return false;
@@ -347,8 +351,8 @@ export class AttentionStore {
     const runId = integer(message.run_id, "layers message: run_id");
     if (runId < this.runId) return;
     if (runId > this.runId) this.startRun(runId);
-    const first = integer(message.first ?? message.row, "layers message: first");
-    const count = message.count === undefined ? 1 : integer(message.count, "layers message: count");
+    const first = integer(message.first, "layers message: first");
+    const count = integer(message.count, "layers message: count");
     if (first + count > this.shape.layers.length) {
       throw new Error(`layers message: rows ${first}..${first + count - 1} outside a grid of ${this.shape.layers.length} rows`);
     }

@@ -2,26 +2,29 @@
  * One view of the widget: toolbar, status line, grid and overlay, kept in step with the model's
  * traits (all views of a model share them) and with the model's data store. Only the pointer hover
  * is local to a view.
+ *
+ * Longer than the ~300 lines aimed at: `renderView` is one closure because its draw, the scenes it
+ * hands the overlay and its listeners share the view's state (hover, zoom, the scheduled frame).
+ * Its parts without that state live apart: the toolbar (toolbar.ts), captions (captions.ts),
+ * read-outs (readout.ts) and the picture loader (picture.ts).
  */
-import { COLORMAP_NAMES, colormap } from "./colormaps";
-import { canvasPoint, element, labelledSelect, syncSelect, syncText } from "./dom";
+import { colormap } from "./colormaps";
+import { canvasPoint, element, syncText } from "./dom";
 import { GridCanvas } from "./grid";
 import type { TileHit } from "./layout";
 import {
-  type GridShape,
   type ViewState,
   type WidgetModel,
   readCount,
   readPicture,
+  readPooling,
   readQuery,
   readString,
   readViewState,
   saveTraits,
 } from "./model";
 import {
-  MAX_DISCARD_RATIO,
   METHODS,
-  ROLLOUT_OPTIONS,
   describePredictions,
   readExplanation,
   readMaskMass,
@@ -29,13 +32,17 @@ import {
   readPredictions,
 } from "./methods";
 import { colorBarRange, displayRanges, valueRange } from "./normalize";
-import { type OverlayScene, OverlayPanel, PictureLoader, matrixCellName } from "./overlay";
+import { type OverlayScene, OverlayPanel } from "./overlay";
+import { PictureLoader } from "./picture";
+import { matrixCellName } from "./readout";
 import { backgroundsBehind, composeSnapshot, downloadPng, fileName } from "./snapshot";
+import { pendingNotice, rangeCaption, valuesNote } from "./captions";
 import { statusLine } from "./status";
+import { Toolbar } from "./toolbar";
 import type { AttentionStore, TileSource } from "./store";
 import { ensureStyles } from "./styles";
 import { defaultQuery, describeQuery, formatValue, sameQuery } from "./tokens";
-import { type MatrixWindow, type TokenRegion, cutRegion, isOneTokenPerCell, isZoomed, wholeMatrix } from "./window";
+import { type MatrixWindow, type TokenRegion, cutRegion, wholeMatrix } from "./window";
 
 /** Traits that change what a view shows (data traits reach it through the store). */
 const VIEW_TRAITS = [
@@ -92,42 +99,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const win = doc.defaultView;
   ensureStyles(el);
 
-  const viewSelect = labelledSelect(doc, "View", "attnwidget-view", [
-    ["query", "query → patches"],
-    ["matrix", "token × token"],
-  ]);
-  const colormapSelect = labelledSelect(doc, "Colours", "attnwidget-colormap", COLORMAP_NAMES.map((name) => [name, name] as const));
-  const normalizeSelect = labelledSelect(doc, "Normalise", "attnwidget-normalize", [
-    ["head", "per head"],
-    ["layer", "per layer"],
-    ["global", "global"],
-  ]);
-  const methodSelect = labelledSelect(doc, "Method", "attnwidget-method", METHODS);
-  const fusionSelect = labelledSelect(doc, "Fusion", "attnwidget-rollout-fusion", [
-    ["mean", "mean"],
-    ["max", "max"],
-    ["min", "min"],
-  ]);
-  const discardSlider = element(doc, "input", {
-    testId: "attnwidget-discard",
-    attrs: { type: "range", min: "0", max: String(MAX_DISCARD_RATIO), step: "0.01", "aria-label": "Discard ratio" },
-  });
-  const discardText = element(doc, "span", { className: "aw-number" });
-  const discardLabel = element(doc, "label", { attrs: { title: "Share of each layer's smallest attention weights set to zero (never the CLS column)" } }, [
-    doc.createTextNode("Discard "),
-    discardSlider,
-    discardText,
-  ]);
-  const startSelect = labelledSelect(doc, "From layer", "attnwidget-start-layer", []);
-  const saveButton = element(doc, "button", {
-    testId: "attnwidget-save-png",
-    text: "Save PNG",
-    attrs: { type: "button", title: "Download the grid (and the open overlay) as shown, as a PNG file" },
-  });
+  const toolbar = new Toolbar(doc, model);
   const predictions = element(doc, "div", { className: "aw-predictions", testId: "attnwidget-predictions" });
-  const pictureSlider = element(doc, "input", { testId: "attnwidget-image-index", attrs: { type: "range", min: "0", step: "1", "aria-label": "Picture" } });
-  const pictureText = element(doc, "span", { className: "aw-number" });
-  const pictureLabel = element(doc, "label", {}, [doc.createTextNode("Picture "), pictureSlider, pictureText]);
   const status = element(doc, "div", { className: "aw-status", testId: "attnwidget-status", attrs: { role: "status", "aria-live": "polite" } });
   const grid = new GridCanvas(doc);
   const hint = element(doc, "div", { className: "aw-hint", testId: "attnwidget-grid-readout", text: GRID_HINT });
@@ -150,17 +123,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   let zoom: { layer: number; head: number; region: TokenRegion } | null = null;
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
   const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
-    element(doc, "div", { className: "aw-toolbar" }, [
-      viewSelect.label,
-      colormapSelect.label,
-      normalizeSelect.label,
-      methodSelect.label,
-      fusionSelect.label,
-      discardLabel,
-      startSelect.label,
-      pictureLabel,
-      saveButton,
-    ]),
+    toolbar.root,
     status,
     predictions,
     element(doc, "div", { className: "aw-body" }, [gridPanel, overlay.root]),
@@ -177,17 +140,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const draw = (): void => {
     cancelFrame = null;
     const state = readViewState(model);
-    syncSelect(viewSelect.select, state.view);
-    syncSelect(colormapSelect.select, state.colormap);
-    syncSelect(normalizeSelect.select, state.normalize);
-    syncSelect(methodSelect.select, readMethod(model));
-    drawRolloutOptions();
-    const pictureCount = readCount(model, "image_count");
-    const picture = Math.min(readCount(model, "image_index"), Math.max(0, pictureCount - 1));
-    pictureLabel.hidden = pictureCount < 2;
-    pictureSlider.max = String(Math.max(0, pictureCount - 1));
-    if (pictureSlider.value !== String(picture)) pictureSlider.value = String(picture);
-    syncText(pictureText, ` ${picture + 1} / ${pictureCount}`);
+    toolbar.sync();
     const top = readPredictions(model);
     syncText(predictions, top.length ? `Predicted: ${describePredictions(top)}` : "");
     drawStatus();
@@ -203,25 +156,6 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       const timer = setTimeout(draw, 0);
       cancelFrame = () => clearTimeout(timer);
     }
-  };
-
-  /** The rollout options of the chosen method, with the start layers of this model. */
-  const drawRolloutOptions = (): void => {
-    const shown = ROLLOUT_OPTIONS[readMethod(model)] ?? [];
-    fusionSelect.label.hidden = !shown.includes("fusion");
-    discardLabel.hidden = !shown.includes("discard");
-    startSelect.label.hidden = !shown.includes("start");
-    const layers = readCount(model, "layer_count");
-    if (startSelect.select.options.length !== layers) {
-      startSelect.select.replaceChildren(
-        ...Array.from({ length: layers }, (_, i) => element(doc, "option", { text: String(i + 1), attrs: { value: String(i + 1) } })),
-      );
-    }
-    syncSelect(fusionSelect.select, readString(model, "rollout_fusion") || "mean");
-    const discard = Math.min(MAX_DISCARD_RATIO, Math.max(0, Number(model.get("discard_ratio")) || 0));
-    if (Number(discardSlider.value) !== discard) discardSlider.value = String(discard);
-    syncText(discardText, percent(discard));
-    syncSelect(startSelect.select, String(readCount(model, "start_layer") || 1));
   };
 
   const drawStatus = (): void => {
@@ -323,6 +257,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       method,
       methodTitle: explanation?.title || label,
       maskMass: readMaskMass(model),
+      pooling: readPooling(model),
     };
   };
 
@@ -357,7 +292,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       alpha: state.alpha,
       interpolation: state.interpolation,
       query,
-      valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape),
+      valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape, readPooling(model)),
       notice: zoomed.notice || (store.queryPending ? pendingNotice(shape) : ""),
       canResetQuery: !sameQuery(query, defaultQuery(shape)),
       maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, tiles.width),
@@ -365,6 +300,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       method: "attention",
       methodTitle: "",
       maskMass: readMaskMass(model),
+      pooling: readPooling(model),
     };
   };
 
@@ -478,17 +414,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     [grid.canvas, "pointerleave", onGridLeave],
     [grid.canvas, "keydown", onGridKey as EventListener],
     [root, "keydown", onRootKey as EventListener],
-    [saveButton, "click", savePng],
-    [viewSelect.select, "change", () => saveTraits(model, { view: viewSelect.select.value })],
-    [colormapSelect.select, "change", () => saveTraits(model, { colormap: colormapSelect.select.value })],
-    [normalizeSelect.select, "change", () => saveTraits(model, { normalize: normalizeSelect.select.value })],
-    [fusionSelect.select, "change", () => saveTraits(model, { rollout_fusion: fusionSelect.select.value })],
-    // The readout follows the thumb; the kernel recomputes once the thumb is released.
-    [discardSlider, "input", () => syncText(discardText, percent(Number(discardSlider.value)))],
-    [discardSlider, "change", () => saveTraits(model, { discard_ratio: Number(discardSlider.value) })],
-    [startSelect.select, "change", () => saveTraits(model, { start_layer: Number(startSelect.select.value) })],
-    [pictureSlider, "change", () => saveTraits(model, { image_index: Number(pictureSlider.value) })],
-    [methodSelect.select, "change", () => saveTraits(model, { method: methodSelect.select.value, overlay_open: true })],
+    [toolbar.saveButton, "click", savePng],
   ];
   for (const [target, type, listener] of domListeners) target.addEventListener(type, listener);
   model.on("change:explanation", explanationChanged);
@@ -515,6 +441,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     model.off("change:explanation", explanationChanged);
     for (const name of VIEW_TRAITS) model.off(`change:${name}`, schedule);
     for (const [target, type, listener] of domListeners) target.removeEventListener(type, listener);
+    toolbar.dispose();
     pictures.dispose();
     root.remove();
   };
@@ -522,38 +449,6 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
 
 /** Attributes of <html> and <body> whose change means the page's theme changed. */
 const THEME_ATTRIBUTES = ["class", "data-theme", "data-jp-theme-name", "data-jp-theme-light"];
-
-/** " 90%": a ratio as the discard slider's readout. */
-function percent(ratio: number): string {
-  return ` ${Math.round(ratio * 100)}%`;
-}
-
-function rangeCaption(state: ViewState, hasSelection: boolean): string {
-  if (state.normalize === "global") return "colour range: all tiles (global)";
-  if (!hasSelection || !state.selected) return `colour range: per ${state.normalize}; select a tile to read it`;
-  const [layer, head] = state.selected;
-  return state.normalize === "layer" ? `colour range: layer l=${layer} (per layer)` : `colour range: l=${layer} h=${head} (per head)`;
-}
-
-/** Where the overlay's values come from, and how the matrix window shown is pooled (matrix view). */
-function valuesNote(exact: boolean, queryView: boolean, local: boolean, window: MatrixWindow | null, shape: GridShape): string {
-  if (queryView) return exact ? "exact values" : local ? "computed here from the matrices, 8-bit" : "8-bit values";
-  const rows = window ? window.rows[1] - window.rows[0] : 0;
-  const columns = window ? window.columns[1] - window.columns[0] : 0;
-  const whole = !window || !isZoomed(window, shape.queryCount, shape.tokenCount);
-  // A whole square matrix reads "N tokens"; a zoomed region always names both sides.
-  const tokens = whole && rows === columns ? `${rows} tokens` : `${rows} × ${columns} tokens`;
-  const pooled = window && !isOneTokenPerCell(window) ? `, max-pooled to ${window.height} × ${window.width} of ${tokens}` : whole ? "" : `, ${tokens}`;
-  return `${exact ? "exact values" : "8-bit values"}${pooled}`;
-}
-
-function pendingNotice(shape: GridShape): string {
-  const why =
-    shape.matrixSize > 0 && shape.matrixSize < shape.tokenCount
-      ? `the matrices here are pooled (${shape.matrixSize} of ${shape.tokenCount} tokens)`
-      : "there are no full-resolution matrices here";
-  return `A new query needs a running kernel: ${why}, so the maps cannot be recomputed in the browser. The maps still show the previous query.`;
-}
 
 /** Side of the overlay: beside the grid when there is room for a useful size, else below it at full size. */
 function overlaySide(available: number, gridWidth: number): number {

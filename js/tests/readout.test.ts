@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { colormap } from "../src/colormaps";
 import type { GridShape } from "../src/model";
-import { type OverlayScene, matrixCellName, matrixReadout, queryReadout } from "../src/overlay";
+import type { OverlayScene } from "../src/overlay";
+import { matrixCellName, matrixReadout, queryReadout } from "../src/readout";
 import { wholeMatrix } from "../src/window";
 
 const shape: GridShape = { layers: [1], heads: [1], gh: 2, gw: 3, specialTokens: ["CLS", "reg1"], tokenCount: 8, queryCount: 8, matrixSize: 8, tokenLabels: [], queryLabels: [], causal: false };
@@ -31,6 +32,7 @@ function scene(overrides: Partial<OverlayScene>): OverlayScene {
     method: "attention",
     methodTitle: "",
     maskMass: 0,
+    pooling: "max",
     ...overrides,
   };
 }
@@ -58,6 +60,7 @@ describe("read-outs", () => {
     expect(matrixReadout(scene({ mode: "matrix", matrix: window }), { row: 1, col: 2 })).toBe("query patch (1, 1) (token 6) → key patch (0, 2) (token 4) · 0.5");
     const pooled = { ...window, height: 1, width: 1, values: new Float32Array([0.7]) };
     expect(matrixReadout(scene({ mode: "matrix", matrix: pooled }), { row: 0, col: 0 })).toBe("query tokens 5–6 → key tokens 2–4 · max 0.7");
+    expect(matrixReadout(scene({ mode: "matrix", matrix: pooled, pooling: "mean" }), { row: 0, col: 0 })).toBe("query tokens 5–6 → key tokens 2–4 · mean 0.7");
   });
 
   it("names decoder tokens on the rows and encoder tokens on the columns of cross attention", () => {

@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import widget from "../src/index";
+import widgetForModel, { type WidgetDefinition } from "../src/index";
 import type { WidgetModel } from "../src/model";
 import { FakeModel, encodeRows, float32View, widgetTraits } from "./helpers";
 
@@ -41,16 +41,24 @@ function byTestId<T extends HTMLElement>(root: ParentNode, id: string): T {
   return found;
 }
 
+/** As anywidget does: the module's factory is called once per model. */
+const definitions = new WeakMap<FakeModel, WidgetDefinition>();
+function definition(model: FakeModel): WidgetDefinition {
+  const known = definitions.get(model) ?? widgetForModel();
+  definitions.set(model, known);
+  return known;
+}
+
 function mount(model: FakeModel): { el: HTMLElement; cleanup: () => void } {
   const el = document.createElement("div");
   document.body.append(el);
-  const cleanup = widget.render({ model: model.handle() as WidgetModel, el });
+  const cleanup = definition(model).render({ model: model.handle() as WidgetModel, el });
   cleanups.push(cleanup);
   return { el, cleanup };
 }
 
 function initialize(model: FakeModel): void {
-  cleanups.push(widget.initialize({ model: model.handle() as WidgetModel }));
+  cleanups.push(definition(model).initialize({ model: model.handle() as WidgetModel }));
 }
 
 function tileCentre(el: HTMLElement, tile: number): { clientX: number; clientY: number } {
@@ -112,6 +120,16 @@ describe("render", () => {
     await frame();
     expect(grid.dataset.tilesDrawn).toBe("4");
     expect(byTestId(el, "attnwidget-status").textContent).toBe("Running tiny-vit: 2/3 layers");
+  });
+
+  it("keeps each model's data apart", () => {
+    const first = new FakeModel(widgetTraits({ run_id: 1, status: "running" }));
+    const second = new FakeModel(widgetTraits({ run_id: 1, status: "running" }));
+    initialize(first);
+    initialize(second);
+    first.message(...layers(1, 0));
+    const tilesDrawn = (model: FakeModel): string | undefined => byTestId<HTMLCanvasElement>(mount(model).el, "attnwidget-grid").dataset.tilesDrawn;
+    expect([tilesDrawn(first), tilesDrawn(second), tilesDrawn(first)]).toEqual(["2", "0", "2"]);
   });
 
   it("opens a tile on click and closes it with Escape", async () => {
@@ -186,6 +204,20 @@ describe("render", () => {
     await frame();
     expect(Number(grid.dataset.draws)).toBe(draws + 1);
     delete document.body.dataset.jpThemeName;
+  });
+
+  it("names how the kernel pooled the matrices", async () => {
+    const maps = encodeRows(Array.from({ length: 6 }, () => [1, 2, 3, 4]));
+    const matrices = encodeRows(Array.from({ length: 6 * 2 }, () => [1, 2]));
+    const pooled = { run_id: 1, status: "done", layers_done: 3, maps: maps.data, maps_range: maps.range, specials: float32View(new Array(6).fill(0)) };
+    const traits = { ...pooled, matrices: matrices.data, matrices_range: matrices.range, matrix_size: 2, view: "matrix", selected: [1, 1], overlay_open: true };
+    for (const pooling of ["max", "mean"]) {
+      const model = new FakeModel(widgetTraits({ ...traits, pooling }));
+      initialize(model);
+      const { el } = mount(model);
+      await frame();
+      expect(byTestId(el, "attnwidget-overlay").textContent).toContain(`${pooling}-pooled to 2 × 2 of 5 tokens`);
+    }
   });
 
   it("shows kernel text as text", async () => {

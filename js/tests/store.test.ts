@@ -44,12 +44,11 @@ describe("AttentionStore streaming", () => {
     expect(store.maps.ranges[2 * 2]).toBeCloseTo(2.1, 5);
   });
 
-  it("takes coalesced layers and the one-layer form", () => {
+  it("takes coalesced layers", () => {
     const store = storeFor({ run_id: 1 });
     store.applyMessage(...layersMessage(1, 0, 2));
     expect(presentTiles(store)).toEqual([0, 1, 2, 3]);
-    const [, buffers] = layersMessage(1, 2, 1);
-    store.applyMessage({ type: "layer", run_id: 1, row: 2 }, buffers);
+    store.applyMessage(...layersMessage(1, 2, 1));
     expect(presentTiles(store)).toEqual([0, 1, 2, 3, 4, 5]);
   });
 

@@ -427,7 +427,7 @@ def test_a_long_text_zooms_into_a_region_at_full_resolution(
     widget = Widget(cell)
     expect(widget.grid).to_have_attribute("data-tiles-drawn", "4", timeout=DRAW_TIMEOUT_MS)
     tokens = live_notebook.evaluate("grid16.token_count")
-    assert tokens > 1024 and live_notebook.evaluate("grid16._in_blocks(grid16._input.layout)")
+    assert tokens > 1024 and live_notebook.evaluate("grid16._session.in_blocks(grid16._session.input.layout)")
 
     widget.click_tile(1, 0)  # layer 2, head 1: more tokens than the head view's 1024 cells
     expect(widget.overlay).to_contain_text(

@@ -1,0 +1,53 @@
+"""Replies to the front-end's requests: exact values of an opened head, and regions of its matrix
+(the custom messages of docs/architecture.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .encode import float32_bytes
+
+if TYPE_CHECKING:
+    from .widget import AttentionGrid
+
+#: Largest side of a token x token matrix sent in reply to `request_head` or `request_region`.
+FULL_MATRIX_LIMIT = 1024
+
+
+def handle_message(grid: AttentionGrid, content: dict[str, Any]) -> None:
+    """Answer one message from the front-end; a bad request is reported in `grid.message`, never raised."""
+    try:
+        if content.get("type") == "request_head":
+            send_head(grid, int(content["layer"]), int(content["head"]))
+        elif content.get("type") == "request_region":
+            send_region(grid, content)
+    except Exception as error:  # a bad request must not break the kernel or the widget
+        grid.message = f"error: {error}"
+
+
+def send_head(grid: AttentionGrid, layer: int, head: int) -> None:
+    """Exact query map and matrix (pooled beyond `FULL_MATRIX_LIMIT` tokens) of one head."""
+    layout = grid._current().layout
+    size = min(max(layout.token_count, layout.query_count), FULL_MATRIX_LIMIT)
+    reductions = grid._head_reductions(layer, head, size)
+    exact_map = reductions.query_rows()[0, layout.special_count :]
+    matrix = reductions.matrices()[0]
+    height, width = matrix.shape
+    reply = {"type": "head", "layer": layer, "head": head, "height": height, "width": width}
+    grid.send(
+        {**reply, "run_id": grid.run_id, "query": grid._current().query},
+        buffers=[float32_bytes(exact_map), float32_bytes(matrix)],
+    )
+
+
+def send_region(grid: AttentionGrid, request: dict[str, Any]) -> None:
+    """A region of one head's matrix: exact up to `FULL_MATRIX_LIMIT` tokens a side, pooled beyond."""
+    layer, head = int(request["layer"]), int(request["head"])
+    rows = (int(request["rows"][0]), int(request["rows"][1]))
+    columns = (int(request["columns"][0]), int(request["columns"][1]))
+    region = grid.head_region(layer, head, rows, columns, FULL_MATRIX_LIMIT)
+    reply = {"type": "region", "layer": layer, "head": head, "rows": list(rows), "columns": list(columns)}
+    grid.send(
+        {**reply, "height": region.shape[0], "width": region.shape[1], "run_id": grid.run_id},
+        buffers=[float32_bytes(region)],
+    )

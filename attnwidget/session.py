@@ -1,0 +1,247 @@
+"""Run sessions: a source's current input and its attention, one run at a time.
+
+`RunSession` runs the source (`capture`), reduces the chosen layers and heads as their weights arrive
+(`reduce.LayerBlocks`, `encode.encode_rows`), keeps a float32 CPU cache of the whole attention when it
+fits in `cache_budget`, and answers later questions (a head's exact values, a region, a layer) from
+that cache or by running the source again until it has what it needs. A run asked for while another
+streams cancels it: the earlier one stops at its next layer and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .capture import StopCapture
+from .encode import encode_rows, float32_bytes
+from .reduce import LayerBlocks, pool_columns, pool_rows
+from .source import AttentionCallback, Source, SourceInput, TokenLayout
+
+
+class RunCancelled(Exception):
+    """A newer run was asked for: this one stops where it is."""
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """A prepared input and the query whose attention rows the grid shows."""
+
+    prepared: SourceInput
+    query: list[int]
+
+    @property
+    def model_input(self) -> Any:
+        return self.prepared.model_input
+
+    @property
+    def layout(self) -> TokenLayout:
+        return self.prepared.layout
+
+
+@dataclass
+class ReducedGrid:
+    """The encoded rows of every selected layer of one run, in grid order."""
+
+    maps: list[tuple[bytes, bytes]] = field(default_factory=list)
+    specials: list[bytes] = field(default_factory=list)
+    matrices: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def traits(self) -> dict[str, bytes]:
+        """The widget's data traits holding these rows."""
+        return {
+            "maps": b"".join(data for data, _ in self.maps),
+            "maps_range": b"".join(ranges for _, ranges in self.maps),
+            "specials": b"".join(self.specials),
+            "matrices": b"".join(data for data, _ in self.matrices),
+            "matrices_range": b"".join(ranges for _, ranges in self.matrices),
+        }
+
+
+class RunSession:
+    """The source's current input and its attention (cached when it fits), one run at a time."""
+
+    def __init__(self, source: Source, *, pooling: str, cache_budget: int, block_bytes: int):
+        self.source = source
+        self.pooling = pooling
+        self.cache_budget = cache_budget
+        self.block_bytes = block_bytes
+        self.input: RunInput | None = None
+        self.cache: list[torch.Tensor] | None = None
+        """Every layer's attention [heads, queries, keys] of `input`, float32 on the CPU, or None."""
+        self.busy = False
+        self._lock = threading.RLock()
+        self._tickets = itertools.count(1)
+        self._newest_ticket = 0
+
+    def exclusive(self, work: Callable[[int], None]) -> None:
+        """Call `work(ticket)` once the runs before it are done, unless a newer call came meanwhile.
+        `reduce` raises `RunCancelled` when its ticket is no longer the newest."""
+        ticket = next(self._tickets)
+        self._newest_ticket = ticket
+        with self._lock:
+            if ticket == self._newest_ticket:  # else a newer run came while this one waited
+                work(ticket)
+
+    def in_blocks(self, layout: TokenLayout) -> bool:
+        """Whether a layer of this input is captured a block of queries at a time."""
+        return self.source.query_blocks and self._layer_bytes(layout) > self.block_bytes
+
+    def reduce(
+        self,
+        run: RunInput,
+        rows: Sequence[int],
+        heads: Sequence[int],
+        size: int,
+        *,
+        rerun: bool,
+        ticket: int,
+        on_layer: Callable[[tuple[bytes, bytes], bytes], None],
+    ) -> tuple[ReducedGrid, Any]:
+        """Reduce layers `rows` and `heads` (0-based) of `run`: the query rows and matrices pooled to
+        `size` (0: none), handing each finished layer's encoded maps and specials to `on_layer`.
+
+        With `rerun` the source runs (and its cache is refilled); otherwise the cache is replayed.
+        Returns the rows and the source's outputs (None when replayed); `run` becomes the current input.
+        """
+        layout = run.layout
+        head_index = torch.tensor(list(heads))
+        every_head = len(heads) == self.source.head_count  # the heads are sorted: no copy needed
+        keep_cache = not self.in_blocks(layout) and self._cache_bytes(layout) <= self.cache_budget
+        reduced = ReducedGrid()
+        cache: list[torch.Tensor] = []
+        layer_blocks: dict[int, LayerBlocks] = {}
+
+        def on_block(layer: int, first_query: int, weights: torch.Tensor) -> None:
+            if self._newest_ticket != ticket:
+                raise RunCancelled
+            if rerun and keep_cache:
+                cache.append(weights.float().cpu())  # whole layers: blocks come only beyond block_bytes
+            if layer not in rows:
+                return
+            selected = weights if every_head else weights.index_select(0, head_index.to(weights.device))
+            blocks = layer_blocks.setdefault(
+                layer, LayerBlocks(run.query, size, self.pooling, queries=layout.query_count)
+            )
+            blocks.add(first_query, selected)
+            if not blocks.complete:
+                return
+            del layer_blocks[layer]
+            query_rows = blocks.query_rows()
+            maps = encode_rows(query_rows[:, layout.special_count :])
+            specials = float32_bytes(query_rows[:, : layout.special_count])
+            reduced.maps.append(maps)
+            reduced.specials.append(specials)
+            if size:
+                reduced.matrices.append(encode_rows(blocks.matrices().flatten(0, 1)))
+            on_layer(maps, specials)
+
+        self.busy = True
+        try:
+            if rerun:
+                outputs = self.capture(run, on_block)
+            else:
+                outputs = None
+                for layer, attention in enumerate(self.cache or []):
+                    on_block(layer, 0, attention)
+        finally:
+            self.busy = False
+        if rerun:
+            self.cache = cache if keep_cache else None
+        self.input = run
+        return reduced, outputs
+
+    def capture(self, run: RunInput, on_block: AttentionCallback) -> Any:
+        """Run the source on `run`, whole layers or, when a layer is larger than `block_bytes`, blocks
+        of queries (outputs stay those of eager attention)."""
+        block_bytes = self.block_bytes if self.in_blocks(run.layout) else None
+        return self.source.capture(run.model_input, on_block, block_bytes)
+
+    def replay(self, on_block: AttentionCallback) -> None:
+        """Hand the current input's attention to `on_block` again: from the cache, or by running the
+        source until `on_block` raises `StopCapture` (it has what it needs)."""
+        if self.input is None:
+            raise RuntimeError("run the widget first: widget.run(...)")
+        with contextlib.suppress(StopCapture):
+            if self.cache is None:
+                self.capture(self.input, on_block)
+            for layer, attention in enumerate(self.cache or []):
+                on_block(layer, 0, attention)
+
+    def full_attention(self, layer: int) -> torch.Tensor:
+        """Attention of layer `layer` (1-based, checked) of the current input [heads, queries, keys]."""
+        if self.cache is not None:
+            return self.cache[layer - 1]
+        blocks: list[torch.Tensor] = []
+        queries = self.input.layout.query_count if self.input is not None else 0
+
+        def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
+            if position == layer - 1:
+                blocks.append(weights.float().cpu())
+                if first_query + weights.shape[1] == queries:
+                    raise StopCapture
+
+        self.replay(keep)
+        return torch.cat(blocks, dim=1)
+
+    def head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
+        """One head's exact query rows and its matrix pooled to `matrix_size` (1-based, checked numbers)."""
+        run = self.input
+        if run is None:
+            raise RuntimeError("run the widget first: widget.run(...)")
+        reductions = LayerBlocks(run.query, matrix_size, self.pooling, queries=run.layout.query_count)
+
+        def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
+            if position == layer - 1:
+                reductions.add(first_query, weights[head - 1 : head])
+                if reductions.complete:
+                    raise StopCapture
+
+        self.replay(keep)
+        return reductions
+
+    def head_region(
+        self, layer: int, head: int, rows: tuple[int, int], columns: tuple[int, int], limit: int
+    ) -> torch.Tensor:
+        """One head's attention from queries `rows` = (first, stop) to keys `columns`, exact up to
+        `limit` tokens a side and pooled beyond (1-based, checked layer and head numbers)."""
+        if self.input is None:
+            raise RuntimeError("run the widget first: widget.run(...)")
+        queries, keys = self.input.layout.query_count, self.input.layout.token_count
+        (first_row, stop_row), (first_column, stop_column) = rows, columns
+        if not (0 <= first_row < stop_row <= queries and 0 <= first_column < stop_column <= keys):
+            raise ValueError(
+                f"region rows {rows}, columns {columns} is not inside the {queries} x {keys} tokens"
+            )
+        height, width = min(stop_row - first_row, limit), min(stop_column - first_column, limit)
+        pieces: list[torch.Tensor] = []
+
+        def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
+            if position != layer - 1:
+                return
+            low, high = max(first_row, first_query), min(stop_row, first_query + weights.shape[1])
+            if low < high:
+                block = weights[
+                    head - 1 : head, low - first_query : high - first_query, first_column:stop_column
+                ]
+                pieces.append(pool_columns(block, width, self.pooling))
+            if first_query + weights.shape[1] >= stop_row:
+                raise StopCapture
+
+        self.replay(keep)
+        return pool_rows(torch.cat(pieces, dim=1), height, self.pooling)[0].cpu()
+
+    def forget(self) -> None:
+        """Let go of the attention kept (the widget was closed)."""
+        self.cache = None
+
+    def _layer_bytes(self, layout: TokenLayout) -> int:
+        return self.source.head_count * layout.query_count * layout.token_count * 4
+
+    def _cache_bytes(self, layout: TokenLayout) -> int:
+        return self.source.layer_count * self._layer_bytes(layout)
