@@ -19,8 +19,8 @@ import ipywidgets
 import torch
 import traitlets as t
 
-from .bundle import read_bundle
 from . import sizing
+from .bundle import read_bundle
 from .explain import METHODS, PER_LAYER_METHODS
 from .explanations import explaining, update_explanation
 from .gallery import Gallery
