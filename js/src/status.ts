@@ -30,7 +30,8 @@ export function statusLine(input: StatusInput): string {
     parts.push(`${model}${input.layerCount} layers × ${input.headCount} heads, query ${input.query}`);
     if (input.savedBytes > 0) parts.push(`${formatBytes(input.savedBytes)} in a saved notebook`);
   } else if (input.status === "error") {
-    parts.push(`Error: ${input.message || "the run failed"}`);
+    // The kernel starts its error messages with "error:" (they also show while a previous grid stays).
+    parts.push(`Error: ${input.message.replace(/^error:\s*/i, "") || "the run failed"}`);
   } else if (!input.message) {
     parts.push("No attention yet: run the widget on an image.");
   }

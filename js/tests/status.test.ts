@@ -14,7 +14,7 @@ describe("statusLine", () => {
     expect(statusLine({ ...base, message: "cached", queryPending: true, dataError: "maps: 7 bytes" })).toBe(
       "vit: 12 layers × 12 heads, query CLS · cached · the maps still show the previous query until a running kernel recomputes them · could not read the data: maps: 7 bytes",
     );
-    expect(statusLine({ ...base, status: "error", message: "error: out of memory" })).toBe("Error: error: out of memory");
+    expect(statusLine({ ...base, status: "error", message: "error: out of memory" })).toBe("Error: out of memory");
     expect(statusLine({ ...base, status: "empty" })).toMatch(/No attention yet/);
   });
 
