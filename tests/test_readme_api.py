@@ -26,7 +26,7 @@ def api_calls() -> list[str]:
 
 
 def resolve(dotted: str) -> Any:
-    """`name`, `module.name` or `Class.method` under attnwidget (a module named like its function: the function)."""
+    """`name`, `module.name` or `Class.method` under attnwidget; a module stands for its namesake function."""
     target: Any = attnwidget
     for part in dotted.split("."):
         try:
