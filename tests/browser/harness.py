@@ -54,6 +54,21 @@ import numpy as np
 {PICTURE}
 print("ready", attnwidget.__file__)"""
 
+
+def slow_run(grid: str, delay_s: float) -> str:
+    """Code that runs `grid` on `image` with every attention layer sleeping `delay_s` (needs `time`),
+    so a run is slow enough to watch its rows stream in; the hooks are removed afterwards."""
+    return f"""\
+def _slow_layer(module, args, output):
+    time.sleep({delay_s})
+_hooks = [m.register_forward_hook(_slow_layer) for m in {grid}.vision_model.attention_modules]
+try:
+    {grid}.run(image)
+finally:
+    for _hook in _hooks:
+        _hook.remove()"""
+
+
 #: JupyterLab settings for every server: keep widget state in saved notebooks, no news toasts.
 OVERRIDES = {
     "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},

@@ -33,6 +33,7 @@ from harness import (
     free_port,
     isolated_environment,
     launch,
+    slow_run,
 )
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 from test_widget_e2e import canvas_on_white, save_png
@@ -126,16 +127,7 @@ def slow_run_button(mo):
 @app.cell
 def slow_run(image, mo, run_slowly, streamed, time):
     mo.stop(not run_slowly.value)
-
-    def _slow_layer(module, args, output):
-        time.sleep({LAYER_DELAY_S})
-
-    _hooks = [m.register_forward_hook(_slow_layer) for m in streamed.vision_model.attention_modules]
-    try:
-        streamed.run(image)
-    finally:
-        for _hook in _hooks:
-            _hook.remove()
+{textwrap.indent(slow_run("streamed", LAYER_DELAY_S), "    ")}
     mo.md(f"slow run: {{streamed.status}}")
     return
 """

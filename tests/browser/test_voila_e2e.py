@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from harness import (
     free_port,
     isolated_environment,
     launch,
+    slow_run,
     write_notebook,
 )
 from playwright.sync_api import Browser, Page, Request, Route, expect
@@ -42,15 +44,8 @@ import time
 import ipywidgets
 later = attnwidget.AttentionGrid(None)
 button = ipywidgets.Button(description="Run the model")
-def slow_layer(module, args, output):
-    time.sleep({LAYER_DELAY_S})
 def run_slowly(_):
-    hooks = [module.register_forward_hook(slow_layer) for module in later.vision_model.attention_modules]
-    try:
-        later.run(image)
-    finally:
-        for hook in hooks:
-            hook.remove()
+{textwrap.indent(slow_run("later", LAYER_DELAY_S), "    ")}
 button.on_click(run_slowly)
 ipywidgets.VBox([button, later])"""
 CELLS = [SETUP, "grid = attnwidget.explore(image)", RUN_BUTTON]

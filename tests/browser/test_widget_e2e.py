@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import SETUP, JupyterServer, Notebook, open_notebook, write_notebook
+from harness import SETUP, JupyterServer, Notebook, open_notebook, slow_run, write_notebook
 from PIL import Image
 from playwright.sync_api import Browser, Locator, expect
 from widget_dom import COLS, DRAW_TIMEOUT_MS, ROWS, TILES, Widget, expect_full_grid, expect_overlay_drawn
@@ -27,14 +27,7 @@ LAYER_DELAY_S = 0.5
 
 SLOW_RUN = f"""\
 import time
-def slow_layer(module, args, output):
-    time.sleep({LAYER_DELAY_S})
-hooks = [module.register_forward_hook(slow_layer) for module in grid2.vision_model.attention_modules]
-try:
-    grid2.run(image)
-finally:
-    for hook in hooks:
-        hook.remove()
+{slow_run("grid2", LAYER_DELAY_S)}
 print("kernel:", grid2.status)"""
 
 
