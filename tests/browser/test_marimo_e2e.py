@@ -339,13 +339,7 @@ def test_rows_stream_in_while_a_cell_runs_the_model(app_page: tuple[Page, list[s
     page, _ = app_page
     widget = shown_widget(page, "streamed_grid")
     expect(widget.grid).to_have_attribute("data-tiles-drawn", "0")
-    widget.grid.evaluate(
-        """(canvas) => {
-          window.tilesSeen = [];
-          new MutationObserver(() => window.tilesSeen.push(Number(canvas.dataset.tilesDrawn)))
-            .observe(canvas, { attributes: true, attributeFilter: ["data-tiles-drawn"] });
-        }"""
-    )
+    widget.record_tile_counts()
     cell(page, "slow_run_button").get_by_role("button", name="Run slowly").click()
 
     page.wait_for_function(

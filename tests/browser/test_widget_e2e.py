@@ -71,14 +71,7 @@ def test_rows_stream_in_while_the_model_runs(
 ):
     widget = show(live_notebook, "grid2 = attnwidget.explore()  # shown empty; it runs in the next cell")
     expect(widget.grid).to_have_attribute("data-tiles-drawn", "0")
-    # Record every value data-tiles-drawn takes from now on.
-    widget.grid.evaluate(
-        """(canvas) => {
-          window.tilesSeen = [];
-          new MutationObserver(() => window.tilesSeen.push(Number(canvas.dataset.tilesDrawn)))
-            .observe(canvas, { attributes: true, attributeFilter: ["data-tiles-drawn"] });
-        }"""
-    )
+    widget.record_tile_counts()
     cell = live_notebook.run_cell(SLOW_RUN, wait=False)
 
     # Some rows but not all, while the cell still runs.

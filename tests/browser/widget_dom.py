@@ -106,6 +106,16 @@ class Widget:
             [fx, fy],
         )
 
+    def record_tile_counts(self) -> None:
+        """From now on, append every value `data-tiles-drawn` takes to the page's `window.tilesSeen`."""
+        self.grid.evaluate(
+            """(canvas) => {
+              window.tilesSeen = [];
+              new MutationObserver(() => window.tilesSeen.push(Number(canvas.dataset.tilesDrawn)))
+                .observe(canvas, { attributes: true, attributeFilter: ["data-tiles-drawn"] });
+            }"""
+        )
+
     def tiles_drawn(self) -> int:
         return int(self.grid.get_attribute("data-tiles-drawn") or 0)
 
