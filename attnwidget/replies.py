@@ -27,7 +27,8 @@ def handle_message(grid: AttentionGrid, content: dict[str, Any]) -> None:
 
 def send_head(grid: AttentionGrid, layer: int, head: int) -> None:
     """Exact query map and matrix (pooled beyond `FULL_MATRIX_LIMIT` tokens) of one head."""
-    layout = grid._current().layout
+    run = grid._current()
+    layout = run.layout
     size = min(max(layout.token_count, layout.query_count), FULL_MATRIX_LIMIT)
     reductions = grid._head_reductions(layer, head, size)
     exact_map = reductions.query_rows()[0, layout.special_count :]
@@ -35,7 +36,7 @@ def send_head(grid: AttentionGrid, layer: int, head: int) -> None:
     height, width = matrix.shape
     reply = {"type": "head", "layer": layer, "head": head, "height": height, "width": width}
     grid.send(
-        {**reply, "run_id": grid.run_id, "query": grid._current().query},
+        {**reply, "run_id": grid.run_id, "query": run.query},
         buffers=[float32_bytes(exact_map), float32_bytes(matrix)],
     )
 

@@ -79,6 +79,12 @@ class RunSession:
         self._tickets = itertools.count(1)
         self._newest_ticket = 0
 
+    def current(self) -> RunInput:
+        """The current input; a RuntimeError before the first run."""
+        if self.input is None:
+            raise RuntimeError("run the widget first: widget.run(...)")
+        return self.input
+
     def exclusive(self, work: Callable[[int], None]) -> None:
         """Call `work(ticket)` once the runs before it are done, unless a newer call came meanwhile.
         `reduce` raises `RunCancelled` when its ticket is no longer the newest."""
@@ -165,11 +171,10 @@ class RunSession:
     def replay(self, on_block: AttentionCallback) -> None:
         """Hand the current input's attention to `on_block` again: from the cache, or by running the
         source until `on_block` raises `StopCapture` (it has what it needs)."""
-        if self.input is None:
-            raise RuntimeError("run the widget first: widget.run(...)")
+        run = self.current()
         with contextlib.suppress(StopCapture):
             if self.cache is None:
-                self.capture(self.input, on_block)
+                self.capture(run, on_block)
             for layer, attention in enumerate(self.cache or []):
                 on_block(layer, 0, attention)
 
@@ -178,7 +183,7 @@ class RunSession:
         if self.cache is not None:
             return self.cache[layer - 1]
         blocks: list[torch.Tensor] = []
-        queries = self.input.layout.query_count if self.input is not None else 0
+        queries = self.current().layout.query_count
 
         def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
             if position == layer - 1:
@@ -191,9 +196,7 @@ class RunSession:
 
     def head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
         """One head's exact query rows and its matrix pooled to `matrix_size` (1-based, checked numbers)."""
-        run = self.input
-        if run is None:
-            raise RuntimeError("run the widget first: widget.run(...)")
+        run = self.current()
         reductions = LayerBlocks(run.query, matrix_size, self.pooling, queries=run.layout.query_count)
 
         def keep(position: int, first_query: int, weights: torch.Tensor) -> None:
@@ -210,9 +213,8 @@ class RunSession:
     ) -> torch.Tensor:
         """One head's attention from queries `rows` = (first, stop) to keys `columns`, exact up to
         `limit` tokens a side and pooled beyond (1-based, checked layer and head numbers)."""
-        if self.input is None:
-            raise RuntimeError("run the widget first: widget.run(...)")
-        queries, keys = self.input.layout.query_count, self.input.layout.token_count
+        layout = self.current().layout
+        queries, keys = layout.query_count, layout.token_count
         (first_row, stop_row), (first_column, stop_column) = rows, columns
         if not (0 <= first_row < stop_row <= queries and 0 <= first_column < stop_column <= keys):
             raise ValueError(

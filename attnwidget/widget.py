@@ -240,8 +240,7 @@ class AttentionGrid(anywidget.AnyWidget):
 
         Only the region is kept while the model runs (a block of queries at a time for long contexts).
         """
-        if self._session.input is None:
-            raise RuntimeError("run the widget first: widget.run(...)")
+        self._current()
         (layer,), (head,) = (
             _numbered([layer], self.layer_count, "layer"),
             _numbered([head], self.head_count, "head"),
@@ -309,9 +308,7 @@ class AttentionGrid(anywidget.AnyWidget):
 
     def _current(self) -> RunInput:
         """The input shown; a RuntimeError before the first run."""
-        if self._session.input is None:
-            raise RuntimeError("run the widget on an image first: widget.run(image)")
-        return self._session.input
+        return self._session.current()
 
     def _head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
         """One head's exact query rows and its matrix pooled to `matrix_size`, for the last input."""
