@@ -18,12 +18,13 @@ from torch import nn
 
 from . import methods
 from .capture import capture_attention
+from .contract import GRADIENT_METHODS, HIGH_NORM_FACTOR, METHODS
 from .source import TokenLayout
 
 if TYPE_CHECKING:
     from .models import VisionModel
 
-METHODS: dict[str, str] = {
+METHOD_TITLES: dict[str, str] = {
     "attention": "attention of the selected head",
     "head-mean": "mean over heads",
     "head-max": "max over heads",
@@ -34,13 +35,7 @@ METHODS: dict[str, str] = {
     "grad-cam": "Grad-CAM",
     "token-norms": "token norms",
 }
-"""Method names, as the widget's `method` trait takes them, and their titles."""
-
-GRADIENT_METHODS = ("gradient-rollout", "chefer", "grad-cam")
-PER_LAYER_METHODS = ("head-mean", "head-max", "head-min", "token-norms")
-"""Methods that show one layer (the `layer` argument of `explain`)."""
-HIGH_NORM_FACTOR = 4.0
-"""A patch token is high-norm when its norm exceeds this many times the median of its layer."""
+"""The title of each method's map, for every name of `contract.METHODS`."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +80,7 @@ def explain(
     discard_ratio: float = 0.0,
     start_layer: int = 1,
 ) -> Explanation:
-    """The map of `method` (a key of `METHODS` other than "attention") for one input [1, 3, H, W].
+    """The map of `method` (a name of `contract.METHODS` other than "attention") for one input [1, 3, H, W].
 
     `layer` (1-based, default the last) is the layer of head fusion and token norms. `target` is the
     class a gradient method explains (a label name or an index; default the predicted class).
@@ -108,9 +103,9 @@ def explain(
         attentions = captured
     if method == "rollout":
         if special == 0:
-            title = f"{METHODS[method]} (no CLS token: mean over patch queries)"
+            title = f"{METHOD_TITLES[method]} (no CLS token: mean over patch queries)"
         else:
-            title = METHODS[method]
+            title = METHOD_TITLES[method]
         matrix = methods.attention_rollout(
             attentions, fusion=fusion, discard_ratio=discard_ratio, start_layer=start_layer
         )
@@ -119,7 +114,7 @@ def explain(
     fused = methods.fuse_heads(attentions[index - 1], method.removeprefix("head-"))  # type: ignore[arg-type]
     query = layout.default_query
     rows = fused[query].mean(dim=0, keepdim=True)
-    return Explanation(method, rows[0, special:].reshape(grid), f"{METHODS[method]}, layer {index}")
+    return Explanation(method, rows[0, special:].reshape(grid), f"{METHOD_TITLES[method]}, layer {index}")
 
 
 def _token_norms(
@@ -198,7 +193,7 @@ def _gradient_method(
     model.zero_grad(set_to_none=True)
     explained = int(out[0].argmax()) if chosen is None else chosen
     label = (getattr(model.config, "id2label", None) or {}).get(explained, str(explained))
-    return Explanation(method, result.detach(), f"{METHODS[method]} for class {label!r}", explained)
+    return Explanation(method, result.detach(), f"{METHOD_TITLES[method]} for class {label!r}", explained)
 
 
 _GRAD_CAM_TARGETS: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()

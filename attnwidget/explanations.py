@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .contract import PER_LAYER_METHODS
 from .encode import float32_bytes
-from .explain import PER_LAYER_METHODS
 from .source import ExplainingSource, Source
 
 if TYPE_CHECKING:

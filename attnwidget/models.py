@@ -19,7 +19,8 @@ from PIL import Image
 from torch import nn
 
 from .capture import LayerCallback, capture_attention
-from .explain import METHODS, Explanation, class_index, explain
+from .contract import METHODS
+from .explain import Explanation, class_index, explain
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
 from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLayout, predictions

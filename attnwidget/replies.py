@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .contract import FULL_MATRIX_LIMIT, HeadMessage, RegionMessage
 from .encode import float32_bytes
 
 if TYPE_CHECKING:
     from .widget import AttentionGrid
-
-#: Largest side of a token x token matrix sent in reply to `request_head` or `request_region`.
-FULL_MATRIX_LIMIT = 1024
 
 
 def handle_message(grid: AttentionGrid, content: dict[str, Any]) -> None:
@@ -34,11 +32,16 @@ def send_head(grid: AttentionGrid, layer: int, head: int) -> None:
     exact_map = reductions.query_rows()[0, layout.special_count :]
     matrix = reductions.matrices()[0]
     height, width = matrix.shape
-    reply = {"type": "head", "layer": layer, "head": head, "height": height, "width": width}
-    grid.send(
-        {**reply, "run_id": grid.run_id, "query": run.query},
-        buffers=[float32_bytes(exact_map), float32_bytes(matrix)],
+    reply = HeadMessage(
+        type="head",
+        run_id=grid.run_id,
+        layer=layer,
+        head=head,
+        height=height,
+        width=width,
+        query=list(run.query),
     )
+    grid.send(reply, buffers=[float32_bytes(exact_map), float32_bytes(matrix)])
 
 
 def send_region(grid: AttentionGrid, request: dict[str, Any]) -> None:
@@ -47,8 +50,15 @@ def send_region(grid: AttentionGrid, request: dict[str, Any]) -> None:
     rows = (int(request["rows"][0]), int(request["rows"][1]))
     columns = (int(request["columns"][0]), int(request["columns"][1]))
     region = grid.head_region(layer, head, rows, columns, FULL_MATRIX_LIMIT)
-    reply = {"type": "region", "layer": layer, "head": head, "rows": list(rows), "columns": list(columns)}
-    grid.send(
-        {**reply, "height": region.shape[0], "width": region.shape[1], "run_id": grid.run_id},
-        buffers=[float32_bytes(region)],
+    height, width = region.shape
+    reply = RegionMessage(
+        type="region",
+        run_id=grid.run_id,
+        layer=layer,
+        head=head,
+        rows=rows,
+        columns=columns,
+        height=height,
+        width=width,
     )
+    grid.send(reply, buffers=[float32_bytes(region)])

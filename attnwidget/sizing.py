@@ -10,7 +10,6 @@ from typing import Any
 from .reduce import matrix_size_for_budget
 from .source import TokenLayout
 
-SAVED_DETAILS = ("maps", "pooled", "full")
 #: Largest state of full-resolution matrices ("full"); beyond it they are pooled, with a message, so no
 #: update grows past what browsers, notebook files and the server's message limits take.
 FULL_STATE_LIMIT = 256 * 1024**2

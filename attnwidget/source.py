@@ -131,7 +131,7 @@ class Source(Protocol):
 
     `query_blocks` says whether `capture` can hand a layer a block of queries at a time (for layers
     too large to hold whole); `methods` names the explanation methods (keys of
-    `attnwidget.explain.METHODS` other than "attention") that `explain` computes, empty for none.
+    `attnwidget.contract.METHODS` other than "attention") that `explain` computes, empty for none.
     """
 
     name: str

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import sizing
+from .contract import LayersMessage
 from .explanations import update_explanation
 from .images import encode_jpeg
 from .session import RunCancelled, RunInput
@@ -48,8 +49,8 @@ class LayerStream:
             b"".join(maps[1] for maps, _ in self.pending),
             b"".join(specials for _, specials in self.pending),
         ]
-        content = {"type": "layers", "run_id": self.run_id, "first": self.sent, "count": len(self.pending)}
-        self.send(content, buffers=buffers)
+        message = LayersMessage(type="layers", run_id=self.run_id, first=self.sent, count=len(self.pending))
+        self.send(message, buffers=buffers)
         self.sent += len(self.pending)
         self.pending.clear()
         self.last_send = time.perf_counter()

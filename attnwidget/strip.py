@@ -25,7 +25,8 @@ import traitlets
 from PIL import Image, ImageDraw, ImageFont
 
 from .bundle import read_bundle
-from .explain import GRADIENT_METHODS, METHODS, class_index, explain
+from .contract import GRADIENT_METHODS, METHODS
+from .explain import class_index, explain
 from .images import ImageLike, encode_jpeg, load_image
 from .models import VisionModel
 from .render import overlay_picture, png_bytes, save_png

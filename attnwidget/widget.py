@@ -19,9 +19,8 @@ import ipywidgets
 import torch
 import traitlets as t
 
-from . import sizing
+from . import contract
 from .bundle import read_bundle
-from .explain import METHODS, PER_LAYER_METHODS
 from .explanations import explaining, update_explanation
 from .gallery import Gallery
 from .images import ImageLike
@@ -36,7 +35,6 @@ from .source import Source
 from .streaming import input_traits, stream_run
 from .text import TextModel
 
-COLORMAPS = ("viridis", "magma", "inferno", "gray")
 #: What `grid_kind` a source yields -> the view the grid opens with.
 DEFAULT_VIEWS = {"patches": "query", "tokens": "matrix"}
 
@@ -72,7 +70,7 @@ class AttentionGrid(anywidget.AnyWidget):
     matrices_range = t.Bytes(b"").tag(sync=True)
     run_id = t.Int(0).tag(sync=True)
     layers_done = t.Int(0).tag(sync=True)
-    status = t.Unicode("empty").tag(sync=True)
+    status = t.Enum(contract.STATUSES, "empty").tag(sync=True)
     message = t.Unicode("").tag(sync=True)
     image = t.Bytes(b"").tag(sync=True)
     image_size = t.List(t.Int(), default_value=[0, 0]).tag(sync=True)
@@ -89,27 +87,27 @@ class AttentionGrid(anywidget.AnyWidget):
     """Cross attention: the query (decoder) tokens as text; empty when the queries are the keys."""
     causal = t.Bool(False).tag(sync=True)
     """Text decoders: each query sees only itself and earlier keys; the grid marks the rest."""
-    pooling = t.Enum(("max", "mean"), "max").tag(sync=True)
+    pooling = t.Enum(contract.POOLINGS, "max").tag(sync=True)
     """How matrices with more tokens than their side are pooled (the `pooling` argument)."""
     saved_bytes = t.Int(0).tag(sync=True)
     """What the widget adds to a notebook saved with widget state, in bytes (binary data as base64)."""
 
     # View, written by the front-end or by Python.
-    view = t.Enum(("query", "matrix"), "query").tag(sync=True)
-    colormap = t.Enum(COLORMAPS, "viridis").tag(sync=True)
-    normalize = t.Enum(("head", "layer", "global"), "head").tag(sync=True)
+    view = t.Enum(contract.VIEWS, "query").tag(sync=True)
+    colormap = t.Enum(contract.COLORMAPS, "viridis").tag(sync=True)
+    normalize = t.Enum(contract.NORMALIZE_SCOPES, "head").tag(sync=True)
     selected = t.List(t.Int()).tag(sync=True)
     overlay_open = t.Bool(False).tag(sync=True)
     alpha = t.Float(0.6, min=0.0, max=1.0).tag(sync=True)
-    interpolation = t.Enum(("bilinear", "nearest"), "bilinear").tag(sync=True)
-    method = t.Enum(tuple(METHODS), "attention").tag(sync=True)
+    interpolation = t.Enum(contract.INTERPOLATIONS, "bilinear").tag(sync=True)
+    method = t.Enum(contract.METHODS, "attention").tag(sync=True)
     target = t.Unicode("").tag(sync=True)
     mask_mass = t.Float(0.0, min=0.0, max=1.0).tag(sync=True)
-    rollout_fusion = t.Enum(("mean", "max", "min"), "mean").tag(sync=True)
-    discard_ratio = t.Float(0.0, min=0.0, max=0.99).tag(sync=True)
+    rollout_fusion = t.Enum(contract.ROLLOUT_FUSIONS, "mean").tag(sync=True)
+    discard_ratio = t.Float(0.0, min=0.0, max=contract.MAX_DISCARD_RATIO).tag(sync=True)
     start_layer = t.Int(1).tag(sync=True)
     image_index = t.Int(0).tag(sync=True)
-    saved_detail = t.Enum(sizing.SAVED_DETAILS, "pooled").tag(sync=True)
+    saved_detail = t.Enum(contract.SAVED_DETAILS, "pooled").tag(sync=True)
     """What the state (saved notebooks, exported HTML) holds besides the query -> patch maps: no
     token x token matrices ("maps"), matrices pooled to fit `matrix_budget` ("pooled"), or every
     token x token matrix at full resolution ("full"). The live matrix view always gets exact values
@@ -375,7 +373,7 @@ class AttentionGrid(anywidget.AnyWidget):
 
     @t.observe("method", "target", "selected", "rollout_fusion", "discard_ratio", "start_layer")
     def _explanation_inputs_changed(self, change: dict) -> None:
-        if change["name"] == "selected" and self.method not in PER_LAYER_METHODS:
+        if change["name"] == "selected" and self.method not in contract.PER_LAYER_METHODS:
             return
         if self._session.input is None or self._session.busy:
             return

@@ -3,21 +3,13 @@
  * as one string of 1536 hex digits), and the value -> colour step used by every canvas.
  */
 import tables from "../../attnwidget/colormaps.json";
-
-export type ColormapName = keyof typeof tables;
-
-/** Names in the order the colormap menu lists them. */
-export const COLORMAP_NAMES = Object.keys(tables) as ColormapName[];
+import { COLORMAPS, type ColormapName } from "./contract";
+import { isOneOf } from "./model";
 
 /** 256 RGB triples, flat: entry `i` is `lut[3i], lut[3i+1], lut[3i+2]`. */
 export type Lut = Uint8Array;
 
 const parsed = new Map<ColormapName, Lut>();
-
-/** True when `name` is one of the shipped colormaps. */
-export function isColormapName(name: unknown): name is ColormapName {
-  return typeof name === "string" && Object.prototype.hasOwnProperty.call(tables, name);
-}
 
 /** Parses a table of 256 RGB entries written as 1536 hex digits. */
 export function parseLut(hex: string): Lut {
@@ -31,7 +23,7 @@ export function parseLut(hex: string): Lut {
 
 /** The lookup table of `name`; an unknown name falls back to viridis. */
 export function colormap(name: string): Lut {
-  const key: ColormapName = isColormapName(name) ? name : "viridis";
+  const key: ColormapName = isOneOf(COLORMAPS, name) ? name : COLORMAPS[0];
   let lut = parsed.get(key);
   if (!lut) {
     lut = parseLut(tables[key]);

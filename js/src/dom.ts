@@ -38,6 +38,18 @@ export function labelledSelect(
   return { label: element(doc, "label", {}, [doc.createTextNode(`${label} `), select]), select };
 }
 
+/** A labelled `<select>` over the values of an enumerated trait; `chosen()` reads it back as one of them. */
+export function choiceSelect<V extends string>(
+  doc: Document,
+  label: string,
+  testId: string,
+  values: readonly V[],
+  text: (value: V) => string = (value) => value,
+): { label: HTMLLabelElement; select: HTMLSelectElement; chosen(): V } {
+  const labelled = labelledSelect(doc, label, testId, values.map((value) => [value, text(value)] as const));
+  return { ...labelled, chosen: () => values.find((value) => value === labelled.select.value) ?? values[0] };
+}
+
 /** Sets a `<select>`'s value when it differs (keeps the user's focus and avoids change events). */
 export function syncSelect(select: HTMLSelectElement, value: string): void {
   if (select.value !== value) select.value = value;

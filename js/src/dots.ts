@@ -6,11 +6,17 @@
  * The link lives in the front-end, between the two models, so it works without a kernel: in a
  * saved notebook and in exported HTML, like ipywidgets' `jslink`.
  */
-import { type WidgetModel, readCount, readViewState, saveTraits } from "./model";
+import type { GridTraits } from "./contract";
+import { type WidgetModel, readCount, readShape, readViewState, saveTraits } from "./model";
+
+/** The traits of bqplot's `Scatter` this link uses: the indices of the selected dots. */
+export interface ScatterTraits {
+  selected: Uint32Array | number[] | null;
+}
 
 /** The widget manager anywidget hands to `initialize` with the model. */
 export interface ModelLookup {
-  get_model(modelId: string): Promise<WidgetModel>;
+  get_model(modelId: string): Promise<WidgetModel<ScatterTraits>>;
 }
 
 const MODEL_REFERENCE = "IPY_MODEL_";
@@ -42,7 +48,7 @@ function including(values: readonly number[], value: number): number[] | null {
 }
 
 /** Keeps the selections of `grid` and `dots` in step, both ways; returns the function that unlinks them. */
-export function linkHeadDots(grid: WidgetModel, dots: WidgetModel): () => void {
+export function linkHeadDots(grid: WidgetModel, dots: WidgetModel<ScatterTraits>): () => void {
   const headCount = (): number => readCount(grid, "head_count");
 
   const dotSelected = (): void => {
@@ -51,9 +57,10 @@ export function linkHeadDots(grid: WidgetModel, dots: WidgetModel): () => void {
     const [layer, head] = headOfDot(index, headCount());
     const selected = readViewState(grid).selected;
     if (selected?.[0] === layer && selected[1] === head) return; // the grid's own selection, echoed
-    const traits: Record<string, unknown> = { selected: [layer, head], overlay_open: true };
-    const layers = including(grid.get("layers") as number[], layer);
-    const heads = including(grid.get("heads") as number[], head);
+    const traits: Partial<GridTraits> = { selected: [layer, head], overlay_open: true };
+    const shape = readShape(grid);
+    const layers = including(shape.layers, layer);
+    const heads = including(shape.heads, head);
     if (layers) traits.layers = layers; // a head the grid does not show joins it
     if (heads) traits.heads = heads;
     saveTraits(grid, traits);

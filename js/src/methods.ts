@@ -2,34 +2,19 @@
  * The interpretability methods the kernel computes (`attnwidget/explain.py`), the map it sends for
  * the chosen one (`explanation`, float32 over the patch grid) and the model's top predictions.
  */
+import { GRID_DEFAULTS, METHODS, METHOD_LABELS, type Method, ROLLOUT_OPTIONS } from "./contract";
 import { readFloat32 } from "./decode";
-import type { WidgetModel } from "./model";
+import { type WidgetModel, isOneOf } from "./model";
 
-/** Method names as the `method` trait takes them, with their labels; mirrors `explain.METHODS`. */
-export const METHODS: readonly (readonly [string, string])[] = [
-  ["attention", "per head"],
-  ["head-mean", "head mean"],
-  ["head-max", "head max"],
-  ["head-min", "head min"],
-  ["rollout", "rollout"],
-  ["gradient-rollout", "gradient rollout"],
-  ["chefer", "Chefer relevance"],
-  ["grad-cam", "Grad-CAM"],
-  ["token-norms", "token norms"],
-];
+/** The rollout options (`rollout_fusion`, `discard_ratio`, `start_layer`) that `method` takes. */
+export function rolloutOptions(method: Method): readonly string[] {
+  return (ROLLOUT_OPTIONS as Partial<Record<Method, readonly string[]>>)[method] ?? [];
+}
 
-/** Rollout options shown for each method: head fusion, discard ratio, start layer. */
-export const ROLLOUT_OPTIONS: Readonly<Record<string, readonly ("fusion" | "discard" | "start")[]>> = {
-  rollout: ["fusion", "discard", "start"],
-  "gradient-rollout": ["discard", "start"],
-  chefer: ["start"],
-};
-
-/** The largest discard ratio, as the `discard_ratio` trait allows. */
-export const MAX_DISCARD_RATIO = 0.99;
-
-/** A patch token is high-norm above this many times its layer's median norm; mirrors `explain.HIGH_NORM_FACTOR`. */
-export const HIGH_NORM_FACTOR = 4;
+/** The menu label of `method`. */
+export function methodLabel(method: Method): string {
+  return METHOD_LABELS[method];
+}
 
 export interface Prediction {
   readonly label: string;
@@ -37,9 +22,9 @@ export interface Prediction {
 }
 
 /** The `method` trait; "attention" (one head at a time) when unset or unknown. */
-export function readMethod(model: Pick<WidgetModel, "get">): string {
+export function readMethod(model: Pick<WidgetModel, "get">): Method {
   const value = model.get("method");
-  return METHODS.some(([name]) => name === value) ? (value as string) : "attention";
+  return isOneOf(METHODS, value) ? value : GRID_DEFAULTS.method;
 }
 
 /** The `mask_mass` trait: the share of the map a DINO mask keeps, 0 (no mask) when unset or out of range. */

@@ -1,24 +1,48 @@
 /**
- * The widget model as anywidget hands it over, and typed readers for the traits of
- * `docs/architecture.md`. Readers never throw: a missing or odd value reads as its default.
+ * The widget model as anywidget hands it over, typed by the traits of the generated contract
+ * (contract.ts), and readers for them. Readers never throw: a missing or odd value (an older saved
+ * state, a hand-edited notebook) reads as the trait's default.
  */
-import { type ColormapName, isColormapName } from "./colormaps";
-import { type NormalizeScope, isNormalizeScope } from "./normalize";
-import { type Interpolation, isInterpolation } from "./upsample";
+import {
+  COLORMAPS,
+  type ColormapName,
+  type FrontendRequest,
+  GRID_DEFAULTS,
+  type GridTraits,
+  INTERPOLATIONS,
+  type Interpolation,
+  NORMALIZE_SCOPES,
+  type NormalizeScope,
+  POOLINGS,
+  type Pooling,
+  STATUSES,
+  type Status,
+  VIEWS,
+  type View,
+} from "./contract";
 
 type Callback = (...args: never[]) => void;
 
-/** The part of anywidget's `AnyModel` this widget uses. */
-export interface WidgetModel {
-  get(name: string): unknown;
-  set(name: string, value: unknown): void;
+/** Trait names of `T` whose values are of type `V`. */
+type NamesOf<T, V> = { [K in keyof T]: T[K] extends V ? K : never }[keyof T] & string;
+
+/**
+ * The part of anywidget's `AnyModel` this widget uses, for a model with the traits `T`: trait names
+ * and the values written are checked against the contract. Values read may still be odd (see above).
+ */
+export interface WidgetModel<T extends object = GridTraits> {
+  get<K extends keyof T & string>(name: K): T[K] | undefined;
+  set<K extends keyof T & string>(name: K, value: T[K]): void;
   save_changes(): void;
-  send(content: object, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
-  on(name: string, callback: Callback): void;
-  off(name?: string | null, callback?: Callback | null): void;
+  send(content: FrontendRequest, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+  on(event: `change:${keyof T & string}` | "msg:custom", callback: Callback): void;
+  off(event?: `change:${keyof T & string}` | "msg:custom" | null, callback?: Callback | null): void;
 }
 
-export type ViewMode = "query" | "matrix";
+/** True when `value` is one of `values` (the values of an enumerated trait). */
+export function isOneOf<V extends string>(values: readonly V[], value: unknown): value is V {
+  return typeof value === "string" && (values as readonly string[]).includes(value);
+}
 
 /** The grid's rows and columns and the token layout: what every data buffer is shaped by. */
 export interface GridShape {
@@ -45,7 +69,7 @@ export interface GridShape {
 
 /** The view traits: written by the front-end or by Python, shared by all views of a model. */
 export interface ViewState {
-  readonly view: ViewMode;
+  readonly view: View;
   readonly colormap: ColormapName;
   readonly normalize: NormalizeScope;
   /** `[layer, head]` (1-based) or `null`. */
@@ -125,13 +149,13 @@ export function readViewState(model: Pick<WidgetModel, "get">): ViewState {
   const selected = intList(model.get("selected"));
   const alpha = Number(model.get("alpha"));
   return {
-    view: view === "matrix" ? "matrix" : "query",
-    colormap: isColormapName(colormap) ? colormap : "viridis",
-    normalize: isNormalizeScope(normalize) ? normalize : "head",
+    view: isOneOf(VIEWS, view) ? view : GRID_DEFAULTS.view,
+    colormap: isOneOf(COLORMAPS, colormap) ? colormap : GRID_DEFAULTS.colormap,
+    normalize: isOneOf(NORMALIZE_SCOPES, normalize) ? normalize : GRID_DEFAULTS.normalize,
     selected: selected.length === 2 ? [selected[0], selected[1]] : null,
     overlayOpen: model.get("overlay_open") === true,
-    alpha: Number.isFinite(alpha) ? Math.min(1, Math.max(0, alpha)) : 0.6,
-    interpolation: isInterpolation(interpolation) ? interpolation : "bilinear",
+    alpha: Number.isFinite(alpha) ? Math.min(1, Math.max(0, alpha)) : GRID_DEFAULTS.alpha,
+    interpolation: isOneOf(INTERPOLATIONS, interpolation) ? interpolation : GRID_DEFAULTS.interpolation,
   };
 }
 
@@ -148,25 +172,31 @@ export function readPicture(model: Pick<WidgetModel, "get">): PictureState {
   };
 }
 
+/** The `status` trait. */
+export function readStatus(model: Pick<WidgetModel, "get">): Status {
+  const status = model.get("status");
+  return isOneOf(STATUSES, status) ? status : GRID_DEFAULTS.status;
+}
+
 /** The `query` trait: 0-based token indices. */
 export function readQuery(model: Pick<WidgetModel, "get">): number[] {
   return intList(model.get("query")).filter((t) => t >= 0);
 }
 
 /** A string trait, "" when unset. */
-export function readString(model: Pick<WidgetModel, "get">, name: string): string {
+export function readString(model: Pick<WidgetModel, "get">, name: NamesOf<GridTraits, string>): string {
   const value = model.get(name);
   return typeof value === "string" ? value : "";
 }
 
 /** A non-negative integer trait, 0 when unset. */
-export function readCount(model: Pick<WidgetModel, "get">, name: string): number {
+export function readCount(model: Pick<WidgetModel, "get">, name: NamesOf<GridTraits, number>): number {
   return positiveInt(model.get(name));
 }
 
 /** Sets traits and syncs them to the kernel; with no kernel the change stays local. */
-export function saveTraits(model: Pick<WidgetModel, "set" | "save_changes">, traits: Record<string, unknown>): void {
-  for (const [name, value] of Object.entries(traits)) model.set(name, value);
+export function saveTraits<T extends object>(model: Pick<WidgetModel<T>, "set" | "save_changes">, traits: Partial<T>): void {
+  for (const name of Object.keys(traits) as (keyof T & string)[]) model.set(name, traits[name] as T[typeof name]);
   try {
     model.save_changes();
   } catch (error) {
@@ -195,6 +225,7 @@ function pair(values: number[]): [number, number] | null {
 }
 
 /** How the kernel pools matrices larger than their side (the `pooling` trait). */
-export function readPooling(model: Pick<WidgetModel, "get">): string {
-  return readString(model, "pooling") === "mean" ? "mean" : "max";
+export function readPooling(model: Pick<WidgetModel, "get">): Pooling {
+  const pooling = model.get("pooling");
+  return isOneOf(POOLINGS, pooling) ? pooling : GRID_DEFAULTS.pooling;
 }

@@ -4,15 +4,7 @@
  * Tiles are numbered row-major (`tile = row * cols + col`, the contract's row `r = i * len(heads) + j`).
  * A tile without data has the range [NaN, NaN] and does not count towards layer or global ranges.
  */
-
-export type NormalizeScope = "head" | "layer" | "global";
-
-export const NORMALIZE_SCOPES: readonly NormalizeScope[] = ["head", "layer", "global"];
-
-/** True when `value` names a normalisation scope. */
-export function isNormalizeScope(value: unknown): value is NormalizeScope {
-  return typeof value === "string" && (NORMALIZE_SCOPES as readonly string[]).includes(value);
-}
+import type { NormalizeScope } from "./contract";
 
 /** [min, max] of `values[start .. end - 1]`, ignoring NaN; [NaN, NaN] when nothing is left. */
 export function valueRange(values: ArrayLike<number>, start = 0, end = values.length): [number, number] {

@@ -4,7 +4,7 @@
  */
 import type { Rect } from "./layout";
 import { highNormMask, maskEdges, massMask } from "./mask";
-import { HIGH_NORM_FACTOR } from "./methods";
+import { HIGH_NORM_FACTOR } from "./contract";
 import type { OverlayScene } from "./overlay";
 
 export function cellRect(rect: Rect, rows: number, cols: number, row: number, col: number): Rect {

@@ -20,20 +20,21 @@
  * parts without that state live apart: marks (overlay-marks.ts), read-outs (readout.ts) and the
  * picture loader (picture.ts).
  */
-import { COLORMAP_NAMES, type Lut, paintValues } from "./colormaps";
-import { canvasPoint, devicePixelRatio, drawColorBar, element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } from "./dom";
+import { type Lut, paintValues } from "./colormaps";
+import { COLORMAPS, type ColormapName, INTERPOLATIONS, type Interpolation, type Method, type Pooling, type View } from "./contract";
+import { canvasPoint, choiceSelect, devicePixelRatio, drawColorBar, element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } from "./dom";
 import { type PictureLayout, type Rect, cellAt, gridCoverage, pictureLayout } from "./layout";
-import type { GridShape, PictureState, ViewMode } from "./model";
+import type { GridShape, PictureState } from "./model";
 import { describeQuery, patchToken } from "./tokens";
 import { drawCausalWindow } from "./causal";
 import { cellRect, drawMasks, outline } from "./overlay-marks";
 import type { Picture } from "./picture";
 import { matrixReadout, queryReadout } from "./readout";
-import { type Interpolation, maxPool, upsample } from "./upsample";
+import { maxPool, upsample } from "./upsample";
 import { type MatrixWindow, type TokenRegion, isOneTokenPerCell, isZoomed, regionBetween } from "./window";
 
 export interface OverlayScene {
-  readonly mode: ViewMode;
+  readonly mode: View;
   readonly layer: number;
   readonly head: number;
   readonly shape: GridShape;
@@ -47,7 +48,7 @@ export interface OverlayScene {
   readonly range: readonly [number, number] | null;
   readonly rangeCaption: string;
   readonly lut: Lut;
-  readonly colormap: string;
+  readonly colormap: ColormapName;
   readonly alpha: number;
   readonly interpolation: Interpolation;
   readonly query: readonly number[];
@@ -61,12 +62,12 @@ export interface OverlayScene {
   /** Changes whenever the coloured map changes (data, colours, range, interpolation). */
   readonly key: string;
   /** The method whose map is shown ("attention" for one head) and its title ("" for a head). */
-  readonly method: string;
+  readonly method: Method;
   readonly methodTitle: string;
   /** Outline the smallest set of patches holding this share of the map (DINO mask); 0 for none. */
   readonly maskMass: number;
   /** How the kernel pooled matrix cells that cover several tokens: "max" or "mean". */
-  readonly pooling: string;
+  readonly pooling: Pooling;
 }
 
 export interface OverlayActions {
@@ -74,7 +75,7 @@ export interface OverlayActions {
   /** `final` is false while the slider is being dragged. */
   setAlpha(alpha: number, final: boolean): void;
   setInterpolation(mode: Interpolation): void;
-  setColormap(name: string): void;
+  setColormap(name: ColormapName): void;
   resetQuery(): void;
   setQuery(token: number): void;
   setMaskMass(mass: number): void;
@@ -142,13 +143,10 @@ export class OverlayPanel {
     this.alpha = element(doc, "input", { testId: "attnwidget-alpha", attrs: { type: "range", min: "0", max: "1", step: "0.05" } });
     this.alphaText = element(doc, "span", { className: "aw-number" });
     this.alphaLabel = element(doc, "label", {}, [doc.createTextNode("Opacity "), this.alpha, this.alphaText]);
-    const interpolation = labelledSelect(doc, "Interpolation", "attnwidget-interpolation", [
-      ["bilinear", "bilinear"],
-      ["nearest", "nearest"],
-    ]);
+    const interpolation = choiceSelect(doc, "Interpolation", "attnwidget-interpolation", INTERPOLATIONS);
     this.interpolation = interpolation.select;
     this.interpolationLabel = interpolation.label;
-    const colormap = labelledSelect(doc, "Colours", "attnwidget-overlay-colormap", COLORMAP_NAMES.map((name) => [name, name] as const));
+    const colormap = choiceSelect(doc, "Colours", "attnwidget-overlay-colormap", COLORMAPS);
     this.colormap = colormap.select;
     const mask = labelledSelect(doc, "Mask", "attnwidget-mask", MASK_CHOICES);
     this.mask = mask.select;
@@ -173,8 +171,8 @@ export class OverlayPanel {
     this.canvas.addEventListener("pointerup", () => this.endDrag());
     this.alpha.addEventListener("input", () => actions.setAlpha(Number(this.alpha.value), false));
     this.alpha.addEventListener("change", () => actions.setAlpha(Number(this.alpha.value), true));
-    this.interpolation.addEventListener("change", () => actions.setInterpolation(this.interpolation.value === "nearest" ? "nearest" : "bilinear"));
-    this.colormap.addEventListener("change", () => actions.setColormap(this.colormap.value));
+    this.interpolation.addEventListener("change", () => actions.setInterpolation(interpolation.chosen()));
+    this.colormap.addEventListener("change", () => actions.setColormap(colormap.chosen()));
     this.mask.addEventListener("change", () => actions.setMaskMass(Number(this.mask.value)));
     this.canvas.addEventListener("pointermove", (event) => this.hover(canvasPoint(this.canvas, event)));
     this.canvas.addEventListener("pointerleave", () => this.hover(null));

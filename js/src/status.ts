@@ -1,8 +1,8 @@
 /** The one-line status of the widget (plain text, from the `status`, `message`, ... traits). */
+import type { Status } from "./contract";
 
 export interface StatusInput {
-  /** "empty", "running", "done" or "error". */
-  readonly status: string;
+  readonly status: Status;
   readonly message: string;
   readonly modelName: string;
   readonly layersDone: number;

@@ -13,7 +13,9 @@
  * message's run decides over the trait data, a query over the exact heads); decoding, local query
  * maps and matrix windows live in decode.ts, query.ts and window.ts.
  */
+import type { FrontendRequest, HeadMessage, LayersMessage, RegionMessage } from "./contract";
 import { type EncodedRows, decodeRowsInto, readEncodedRows, readFloat32 } from "./decode";
+import { isKernelMessage, readKernelMessage } from "./messages";
 import type { DataTraits, GridShape } from "./model";
 import { valueRange } from "./normalize";
 import { localQueryMaps } from "./query";
@@ -47,7 +49,7 @@ export interface ExactHead {
 /** Where the current maps come from. */
 export type MapsSource = "kernel" | "local";
 
-type Send = (content: object) => void;
+type Send = (request: FrontendRequest) => void;
 
 /** Which payload traits changed in an update. */
 export interface TraitChanges {
@@ -158,12 +160,12 @@ export class AttentionStore {
 
   /** Handles a custom message from the kernel; returns false when it was not for the store. */
   applyMessage(message: unknown, buffers: readonly unknown[]): boolean {
-    if (!isRecord(message)) return false;
+    if (!isKernelMessage(message)) return false;
     try {
-      if (message.type === "layers") this.readLayers(message, buffers);
-      else if (message.type === "head") this.readHead(message, buffers);
-      else if (message.type === "region") this.readRegion(message, buffers);
-      else return false;
+      const read = readKernelMessage(message);
+      if (read.type === "layers") this.readLayers(read, buffers);
+      else if (read.type === "head") this.readHead(read, buffers);
+      else this.readRegion(read, buffers);
     } catch (error) {
       this.error = errorText(error);
     }
@@ -347,12 +349,9 @@ export class AttentionStore {
     }
   }
 
-  private readLayers(message: Record<string, unknown>, buffers: readonly unknown[]): void {
-    const runId = integer(message.run_id, "layers message: run_id");
+  private readLayers({ run_id: runId, first, count }: LayersMessage, buffers: readonly unknown[]): void {
     if (runId < this.runId) return;
     if (runId > this.runId) this.startRun(runId);
-    const first = integer(message.first, "layers message: first");
-    const count = integer(message.count, "layers message: count");
     if (first + count > this.shape.layers.length) {
       throw new Error(`layers message: rows ${first}..${first + count - 1} outside a grid of ${this.shape.layers.length} rows`);
     }
@@ -363,16 +362,12 @@ export class AttentionStore {
     this.storeRows(first * this.shape.heads.length, maps, specials);
   }
 
-  private readHead(message: Record<string, unknown>, buffers: readonly unknown[]): void {
-    const layer = integer(message.layer, "head message: layer");
-    const head = integer(message.head, "head message: head");
-    const height = integer(message.height, "head message: height");
-    const width = integer(message.width, "head message: width");
+  private readHead({ run_id: runId, layer, head, height, width }: HeadMessage, buffers: readonly unknown[]): void {
     const key = headKey(layer, head);
     const record = this.heads.get(key) ?? { sent: 0, received: 0, mapValidFrom: 0, matrixValidFrom: 0, map: null, matrix: null, height: 0, width: 0 };
     this.heads.set(key, record);
     record.received += 1;
-    if (typeof message.run_id === "number" && message.run_id < this.runId) return;
+    if (runId < this.runId) return;
     const map = readFloat32(buffers[0], "head message map", this.patches);
     const matrix = readFloat32(buffers[1], "head message matrix", height * width);
     if (record.received > record.mapValidFrom) record.map = map;
@@ -383,21 +378,18 @@ export class AttentionStore {
     }
   }
 
-  private readRegion(message: Record<string, unknown>, buffers: readonly unknown[]): void {
-    if (typeof message.run_id === "number" && message.run_id < this.runId) return;
-    const span = (value: unknown, what: string, tokens: number): TokenSpan => {
-      if (!Array.isArray(value) || value.length !== 2) throw new Error(`region message: ${what} must be [first, stop]`);
-      const [first, stop] = [integer(value[0], `region message: ${what}`), integer(value[1], `region message: ${what}`)];
+  private readRegion(message: RegionMessage, buffers: readonly unknown[]): void {
+    if (message.run_id < this.runId) return;
+    const span = ([first, stop]: readonly [number, number], what: string, tokens: number): TokenSpan => {
       if (first >= stop || stop > tokens) throw new Error(`region message: ${what} [${first}, ${stop}) outside ${tokens} tokens`);
       return [first, stop];
     };
     const rows = span(message.rows, "rows", this.shape.queryCount);
     const columns = span(message.columns, "columns", this.shape.tokenCount);
-    const height = integer(message.height, "region message: height");
-    const width = integer(message.width, "region message: width");
+    const { height, width } = message;
     if (height > rows[1] - rows[0] || width > columns[1] - columns[0]) throw new Error("region message: more cells than tokens");
     const values = readFloat32(buffers[0], "region message values", height * width);
-    const key = headKey(integer(message.layer, "region message: layer"), integer(message.head, "region message: head"));
+    const key = headKey(message.layer, message.head);
     const record = this.regions.get(key);
     if (record && sameRegion(record.asked, { rows, columns })) record.window = { values, height, width, rows, columns };
   }
@@ -452,16 +444,6 @@ function headKey(layer: number, head: number): string {
   return `${layer},${head}`;
 }
 
-function integer(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    throw new Error(`${what}: expected a non-negative integer, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null;
-}
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -6,6 +6,7 @@
  */
 import { asBytes } from "./decode";
 import { element, syncText } from "./dom";
+import type { StripTraits } from "./contract";
 import type { WidgetModel } from "./model";
 import { downloadBlob, fileName } from "./snapshot";
 import { ensureStylesheet } from "./styles";
@@ -51,7 +52,7 @@ function imageUrl(value: unknown, type: string): string {
   return bytes ? URL.createObjectURL(new Blob([bytes.slice()], { type })) : "";
 }
 
-function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {
+function render({ model, el }: { model: WidgetModel<StripTraits>; el: HTMLElement }): () => void {
   const doc = el.ownerDocument;
   ensureStylesheet(el, "attnwidget-strip-styles", STYLE);
   const save = element(doc, "button", { testId: "attnwidget-strip-save", text: "Save PNG", attrs: { type: "button" } });
@@ -110,10 +111,11 @@ function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => v
   strip.addEventListener("click", onClick);
   root.addEventListener("keydown", onKey);
   save.addEventListener("click", onSave);
-  for (const name of ["picture", "panels", "captions", "selected"]) model.on(`change:${name}`, draw);
+  const shown = ["change:picture", "change:panels", "change:captions", "change:selected"] as const;
+  for (const event of shown) model.on(event, draw);
   draw();
   return () => {
-    for (const name of ["picture", "panels", "captions", "selected"]) model.off(`change:${name}`, draw);
+    for (const event of shown) model.off(event, draw);
     for (const url of urls) URL.revokeObjectURL(url);
     root.remove();
   };

@@ -2,11 +2,25 @@
  * The view's toolbar: view, colours, normalisation, method and its rollout options, the picture of
  * `run_many` and "Save PNG". Its controls follow the model's traits (`sync`) and write them back.
  */
-import { COLORMAP_NAMES } from "./colormaps";
-import { element, labelledSelect, syncSelect, syncText } from "./dom";
-import { type WidgetModel, readCount, readString, readViewState, saveTraits } from "./model";
-import { MAX_DISCARD_RATIO, METHODS, ROLLOUT_OPTIONS, readMethod } from "./methods";
 import { percent } from "./captions";
+import {
+  COLORMAPS,
+  GRID_DEFAULTS,
+  MAX_DISCARD_RATIO,
+  METHODS,
+  NORMALIZE_SCOPES,
+  type NormalizeScope,
+  ROLLOUT_FUSIONS,
+  type RolloutFusion,
+  VIEWS,
+  type View,
+} from "./contract";
+import { choiceSelect, element, labelledSelect, syncSelect, syncText } from "./dom";
+import { methodLabel, readMethod, rolloutOptions } from "./methods";
+import { type WidgetModel, isOneOf, readCount, readViewState, saveTraits } from "./model";
+
+const VIEW_LABELS: Record<View, string> = { query: "query → patches", matrix: "token × token" };
+const NORMALIZE_LABELS: Record<NormalizeScope, string> = { head: "per head", layer: "per layer", global: "global" };
 
 export class Toolbar {
   readonly root: HTMLDivElement;
@@ -15,7 +29,7 @@ export class Toolbar {
   private readonly colormapSelect: HTMLSelectElement;
   private readonly normalizeSelect: HTMLSelectElement;
   private readonly methodSelect: HTMLSelectElement;
-  private readonly fusion: { label: HTMLLabelElement; select: HTMLSelectElement };
+  private readonly fusion: { label: HTMLLabelElement; select: HTMLSelectElement; chosen(): RolloutFusion };
   private readonly discardSlider: HTMLInputElement;
   private readonly discardText: HTMLSpanElement;
   private readonly discardLabel: HTMLLabelElement;
@@ -26,22 +40,11 @@ export class Toolbar {
   private readonly listeners: [EventTarget, string, EventListener][];
 
   constructor(private readonly doc: Document, private readonly model: WidgetModel) {
-    const view = labelledSelect(doc, "View", "attnwidget-view", [
-      ["query", "query → patches"],
-      ["matrix", "token × token"],
-    ]);
-    const colormap = labelledSelect(doc, "Colours", "attnwidget-colormap", COLORMAP_NAMES.map((name) => [name, name] as const));
-    const normalize = labelledSelect(doc, "Normalise", "attnwidget-normalize", [
-      ["head", "per head"],
-      ["layer", "per layer"],
-      ["global", "global"],
-    ]);
-    const method = labelledSelect(doc, "Method", "attnwidget-method", METHODS);
-    this.fusion = labelledSelect(doc, "Fusion", "attnwidget-rollout-fusion", [
-      ["mean", "mean"],
-      ["max", "max"],
-      ["min", "min"],
-    ]);
+    const view = choiceSelect(doc, "View", "attnwidget-view", VIEWS, (value) => VIEW_LABELS[value]);
+    const colormap = choiceSelect(doc, "Colours", "attnwidget-colormap", COLORMAPS);
+    const normalize = choiceSelect(doc, "Normalise", "attnwidget-normalize", NORMALIZE_SCOPES, (scope) => NORMALIZE_LABELS[scope]);
+    const method = choiceSelect(doc, "Method", "attnwidget-method", METHODS, methodLabel);
+    this.fusion = choiceSelect(doc, "Fusion", "attnwidget-rollout-fusion", ROLLOUT_FUSIONS);
     this.discardSlider = element(doc, "input", {
       testId: "attnwidget-discard",
       attrs: { type: "range", min: "0", max: String(MAX_DISCARD_RATIO), step: "0.01", "aria-label": "Discard ratio" },
@@ -74,16 +77,16 @@ export class Toolbar {
       this.saveButton,
     ]);
     this.listeners = [
-      [view.select, "change", () => saveTraits(model, { view: view.select.value })],
-      [colormap.select, "change", () => saveTraits(model, { colormap: colormap.select.value })],
-      [normalize.select, "change", () => saveTraits(model, { normalize: normalize.select.value })],
-      [this.fusion.select, "change", () => saveTraits(model, { rollout_fusion: this.fusion.select.value })],
+      [view.select, "change", () => saveTraits(model, { view: view.chosen() })],
+      [colormap.select, "change", () => saveTraits(model, { colormap: colormap.chosen() })],
+      [normalize.select, "change", () => saveTraits(model, { normalize: normalize.chosen() })],
+      [this.fusion.select, "change", () => saveTraits(model, { rollout_fusion: this.fusion.chosen() })],
       // The readout follows the thumb; the kernel recomputes once the thumb is released.
       [this.discardSlider, "input", () => syncText(this.discardText, percent(Number(this.discardSlider.value)))],
       [this.discardSlider, "change", () => saveTraits(model, { discard_ratio: Number(this.discardSlider.value) })],
       [this.start.select, "change", () => saveTraits(model, { start_layer: Number(this.start.select.value) })],
       [this.pictureSlider, "change", () => saveTraits(model, { image_index: Number(this.pictureSlider.value) })],
-      [method.select, "change", () => saveTraits(model, { method: method.select.value, overlay_open: true })],
+      [method.select, "change", () => saveTraits(model, { method: method.chosen(), overlay_open: true })],
     ];
     for (const [target, type, listener] of this.listeners) target.addEventListener(type, listener);
   }
@@ -113,7 +116,7 @@ export class Toolbar {
   /** The rollout options of the chosen method, with the start layers of this model. */
   private syncRolloutOptions(): void {
     const model = this.model;
-    const shown = ROLLOUT_OPTIONS[readMethod(model)] ?? [];
+    const shown = rolloutOptions(readMethod(model));
     this.fusion.label.hidden = !shown.includes("fusion");
     this.discardLabel.hidden = !shown.includes("discard");
     this.start.label.hidden = !shown.includes("start");
@@ -124,7 +127,8 @@ export class Toolbar {
         ...Array.from({ length: layers }, (_, i) => element(this.doc, "option", { text: String(i + 1), attrs: { value: String(i + 1) } })),
       );
     }
-    syncSelect(this.fusion.select, readString(model, "rollout_fusion") || "mean");
+    const fusion = model.get("rollout_fusion");
+    syncSelect(this.fusion.select, isOneOf(ROLLOUT_FUSIONS, fusion) ? fusion : GRID_DEFAULTS.rollout_fusion);
     const discard = Math.min(MAX_DISCARD_RATIO, Math.max(0, Number(model.get("discard_ratio")) || 0));
     if (Number(this.discardSlider.value) !== discard) this.discardSlider.value = String(discard);
     syncText(this.discardText, percent(discard));

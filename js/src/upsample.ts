@@ -5,14 +5,8 @@
  * alignment (torch's `align_corners=False`): output pixel `x` samples source coordinate
  * `(x + 0.5) * width / outWidth - 0.5`, clamped to the edge.
  */
+import type { Interpolation } from "./contract";
 import { cellTokenRange } from "./layout";
-
-export type Interpolation = "bilinear" | "nearest";
-
-/** True when `value` names an interpolation mode. */
-export function isInterpolation(value: unknown): value is Interpolation {
-  return value === "bilinear" || value === "nearest";
-}
 
 /** Resamples a `width x height` map to `outWidth x outHeight` by bilinear or nearest interpolation. */
 export function upsample(

@@ -9,6 +9,7 @@
  * read-outs (readout.ts) and the picture loader (picture.ts).
  */
 import { colormap } from "./colormaps";
+import { DATA_TRAITS, GRID_TRAIT_NAMES, type Method } from "./contract";
 import { canvasPoint, element, syncText } from "./dom";
 import { GridCanvas } from "./grid";
 import type { TileHit } from "./layout";
@@ -19,13 +20,14 @@ import {
   readPicture,
   readPooling,
   readQuery,
+  readStatus,
   readString,
   readViewState,
   saveTraits,
 } from "./model";
 import {
-  METHODS,
   describePredictions,
+  methodLabel,
   readExplanation,
   readMaskMass,
   readMethod,
@@ -44,40 +46,8 @@ import { ensureStyles } from "./styles";
 import { defaultQuery, describeQuery, formatValue, sameQuery } from "./tokens";
 import { type MatrixWindow, type TokenRegion, cutRegion, wholeMatrix } from "./window";
 
-/** Traits that change what a view shows (data traits reach it through the store). */
-const VIEW_TRAITS = [
-  "view",
-  "colormap",
-  "normalize",
-  "selected",
-  "overlay_open",
-  "alpha",
-  "interpolation",
-  "query",
-  "status",
-  "message",
-  "model_name",
-  "layers_done",
-  "image",
-  "image_size",
-  "crop_box",
-  "input_size",
-  "patch_size",
-  "method",
-  "explanation",
-  "explanation_title",
-  "predictions",
-  "mask_mass",
-  "image_index",
-  "image_count",
-  "rollout_fusion",
-  "discard_ratio",
-  "start_layer",
-  "layer_count",
-  "saved_bytes",
-  "token_labels",
-  "causal",
-];
+/** Traits that change what a view shows: all but the data traits (they reach it through the store) and the panel link. */
+const VIEW_TRAITS = GRID_TRAIT_NAMES.filter((name) => !(DATA_TRAITS as readonly string[]).includes(name) && name !== "head_dots");
 
 const GRID_HINT = "Click a tile to open it. Keyboard: arrow keys move the selection, Enter opens it, Escape closes it.";
 const GRID_MAX_WIDTH = 720;
@@ -160,7 +130,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
 
   const drawStatus = (): void => {
     const shape = store.shape;
-    const value = readString(model, "status");
+    const value = readStatus(model);
     status.dataset.status = value;
     syncText(
       status,
@@ -228,10 +198,10 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   };
 
   /** The overlay's view of the chosen method's map, computed by the kernel for the whole input. */
-  const methodScene = (state: ViewState, method: string, gridWidth: number): OverlayScene => {
+  const methodScene = (state: ViewState, method: Method, gridWidth: number): OverlayScene => {
     const shape = store.shape;
     const explanation = readExplanation(model, shape.gh * shape.gw);
-    const label = METHODS.find(([name]) => name === method)?.[1] ?? method;
+    const label = methodLabel(method);
     const query = readQuery(model);
     return {
       mode: "query",

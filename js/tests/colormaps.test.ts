@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fixture from "./fixtures/colour-index.json";
-import { COLORMAP_NAMES, colormap, lutIndex, paintValues, parseLut, rgbAt } from "../src/colormaps";
+import tables from "../../attnwidget/colormaps.json";
+import { colormap, lutIndex, paintValues, parseLut, rgbAt } from "../src/colormaps";
+import { COLORMAPS } from "../src/contract";
 
 /** matplotlib's float colours at 0 and 1, times 255 (`colormaps[name](0.0)[:3] * 255`). */
 const MATPLOTLIB_ENDPOINTS: Record<string, [number[], number[]]> = {
@@ -11,8 +13,9 @@ const MATPLOTLIB_ENDPOINTS: Record<string, [number[], number[]]> = {
 };
 
 describe("colormaps", () => {
-  it("ships viridis, magma, inferno and gray", () => {
-    expect(COLORMAP_NAMES).toEqual(["viridis", "magma", "inferno", "gray"]);
+  it("ships a table for every colormap of the contract, in the menu's order", () => {
+    expect(COLORMAPS).toEqual(["viridis", "magma", "inferno", "gray"]);
+    expect(Object.keys(tables)).toEqual([...COLORMAPS]);
   });
 
   it("runs viridis from #440154 to #fde725", () => {

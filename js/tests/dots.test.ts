@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { dotOfHead, firstSelected, followHeadDots, headOfDot, linkHeadDots } from "../src/dots";
+import { type ScatterTraits, dotOfHead, firstSelected, followHeadDots, headOfDot, linkHeadDots } from "../src/dots";
 import { FakeModel, widgetTraits } from "./helpers";
 
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
 function gridAndDots(overrides: Record<string, unknown> = {}) {
   const grid = new FakeModel(widgetTraits({ layer_count: 3, head_count: 4, layers: [1, 3], heads: [1, 2, 3, 4], ...overrides }));
-  const dots = new FakeModel({ selected: null });
+  const dots = new FakeModel<ScatterTraits>({ selected: null });
   return { grid, dots };
 }
 
@@ -66,8 +66,8 @@ describe("linkHeadDots", () => {
 describe("followHeadDots", () => {
   it("links to the scatter named by head_dots, and to a new one when it changes", async () => {
     const { grid, dots } = gridAndDots({ head_dots: "IPY_MODEL_first" });
-    const other = new FakeModel({ selected: null });
-    const models: Record<string, FakeModel> = { first: dots, second: other };
+    const other = new FakeModel<ScatterTraits>({ selected: null });
+    const models: Record<string, FakeModel<ScatterTraits>> = { first: dots, second: other };
     const manager = { get_model: async (id: string) => models[id].handle() };
     const stop = followHeadDots(grid.handle(), manager);
     await settle();

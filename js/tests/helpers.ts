@@ -1,4 +1,6 @@
 /** Test helpers: payloads built by hand the way the kernel builds them (little endian). */
+import type { GridTraits } from "../src/contract";
+import type { WidgetModel } from "../src/model";
 
 /** Little-endian float32 bytes of `values`, as a DataView (what anywidget hands over). */
 export function float32View(values: readonly number[]): DataView {
@@ -36,7 +38,7 @@ type Handler = (...args: never[]) => void;
  * A stand-in for the Backbone model behind anywidget: `handle()` gives a handle like the proxies
  * anywidget passes to `initialize` and `render` (a new object each time, same model behind it).
  */
-export class FakeModel {
+export class FakeModel<T extends object = GridTraits> {
   readonly sent: object[] = [];
   saves = 0;
   private readonly attributes: Record<string, unknown>;
@@ -46,9 +48,8 @@ export class FakeModel {
     this.attributes = { ...initial };
   }
 
-  get(name: string): unknown {
-    return this.attributes[name];
-  }
+  /** Any value, odd ones too: readers must cope with whatever a saved state holds. */
+  readonly get = ((name: string) => this.attributes[name]) as WidgetModel<T>["get"];
 
   /** Sets attributes together, then fires their change events (as a kernel update does). */
   update(values: Record<string, unknown>): void {
@@ -68,9 +69,9 @@ export class FakeModel {
     return count;
   }
 
-  handle() {
-    return {
-      get: (name: string) => this.get(name),
+  handle(): WidgetModel<T> {
+    const handle = {
+      get: this.get,
       set: (name: string, value: unknown) => this.update({ [name]: value }),
       save_changes: () => {
         this.saves += 1;
@@ -86,6 +87,7 @@ export class FakeModel {
         if (name && callback) this.handlers.get(name)?.delete(callback);
       },
     };
+    return handle as WidgetModel<T>;
   }
 
   private emit(name: string, ...args: unknown[]): void {

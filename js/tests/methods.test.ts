@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { METHODS, describePredictions, readExplanation, readMethod, readPredictions } from "../src/methods";
+import { describePredictions, readExplanation, readMethod, readPredictions } from "../src/methods";
+import type { WidgetModel } from "../src/model";
 
-function model(traits: Record<string, unknown>) {
-  return { get: (name: string) => traits[name] };
+/** A model holding `traits`, odd values too: readers must cope with them. */
+function model(traits: Record<string, unknown>): Pick<WidgetModel, "get"> {
+  return { get: ((name: string) => traits[name]) as WidgetModel["get"] };
 }
 
 function float32(values: number[]): DataView {
@@ -12,8 +14,7 @@ function float32(values: number[]): DataView {
 }
 
 describe("methods", () => {
-  it("mirrors the kernel's method names and reads unknown ones as per-head attention", () => {
-    expect(METHODS.map(([name]) => name)).toEqual(["attention", "head-mean", "head-max", "head-min", "rollout", "gradient-rollout", "chefer", "grad-cam", "token-norms"]);
+  it("reads unknown methods as per-head attention", () => {
     expect(readMethod(model({ method: "rollout" }))).toBe("rollout");
     expect(readMethod(model({ method: "<img src=x>" }))).toBe("attention");
     expect(readMethod(model({}))).toBe("attention");

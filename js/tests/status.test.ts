@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { formatBytes, statusLine } from "../src/status";
+import { type StatusInput, formatBytes, statusLine } from "../src/status";
 import { defaultQuery, describeQuery, formatValue, isClsLike, patchToken, sameQuery, tokenName } from "../src/tokens";
 
-const base = { status: "done", message: "", modelName: "vit", layersDone: 12, layerCount: 12, headCount: 12, query: "CLS", dataError: "", queryPending: false, savedBytes: 0, matricesMissing: false };
+const base: StatusInput = { status: "done", message: "", modelName: "vit", layersDone: 12, layerCount: 12, headCount: 12, query: "CLS", dataError: "", queryPending: false, savedBytes: 0, matricesMissing: false };
 
 describe("statusLine", () => {
   it("shows progress while running", () => {

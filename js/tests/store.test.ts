@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { readDataTraits } from "../src/model";
 import { AttentionStore } from "../src/store";
+import type { HeadMessage } from "../src/contract";
 import { FakeModel, encodeRows, float32View, widgetTraits } from "./helpers";
 
 /** Rows of 4 patch values for `tiles` tiles; tile t holds t + [0.1, 0.2, 0.3, 0.4]. */
@@ -168,7 +169,7 @@ describe("AttentionStore queries", () => {
 
 describe("AttentionStore exact heads", () => {
   const reply = (layer: number, head: number, mapValue: number): [object, unknown[]] => [
-    { type: "head", layer, head, height: 5, width: 5 },
+    { type: "head", run_id: 1, layer, head, height: 5, width: 5, query: [0] } satisfies HeadMessage,
     [float32View([mapValue, 0, 0, 0]), float32View(new Array(25).fill(0.2))],
   ];
 
@@ -216,7 +217,7 @@ describe("AttentionStore exact heads", () => {
 
   it("rejects a reply of the wrong size", () => {
     const store = storeFor(withMatrices());
-    store.applyMessage({ type: "head", layer: 1, head: 1, height: 5, width: 5 }, [float32View([1, 2]), float32View([])]);
+    store.applyMessage({ type: "head", run_id: 1, layer: 1, head: 1, height: 5, width: 5, query: [0] }, [float32View([1, 2]), float32View([])]);
     expect(store.error).toMatch(/head message map: 2 float32 values, expected 4/);
     expect(store.exactHead(1, 1)).toBeNull();
   });
@@ -265,10 +266,14 @@ describe("AttentionStore zoomed-in regions", () => {
     store.requestRegion(2, 1, region, () => undefined);
     store.applyMessage(...reply(store.runId, [1, 2]));
     expect(store.error).toMatch(/region message values: 2 float32 values, expected 6/);
-    store.applyMessage({ type: "region", layer: 2, head: 1, rows: [4, 1], columns: [0, 2], height: 3, width: 2 }, []);
+    store.applyMessage({ type: "region", run_id: store.runId, layer: 2, head: 1, rows: [4, 1], columns: [0, 2], height: 3, width: 2 }, []);
     expect(store.error).toMatch(/rows \[4, 1\) outside 5 tokens/);
-    store.applyMessage({ type: "region", layer: 2, head: 1, rows: [1, 4], columns: [0, 2], height: 9, width: 2 }, []);
+    store.applyMessage({ type: "region", run_id: store.runId, layer: 2, head: 1, rows: [1, 4], columns: [0, 2], height: 9, width: 2 }, []);
     expect(store.error).toMatch(/more cells than tokens/);
+    store.applyMessage({ type: "region", run_id: store.runId, layer: 2, head: 1, rows: [1], columns: [0, 2], height: 3, width: 2 }, []);
+    expect(store.error).toMatch(/region message: rows must be \[first, stop\]/);
+    store.applyMessage({ type: "head", run_id: store.runId, layer: 2, head: 1, height: 5, width: 5 }, []);
+    expect(store.error).toMatch(/head message: query must be a list of tokens/);
     expect(store.region(2, 1, region)).toBeNull();
   });
 });
