@@ -51,18 +51,22 @@ def apply_colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
 
 
 def normalize_tiles(tiles: np.ndarray, scope: str = "head") -> tuple[np.ndarray, np.ndarray]:
-    """Scale tiles [rows, cols, h, w] to [0, 1] per head, per layer (row) or globally.
+    """Scale tiles [rows, cols, h, w] to [0, 1] per head, per layer (row) or globally, ignoring NaN.
 
-    Returns the scaled tiles and each tile's (lo, hi) range, [rows, cols, 2].
+    Returns the scaled tiles and each tile's (lo, hi) range, [rows, cols, 2]. A tile of NaN only has no
+    data: its range is (NaN, NaN) and it does not count towards a layer's or the global range, as in
+    the front-end's `displayRanges` (js/src/normalize.ts).
     """
     axes = {"head": (2, 3), "layer": (1, 2, 3), "global": (0, 1, 2, 3)}.get(scope)
     if axes is None:
         raise ValueError(f"unknown normalisation {scope!r}: choose one of {', '.join(NORMALIZE_SCOPES)}")
-    low = tiles.min(axis=axes, keepdims=True)
-    high = tiles.max(axis=axes, keepdims=True)
+    low = np.fmin.reduce(tiles, axis=axes, keepdims=True, initial=np.inf)
+    high = np.fmax.reduce(tiles, axis=axes, keepdims=True, initial=-np.inf)
+    has_data = ~np.isnan(tiles).all(axis=(2, 3), keepdims=True)
+    low, high = np.where(has_data, low, np.nan), np.where(has_data, high, np.nan)
     span = np.where(high > low, high - low, 1.0)
-    ranges = np.broadcast_to(np.concatenate([low, high], axis=-1)[..., :1, :], (*tiles.shape[:2], 1, 2))
-    return (tiles - low) / span, ranges.reshape(*tiles.shape[:2], 2)
+    ranges = np.concatenate([low, high], axis=-1)[..., :1, :].reshape(*tiles.shape[:2], 2)
+    return (tiles - low) / span, ranges
 
 
 @dataclass(frozen=True)

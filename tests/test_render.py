@@ -44,14 +44,16 @@ def test_colour_index_cuts_zero_to_one_into_256_equal_bins():
     np.testing.assert_array_equal(colour_index(values32), colour_index(values32.astype(np.float64)))
 
 
-def test_the_front_ends_colour_index_fixture_is_current():
+def test_the_front_ends_fixtures_are_current():
     spec = importlib.util.spec_from_file_location(
         "generate_fixtures", ROOT / "scripts" / "generate_fixtures.py"
     )
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
-    written = (generator.FIXTURES / "colour-index.json").read_text()
-    assert written == generator.colour_index_fixture(), "run scripts/generate_fixtures.py"
+    assert sorted(path.name for path in generator.FIXTURES.glob("*.json")) == sorted(generator.FIXTURE_FILES)
+    for name, make in generator.FIXTURE_FILES.items():
+        written = (generator.FIXTURES / name).read_text()
+        assert written == make(), f"{name} is stale: run scripts/generate_fixtures.py"
 
 
 def test_normalisation_scopes():
@@ -65,6 +67,16 @@ def test_normalisation_scopes():
     assert shared.max() == 1 and shared[0, 0, 0, 0] == 0 and ranges[1, 1].tolist() == [0, 23]
     with pytest.raises(ValueError, match="unknown normalisation"):
         normalize_tiles(tiles, "row")
+
+
+def test_tiles_without_data_keep_no_range_and_do_not_count():
+    tiles = np.arange(2 * 2 * 2 * 2, dtype=float).reshape(2, 2, 2, 2)
+    tiles[0, 1] = np.nan
+    tiles[1, 0, 0, 0] = np.nan  # a missing value inside a tile is skipped
+    _, ranges = normalize_tiles(tiles, "layer")
+    assert ranges[0, 0].tolist() == [0, 3] and np.isnan(ranges[0, 1]).all()
+    assert ranges[1, 1].tolist() == [9, 15]
+    assert normalize_tiles(tiles, "global")[1][1, 0].tolist() == [0, 15]
 
 
 def test_tiles_land_where_the_layout_says_with_the_colours_of_their_values():
