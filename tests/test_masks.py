@@ -11,6 +11,15 @@ import torch
 
 from attnwidget import methods
 from attnwidget.masks import high_norm_mask, mask_edges, mass_mask
+from attnwidget.render_marks import (
+    Rect,
+    cell_rect,
+    contour_segments,
+    dashes,
+    grid_coverage,
+    outline_path,
+    picture_layout,
+)
 
 FIXTURES = Path(__file__).parent.parent / "js" / "tests" / "fixtures"
 
@@ -69,3 +78,30 @@ def test_mask_edges_outline_the_kept_region():
     pair = mask_edges(np.array([[True, True]]))
     assert len(pair) == 6 and [1, 0, 1, 1] not in pair.tolist()
     assert mask_edges(np.zeros((2, 2), dtype=bool)).shape == (0, 4)
+
+
+def test_contours_and_cells_lie_on_the_grid_in_pixels():
+    grid = Rect(10.0, 20.0, 120.0, 60.0)  # 4 x 3 cells of 40 x 15 px
+    mask = np.zeros((4, 3), dtype=bool)
+    mask[3, 2] = True
+    segments = contour_segments(mask, grid)
+    assert segments.tolist() == [[90, 65, 130, 65], [90, 80, 130, 80], [90, 65, 90, 80], [130, 65, 130, 80]]
+    assert cell_rect(grid, 4, 3, 3, 2) == Rect(90.0, 65.0, 40.0, 15.0)
+
+
+def test_dashes_run_on_across_corners_and_restart_per_path():
+    pieces = dashes(np.array([[0.0, 0.0], [8.0, 0.0], [8.0, 8.0]]), (6.0, 4.0))
+    assert pieces.tolist() == [[0, 0, 6, 0], [8, 2, 8, 8]]
+    assert dashes(np.array([[0.0, 0.0], [3.0, 0.0]]), ()).tolist() == [[0, 0, 3, 0]]
+    assert outline_path(Rect(0.0, 0.0, 10.0, 10.0))[[0, 2]].tolist() == [[0.75, 0.75], [9.25, 9.25]]
+
+
+def test_picture_layout_fits_the_picture_and_places_crop_and_grid():
+    layout = picture_layout((256, 192), 512, (0.125, 0.125, 0.875, 0.875))
+    assert (layout.width, layout.height) == (512, 384)
+    assert layout.crop == layout.grid == Rect(64.0, 48.0, 384.0, 288.0)
+    assert layout.cropped
+    assert picture_layout((3, 1), 5, (0, 0, 1, 1)).height == 2  # 1.666.. rounds half up, as Math.round
+    assert not picture_layout((100, 50), 200, (0, 0, 1, 1)).cropped
+    assert grid_coverage((12, 12), [100, 100], 8) == (0.96, 0.96)
+    assert grid_coverage((12, 12), None, 8) == (1.0, 1.0)
