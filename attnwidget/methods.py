@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import masks
 from .capture import capture_attention
 
 HeadFusion = Literal["mean", "max", "min"]
@@ -163,19 +164,16 @@ def attention_entropy(attention: torch.Tensor) -> torch.Tensor:
 def dino_mask(cls_map: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
     """The smallest set of tokens holding `mass` of the map (Caron et al., 2021), as a bool map.
 
-    The map is normalised to sum 1 and sorted ascending; tokens whose cumulative mass exceeds
-    1 - `mass` are kept. Ties are kept or dropped together.
+    The rule is `masks.mass_mask` (float64, the browser's too): the values sorted ascending are summed
+    in that order, and tokens from the first whose running sum exceeds (1 - `mass`) x the total are
+    kept. Ties are kept or dropped together.
     """
     if not 0.0 < mass <= 1.0:
         raise ValueError(f"mass must lie in (0, 1], not {mass}")
-    values = cls_map.float().flatten()
-    if values.numel() == 0 or bool((values < 0).any()) or float(values.sum()) <= 0:
+    kept = masks.mass_mask(cls_map.detach().cpu().double().numpy(), mass)
+    if kept is None:
         raise ValueError("a DINO mask needs a non-negative map with some mass")
-    ordered = torch.sort(values / values.sum()).values
-    cumulative = torch.cumsum(ordered, dim=0)
-    kept_sorted = cumulative > 1.0 - mass
-    threshold = ordered[kept_sorted].min()  # keep ties of the smallest kept value too
-    return (values / values.sum() >= threshold).reshape(cls_map.shape)
+    return torch.from_numpy(kept).to(cls_map.device)
 
 
 def grad_cam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
@@ -321,12 +319,14 @@ def high_norm_tokens(norms: torch.Tensor, special: int, factor: float = 4.0) -> 
     """Patch tokens whose norm exceeds `factor` times the median patch norm of their layer: bool [layers, N].
 
     Large ViTs repurpose a few background patches as registers (Darcet et al., 2023); their output
-    norms are many times the median. Special tokens are never flagged.
+    norms are many times the median. Special tokens are never flagged. The rule is
+    `masks.high_norm_mask` (torch's lower median, float64), the browser's too.
     """
-    patches = norms[:, special:]
-    median = patches.median(dim=-1, keepdim=True).values
     flags = torch.zeros_like(norms, dtype=torch.bool)
-    flags[:, special:] = patches > factor * median
+    for layer, patches in enumerate(norms[:, special:].detach().cpu().double().numpy()):
+        flagged = masks.high_norm_mask(patches, factor)
+        if flagged is not None:
+            flags[layer, special:] = torch.from_numpy(flagged)
     return flags
 
 

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from .contract import HIGH_NORM_FACTOR
 from .encode import decode_rows
-from .render import export_png, grid_picture, overlay_figure
+from .render import export_png, grid_picture, normalize_tiles, overlay_figure
+from .render_marks import OverlayMarks, grid_coverage
 
 if TYPE_CHECKING:
     from .widget import AttentionGrid
@@ -51,6 +53,9 @@ def overlay_png(
     if run.prepared.picture is None:
         raise TypeError("this input has no picture to overlay (a text): use to_png() with view='matrix'")
     gh, gw = grid.grid
+    special = run.layout.special_count
+    high_norm_factor = None
+    value_range = None
     if grid.method == "attention" or layer is not None or head is not None:
         if layer is None or head is None:
             if len(grid.selected) != 2:
@@ -59,11 +64,18 @@ def overlay_png(
                 )
             layer, head = grid.selected
         rows = grid._head_reductions(layer, head, 0).query_rows()[0]
-        values = rows[run.layout.special_count :].reshape(gh, gw).numpy()
+        values = rows[special:].reshape(gh, gw).numpy()
         title = f"l={layer} h={head} · attention from the query"
+        value_range = _tile_range(grid, layer, head)
     else:
         values = np.frombuffer(grid.explanation, dtype="<f4").reshape(gh, gw)
         title = grid.explanation_title
+        high_norm_factor = HIGH_NORM_FACTOR if grid.method == "token-norms" else None
+    marks = OverlayMarks(
+        mask_mass=grid.mask_mass,
+        high_norm_factor=high_norm_factor,
+        query_patches=tuple(token - special for token in grid.query if token >= special),
+    )
     with Image.open(io.BytesIO(grid.image)) as source:
         picture = source.convert("RGB")
     figure = overlay_figure(
@@ -74,6 +86,20 @@ def overlay_png(
         alpha=grid.alpha,
         colormap=grid.colormap,
         interpolation=grid.interpolation,
+        value_range=value_range,
+        coverage=grid_coverage(grid.grid, grid.input_size, grid.patch_size),
+        marks=marks,
         **options,
     )
     return export_png(figure, path, dpi=dpi)
+
+
+def _tile_range(grid: AttentionGrid, layer: int, head: int) -> tuple[float, float] | None:
+    """The range the front-end colours a head's overlay with: the grid's normalisation of its tile, or
+    `None` (the map's own range) per head and for a head the grid does not show."""
+    if grid.normalize == "head" or layer not in grid.layers or head not in grid.heads:
+        return None
+    own = np.frombuffer(grid.maps_range, dtype="<f4").astype(np.float64)
+    ranges = normalize_tiles(own.reshape(len(grid.layers), len(grid.heads), 1, 2), grid.normalize)[1]
+    low, high = ranges[grid.layers.index(layer), grid.heads.index(head)]
+    return float(low), float(high)

@@ -20,9 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .render_marks import NO_MARKS, OverlayMarks, draw_marks, picture_layout, round_half_up
+
 COLORMAP_FILE = Path(__file__).with_name("colormaps.json")
 NORMALIZE_SCOPES = ("head", "layer", "global")
-RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
+INTERPOLATIONS = ("bilinear", "nearest")
+#: The largest side of the painted map, as the front-end's overlay caps its heat canvas.
+HEAT_MAX_PIXELS = 1024
 
 
 @functools.cache
@@ -51,18 +55,22 @@ def apply_colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
 
 
 def normalize_tiles(tiles: np.ndarray, scope: str = "head") -> tuple[np.ndarray, np.ndarray]:
-    """Scale tiles [rows, cols, h, w] to [0, 1] per head, per layer (row) or globally.
+    """Scale tiles [rows, cols, h, w] to [0, 1] per head, per layer (row) or globally, ignoring NaN.
 
-    Returns the scaled tiles and each tile's (lo, hi) range, [rows, cols, 2].
+    Returns the scaled tiles and each tile's (lo, hi) range, [rows, cols, 2]. A tile of NaN only has no
+    data: its range is (NaN, NaN) and it does not count towards a layer's or the global range, as in
+    the front-end's `displayRanges` (js/src/normalize.ts).
     """
     axes = {"head": (2, 3), "layer": (1, 2, 3), "global": (0, 1, 2, 3)}.get(scope)
     if axes is None:
         raise ValueError(f"unknown normalisation {scope!r}: choose one of {', '.join(NORMALIZE_SCOPES)}")
-    low = tiles.min(axis=axes, keepdims=True)
-    high = tiles.max(axis=axes, keepdims=True)
+    low = np.fmin.reduce(tiles, axis=axes, keepdims=True, initial=np.inf)
+    high = np.fmax.reduce(tiles, axis=axes, keepdims=True, initial=-np.inf)
+    has_data = ~np.isnan(tiles).all(axis=(2, 3), keepdims=True)
+    low, high = np.where(has_data, low, np.nan), np.where(has_data, high, np.nan)
     span = np.where(high > low, high - low, 1.0)
-    ranges = np.broadcast_to(np.concatenate([low, high], axis=-1)[..., :1, :], (*tiles.shape[:2], 1, 2))
-    return (tiles - low) / span, ranges.reshape(*tiles.shape[:2], 2)
+    ranges = np.concatenate([low, high], axis=-1)[..., :1, :].reshape(*tiles.shape[:2], 2)
+    return (tiles - low) / span, ranges
 
 
 @dataclass(frozen=True)
@@ -161,28 +169,35 @@ def overlay_picture(
     alpha: float = 0.5,
     colormap: str = "viridis",
     interpolation: str = "bilinear",
+    value_range: tuple[float, float] | None = None,
 ) -> Image.Image:
-    """`picture` with `values` [h, w] scaled to [0, 1], upsampled ("bilinear" or "nearest") over the
-    `crop_box` region (fractions of the picture) and blended in `colormap` with opacity `alpha`."""
-    resampling = RESAMPLING.get(interpolation)
-    if resampling is None:
-        raise ValueError(f"unknown interpolation {interpolation!r}: choose one of {', '.join(RESAMPLING)}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], not {alpha}")
-    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
-    if values.ndim != 2 or values.size == 0:
-        raise ValueError(f"expected a 2-d map, got shape {values.shape}")
-    low, high = float(values.min()), float(values.max())
-    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    """`picture` with `values` [h, w] upsampled ("bilinear" or "nearest") over the `crop_box` region
+    (fractions of the picture), scaled from `value_range` (default: the map's own) to [0, 1] and blended
+    in `colormap` with opacity `alpha`."""
     width, height = picture.size
-    x0, y0, x1, y1 = (round(f * s) for f, s in zip(crop_box, (width, height, width, height), strict=True))
-    region = (max(1, x1 - x0), max(1, y1 - y0))
-    smooth = np.asarray(Image.fromarray(scaled).resize(region, resampling))
-    heat = apply_colormap(smooth, colormap).astype(np.float32)
-    result = np.asarray(picture.convert("RGB"), dtype=np.float32).copy()
-    window = result[y0 : y0 + region[1], x0 : x0 + region[0]]
-    window[:] = (1 - alpha) * window + alpha * heat[: window.shape[0], : window.shape[1]]
-    return Image.fromarray(np.clip(np.rint(result), 0, 255).astype(np.uint8))
+    x0, y0, x1, y1 = (
+        round_half_up(f * s) for f, s in zip(crop_box, (width, height, width, height), strict=True)
+    )
+    return _blend_heat(picture, values, (x0, y0, x1, y1), alpha, colormap, interpolation, value_range)
+
+
+def upsample(values: np.ndarray, width: int, height: int, interpolation: str) -> np.ndarray:
+    """`values` [h, w] resampled to [height, width], float32, as the front-end's `upsample`
+    (js/src/upsample.ts): pixel-centre alignment, clamped at the edges, the same arithmetic."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"unknown interpolation {interpolation!r}: choose one of {', '.join(INTERPOLATIONS)}"
+        )
+    source = np.asarray(values, dtype=np.float32).astype(np.float64)
+    (ys, y_low, y_high, y_weight), (xs, x_low, x_high, x_weight) = (
+        _sample_axis(source.shape[0], height),
+        _sample_axis(source.shape[1], width),
+    )
+    if interpolation == "nearest":
+        return source[ys[:, None], xs[None, :]].astype(np.float32)
+    upper = source[y_low][:, x_low] * (1 - x_weight) + source[y_low][:, x_high] * x_weight
+    lower = source[y_high][:, x_low] * (1 - x_weight) + source[y_high][:, x_high] * x_weight
+    return (upper * (1 - y_weight[:, None]) + lower * y_weight[:, None]).astype(np.float32)
 
 
 def save_png(picture: Image.Image, path: str | Path, *, dpi: int = 300) -> Path:
@@ -216,17 +231,20 @@ def overlay_figure(
     colormap: str = "viridis",
     interpolation: str = "bilinear",
     font_size: int = 14,
+    value_range: tuple[float, float] | None = None,
+    coverage: tuple[float, float] = (1.0, 1.0),
+    marks: OverlayMarks = NO_MARKS,
 ) -> Image.Image:
-    """One map over its picture, as the widget's overlay shows it: `title` above, the picture scaled
-    so its longest side is `size` pixels, and a colour bar with the map's lowest and highest values."""
-    scale = size / max(picture.size)
-    shown = picture.resize(
-        (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
-        Image.Resampling.LANCZOS,
-    )
-    blended = overlay_picture(
-        shown, values, crop_box, alpha=alpha, colormap=colormap, interpolation=interpolation
-    )
+    """One map over its picture, as the widget's overlay draws it: `title` above, the picture fitted into
+    a `size` square, the map over the patch grid (the `coverage` of the crop) coloured from `value_range`
+    (default: the map's own), the picture dimmed outside the crop, `marks` (mask contours, outlines),
+    and a colour bar with the range's values."""
+    layout = picture_layout(picture.size, size, crop_box, coverage)
+    shown = picture.convert("RGB").resize((layout.width, layout.height), Image.Resampling.BILINEAR)
+    grid = layout.grid
+    box = tuple(round_half_up(v) for v in (grid.x, grid.y, grid.x + grid.width, grid.y + grid.height))
+    blended = _blend_heat(shown, values, box, alpha, colormap, interpolation, value_range)
+    blended = draw_marks(blended, layout, np.asarray(values, dtype=np.float32), marks)
     font = ImageFont.load_default(size=font_size)
     top = 2 * font_size if title else 0
     figure = Image.new("RGB", (max(blended.width, 280), top + blended.height + 3 * font_size + 14), "white")
@@ -234,8 +252,7 @@ def overlay_figure(
     if title:
         draw.text((0, font_size // 2), title, fill="black", font=font)
     figure.paste(blended, (0, top))
-    finite = np.asarray(values, dtype=np.float64)[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    low, high = value_range if value_range is not None else _finite_range(values)
     range_ = np.array([[[low, high]]])
     _colour_bar(draw, figure, (0, top + blended.height + font_size // 2), colormap, range_, "global", font)
     return figure
@@ -275,6 +292,55 @@ def _colour_bar(
         low, high = "min", f"max of each {normalize}"
     draw.text((x, y + 14), low, fill="black", font=font, anchor="la")
     draw.text((x + width, y + 14), high, fill="black", font=font, anchor="ra")
+
+
+def _blend_heat(
+    picture: Image.Image,
+    values: np.ndarray,
+    box: tuple[int, int, int, int],
+    alpha: float,
+    colormap: str,
+    interpolation: str,
+    value_range: tuple[float, float] | None,
+) -> Image.Image:
+    """`picture` with `values` painted over `box` (x0, y0, x1, y1 in pixels) as the front-end paints its
+    heat canvas: values upsampled, then (v - lo) / (hi - lo) to a colour, blended with opacity `alpha`."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], not {alpha}")
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"expected a 2-d map, got shape {values.shape}")
+    low, high = value_range if value_range is not None else _finite_range(values)
+    x0, y0, x1, y1 = box
+    region = (max(1, x1 - x0), max(1, y1 - y0))
+    heat_size = (min(HEAT_MAX_PIXELS, region[0]), min(HEAT_MAX_PIXELS, region[1]))
+    smooth = upsample(values, *heat_size, interpolation).astype(np.float64)
+    scale = 1 / (high - low) if high > low else 0.0
+    heat = apply_colormap((smooth - low) * scale, colormap)
+    if heat_size != region:
+        heat = np.asarray(Image.fromarray(heat).resize(region, Image.Resampling.BILINEAR))
+    result = np.asarray(picture.convert("RGB"), dtype=np.float32).copy()
+    window = result[max(0, y0) : y0 + region[1], max(0, x0) : x0 + region[0]]
+    heat = heat[max(0, -y0) :, max(0, -x0) :].astype(np.float32)
+    window[:] = (1 - alpha) * window + alpha * heat[: window.shape[0], : window.shape[1]]
+    return Image.fromarray(np.clip(np.rint(result), 0, 255).astype(np.uint8))
+
+
+def _sample_axis(size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per output pixel: the nearest source index, the two bilinear neighbours, the upper one's weight."""
+    centre = (np.arange(out_size) + 0.5) * (size / out_size)
+    nearest = np.minimum(size - 1, np.floor(centre)).astype(np.intp)
+    source = np.minimum(size - 1, np.maximum(0.0, centre - 0.5))
+    low = np.floor(source)
+    weight = (source - low).astype(np.float32).astype(np.float64)
+    low = low.astype(np.intp)
+    return nearest, low, np.minimum(size - 1, low + 1), weight
+
+
+def _finite_range(values: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest finite values of `values`, (0, 0) when there are none."""
+    finite = np.asarray(values, dtype=np.float64)[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
 
 
 def _text_width(font: ImageFont.FreeTypeFont, text: str) -> int:

@@ -20,7 +20,10 @@ from attnwidget.render import (
     grid_layout,
     grid_picture,
     normalize_tiles,
+    overlay_figure,
+    upsample,
 )
+from attnwidget.render_marks import OverlayMarks
 
 ROOT = Path(__file__).parent.parent
 
@@ -44,14 +47,16 @@ def test_colour_index_cuts_zero_to_one_into_256_equal_bins():
     np.testing.assert_array_equal(colour_index(values32), colour_index(values32.astype(np.float64)))
 
 
-def test_the_front_ends_colour_index_fixture_is_current():
+def test_the_front_ends_fixtures_are_current():
     spec = importlib.util.spec_from_file_location(
         "generate_fixtures", ROOT / "scripts" / "generate_fixtures.py"
     )
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
-    written = (generator.FIXTURES / "colour-index.json").read_text()
-    assert written == generator.colour_index_fixture(), "run scripts/generate_fixtures.py"
+    assert sorted(path.name for path in generator.FIXTURES.glob("*.json")) == sorted(generator.FIXTURE_FILES)
+    for name, make in generator.FIXTURE_FILES.items():
+        written = (generator.FIXTURES / name).read_text()
+        assert written == make(), f"{name} is stale: run scripts/generate_fixtures.py"
 
 
 def test_normalisation_scopes():
@@ -65,6 +70,25 @@ def test_normalisation_scopes():
     assert shared.max() == 1 and shared[0, 0, 0, 0] == 0 and ranges[1, 1].tolist() == [0, 23]
     with pytest.raises(ValueError, match="unknown normalisation"):
         normalize_tiles(tiles, "row")
+
+
+def test_tiles_without_data_keep_no_range_and_do_not_count():
+    tiles = np.arange(2 * 2 * 2 * 2, dtype=float).reshape(2, 2, 2, 2)
+    tiles[0, 1] = np.nan
+    tiles[1, 0, 0, 0] = np.nan  # a missing value inside a tile is skipped
+    _, ranges = normalize_tiles(tiles, "layer")
+    assert ranges[0, 0].tolist() == [0, 3] and np.isnan(ranges[0, 1]).all()
+    assert ranges[1, 1].tolist() == [9, 15]
+    assert normalize_tiles(tiles, "global")[1][1, 0].tolist() == [0, 15]
+
+
+def test_upsampling_aligns_pixel_centres_and_clamps_at_the_edges():
+    values = np.array([[0.0, 1.0]], dtype=np.float32)
+    assert upsample(values, 4, 1, "bilinear").tolist() == [[0.0, 0.25, 0.75, 1.0]]
+    assert upsample(values, 4, 1, "nearest").tolist() == [[0.0, 0.0, 1.0, 1.0]]
+    assert upsample(values, 2, 2, "bilinear").tolist() == [[0.0, 1.0], [0.0, 1.0]]
+    with pytest.raises(ValueError, match="unknown interpolation"):
+        upsample(values, 2, 2, "cubic")
 
 
 def test_tiles_land_where_the_layout_says_with_the_colours_of_their_values():
@@ -124,8 +148,6 @@ def test_widget_exports_what_it_shows(tiny_model_dirs, tmp_path):
 
 
 def test_overlay_figure_blends_the_map_over_its_crop_with_title_and_colour_bar():
-    from attnwidget.render import overlay_figure
-
     picture = Image.new("RGB", (200, 100), (128, 128, 128))
     values = np.array([[0.0, 1.0], [0.0, 1.0]])  # right half bright
     figure = np.asarray(
@@ -141,7 +163,7 @@ def test_overlay_figure_blends_the_map_over_its_crop_with_title_and_colour_bar()
     ).astype(int)
     viridis = colormap_table("viridis")
     top = 28  # title band: 2 x font size
-    assert figure[top + 100, 50].tolist() == [128, 128, 128]  # left of the crop: the picture
+    assert figure[top + 100, 50].tolist() == [64, 64, 64]  # left of the crop: the picture, dimmed
     assert figure[top + 100, 250].tolist() == viridis[0].tolist()  # the crop's dark left half
     assert figure[top + 100, 350].tolist() == viridis[255].tolist()  # and its bright right half
     assert (figure[:top].sum(-1) < 300).sum() > 20  # the title
@@ -150,6 +172,27 @@ def test_overlay_figure_blends_the_map_over_its_crop_with_title_and_colour_bar()
     assert (figure[bar + 14 :, :].sum(-1) < 300).sum() > 20  # the values 0 and 1 under the bar
     with pytest.raises(ValueError, match="unknown interpolation"):
         overlay_figure(picture, values, interpolation="cubic")
+
+
+def test_overlay_figure_draws_the_mask_contour_and_high_norm_outlines():
+    picture = Image.new("RGB", (80, 80), (128, 128, 128))
+    values = np.zeros((4, 4), dtype=np.float32)
+    values[1:3, 1:3] = 1.0  # four cells hold all the mass: a 40 x 40 px square in the middle
+    plain = np.asarray(overlay_figure(picture, values, size=80, alpha=1.0)).astype(int)
+    marked = np.asarray(
+        overlay_figure(picture, values, size=80, alpha=1.0, marks=OverlayMarks(mask_mass=0.9))
+    ).astype(int)
+    # The square's left side at x = 20: white over x 19..20, a dark halo one pixel either side.
+    assert marked[40, 19].tolist() == marked[40, 20].tolist() == [255, 255, 255]
+    assert marked[40, 18].sum() < plain[40, 18].sum() / 2 and marked[40, 21].sum() < plain[40, 21].sum() / 2
+    assert marked[40, 40].tolist() == plain[40, 40].tolist()  # inside: the map, untouched
+    norms = np.ones((4, 4), dtype=np.float32)
+    norms[0, 0] = 10.0
+    flagged = np.asarray(
+        overlay_figure(picture, norms, size=80, alpha=1.0, marks=OverlayMarks(high_norm_factor=4.0))
+    ).astype(int)
+    red = (flagged[:, :, 0] > 180) & (flagged[:, :, 1] < 60)
+    assert red[:25, :25].sum() > 10 and red[25:, 25:].sum() == 0  # dashed red around cell (0, 0) only
 
 
 def test_widget_exports_the_overlay_with_exact_values(tiny_model_dirs, tmp_path):

@@ -1,43 +1,39 @@
 /**
- * Cell masks over the patch grid and their contours: DINO mass-threshold masks (Caron et al., 2021),
- * as in `attnwidget.methods.dino_mask`, and high-norm tokens, as in `attnwidget.methods.high_norm_tokens`.
+ * Cell masks over the patch grid and their contours: DINO mass-threshold masks (Caron et al., 2021)
+ * and high-norm tokens (Darcet et al., 2023), by the rules of `attnwidget.masks` (which `to_png` and
+ * `attnwidget.methods` use), checked against the fixtures Python writes.
  */
 
-/** 1 for each cell kept, 0 otherwise; `null` when the map has no mass or `mass` is not in (0, 1]. */
+/**
+ * 1 for each cell kept, 0 otherwise; `null` when `mass` is not in (0, 1] or the map is empty, has a
+ * negative or NaN value or no mass. The values are sorted ascending and summed in that order; cells
+ * from the first whose running sum exceeds (1 - mass) x the total are kept, and every cell tied with
+ * it. Step for step `attnwidget.masks.mass_mask`, checked against its fixture.
+ */
 export function massMask(values: ArrayLike<number>, mass: number): Uint8Array | null {
   if (!(mass > 0 && mass <= 1) || values.length === 0) return null;
-  let total = 0;
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (!(value >= 0)) return null; // negative or NaN: no mass to threshold
-    total += value;
-  }
+  for (let i = 0; i < values.length; i++) if (!(values[i] >= 0)) return null; // negative or NaN: no mass
+  const ascending = Float64Array.from(values).sort();
+  const cumulative = new Float64Array(ascending.length);
+  let sum = 0;
+  for (let i = 0; i < ascending.length; i++) cumulative[i] = sum += ascending[i];
+  const total = sum;
   if (!(total > 0)) return null;
-  const ascending = Array.from(values, (value) => value / total).sort((a, b) => a - b);
-  let cumulative = 0;
-  let threshold = Infinity;
-  for (const share of ascending) {
-    cumulative += share;
-    if (cumulative > 1 - mass) {
-      threshold = share; // the smallest kept share; ties with it are kept too
-      break;
-    }
-  }
-  if (threshold === Infinity) threshold = ascending[ascending.length - 1];
-  const mask = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) mask[i] = values[i] / total >= threshold ? 1 : 0;
-  return mask;
+  const limit = (1 - mass) * total;
+  const first = cumulative.findIndex((running) => running > limit);
+  const threshold = ascending[first >= 0 ? first : ascending.length - 1]; // the smallest kept value
+  return Uint8Array.from(values, (value) => (value >= threshold ? 1 : 0));
 }
 
 /**
  * 1 for each cell above `factor` times the median of `norms` (the lower middle value for an even
- * count, as torch's median), 0 otherwise; `null` for an empty map or a non-positive median.
+ * count, as torch's median; NaN when any norm is NaN, so nothing is flagged), 0 otherwise; `null` for
+ * an empty map. Step for step `attnwidget.masks.high_norm_mask`, checked against its fixture.
  */
 export function highNormMask(norms: ArrayLike<number>, factor: number): Uint8Array | null {
   if (norms.length === 0) return null;
   const sorted = Float64Array.from(norms).sort();
-  const median = sorted[(sorted.length - 1) >> 1];
-  if (!(median > 0)) return null;
+  const median = sorted.some(Number.isNaN) ? NaN : sorted[(sorted.length - 1) >> 1];
   return Uint8Array.from(norms, (norm) => (norm > factor * median ? 1 : 0));
 }
 

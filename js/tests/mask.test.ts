@@ -1,5 +1,24 @@
 import { describe, expect, it } from "vitest";
 import { highNormMask, maskEdges, massMask } from "../src/mask";
+import highNormFixture from "./fixtures/high-norm-mask.json";
+import massFixture from "./fixtures/mass-mask.json";
+
+interface MaskCase {
+  name: string;
+  values: (number | null)[];
+  masks: { parameter: number; mask: number[] | null }[];
+}
+
+/** The cases of a fixture whose masks `rule` makes differently from Python, as "name @ parameter". */
+function disagreements(cases: MaskCase[], rule: (values: number[], parameter: number) => Uint8Array | null): string[] {
+  return cases.flatMap(({ name, values, masks }) => {
+    const map = values.map((value) => value ?? NaN); // JSON has no NaN: the fixture writes null
+    return masks.flatMap(({ parameter, mask }) => {
+      const ours = rule(map, parameter);
+      return JSON.stringify(ours ? Array.from(ours) : null) === JSON.stringify(mask) ? [] : [`${name} @ ${parameter}`];
+    });
+  });
+}
 
 describe("DINO mass masks", () => {
   it("keeps the top cells holding the mass", () => {
@@ -52,8 +71,22 @@ describe("high-norm masks", () => {
     expect(Array.from(highNormMask([1, 2, 8], 4) ?? [])).toEqual([0, 0, 0]); // exactly 4x is not above
   });
 
-  it("refuses empty maps and maps whose median is not positive", () => {
+  it("refuses empty maps; a zero median flags every positive norm, a NaN none", () => {
     expect(highNormMask([], 4)).toBeNull();
-    expect(highNormMask([0, 0, 5], 4)).toBeNull();
+    expect(Array.from(highNormMask([0, 0, 5], 4) ?? [])).toEqual([0, 0, 1]);
+    expect(Array.from(highNormMask([1, Number.NaN, 50], 4) ?? [])).toEqual([0, 0, 0]);
+  });
+});
+
+describe("masks shared with Python", () => {
+  // The fixtures are written by scripts/generate_fixtures.py from attnwidget.masks.
+  it("keeps the DINO mask's cells Python keeps, ties and edge cases included", () => {
+    expect(massFixture.cases.length).toBeGreaterThan(10);
+    expect(disagreements(massFixture.cases, massMask)).toEqual([]);
+  });
+
+  it("flags the high-norm cells Python flags", () => {
+    expect(highNormFixture.cases.length).toBeGreaterThan(5);
+    expect(disagreements(highNormFixture.cases, highNormMask)).toEqual([]);
   });
 });

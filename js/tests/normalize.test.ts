@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { NORMALIZE_SCOPES } from "../src/contract";
 import { colorBarRange, displayRanges, valueRange } from "../src/normalize";
+import fixture from "./fixtures/normalize-ranges.json";
 
 // 2 layers x 2 heads; tile 3 has no data yet.
 const OWN = new Float32Array([0, 1, 2, 5, -1, 0.5, NaN, NaN]);
@@ -29,5 +31,19 @@ describe("normalisation", () => {
     expect(valueRange([3, NaN, -2, 8])).toEqual([-2, 8]);
     expect(valueRange([NaN])).toEqual([NaN, NaN]);
     expect(valueRange([1, 2, 3, 4], 1, 3)).toEqual([2, 3]);
+  });
+});
+
+describe("normalisation shared with Python", () => {
+  // `fixture` is written by scripts/generate_fixtures.py from attnwidget.render.normalize_tiles.
+  const flat = (ranges: (number | null)[][][]): number[] => ranges.flat(2).map((value) => value ?? NaN);
+
+  it("draws every tile with the range to_png uses, in every scope, tiles without data included", () => {
+    expect(fixture.cases.length).toBeGreaterThan(1);
+    for (const { rows, cols, tile_ranges: own, ranges } of fixture.cases) {
+      for (const scope of NORMALIZE_SCOPES) {
+        expect([...displayRanges(scope, Float32Array.from(flat(own)), rows, cols)], `${rows}x${cols} ${scope}`).toEqual(flat(ranges[scope]));
+      }
+    }
   });
 });
