@@ -1,10 +1,29 @@
-"""Where the model's input lies in the original picture, after the processor's resize and crop."""
+"""Where the model's input lies in the original picture, measured through the processor itself.
+
+Image processors resize, crop, pad and round in many ways (a fixed size, the shortest edge, the
+shortest edge over `crop_pct` then a centre crop, crop then resize, sizes rounded to a divisor...).
+Rather than knowing each rule, `input_geometry` runs the processor on three pictures of the same size:
+one whose red channel rises from left to right and green from top to bottom, one black and one white.
+Per channel the processor's normalisation is undone with the black and white ones, which leaves, at
+every input pixel, where in the picture it came from; a straight line fitted to that is the mapping.
+A processor whose mapping is no straight line within the picture (padding, tiles, warps) has a rule
+attnwidget does not know: it warns and gives no crop box, never a wrong one.
+"""
 
 from __future__ import annotations
 
-import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+from PIL import Image
+
+#: Largest error of the fitted mapping, as a share of the picture's side, that is still a straight line.
+FIT_TOLERANCE = 2.5 / 255
+#: Share of the input's pixels that must come from the picture (the rest: padding) for a crop box.
+MIN_PICTURE_SHARE = 0.98
 
 
 @dataclass(frozen=True)
@@ -12,12 +31,14 @@ class InputGeometry:
     """How a processor maps an original picture onto the model's input.
 
     The picture of `image_size` (W, H) is resized to `resized` (W, H); the model sees the window
-    `crop` (left, top, width, height) of the resized picture.
+    `crop` (left, top, width, height) of the resized picture. `known` is False when the processor's
+    mapping could not be measured: then the window is the whole picture and says nothing.
     """
 
     image_size: tuple[int, int]
     resized: tuple[int, int]
     crop: tuple[int, int, int, int]
+    known: bool = True
 
     @property
     def crop_box(self) -> tuple[float, float, float, float]:
@@ -41,41 +62,71 @@ class InputGeometry:
 
 
 def input_geometry(processor: Any, image_size: tuple[int, int]) -> InputGeometry:
-    """Geometry of `processor` (a transformers image processor) applied to a picture of `image_size`.
+    """Geometry of `processor` (a transformers image processor) applied to a picture of `image_size`."""
 
-    Follows the resize rules of transformers' image processors: a fixed `height` x `width`, or the
-    shortest edge scaled to `shortest_edge` (aspect kept), then an optional centre crop.
-    """
+    def apply(pictures: list[Image.Image]) -> np.ndarray:
+        return np.asarray(processor(images=pictures, return_tensors="np")["pixel_values"])
+
+    return measure_geometry(apply, image_size, type(processor).__name__)
+
+
+def measure_geometry(
+    apply: Callable[[list[Image.Image]], np.ndarray], image_size: tuple[int, int], name: str
+) -> InputGeometry:
+    """Geometry of `apply` (pictures -> model inputs [3, C, h, w]), measured on a picture of `image_size`."""
     width, height = image_size
-    resized = (width, height)
-    if getattr(processor, "do_resize", True) and getattr(processor, "size", None):
-        resized = _resized_size(_as_dict(processor.size), width, height)
-    crop = (0, 0, *resized)
-    crop_size = _as_dict(getattr(processor, "crop_size", None) or {})
-    if getattr(processor, "do_center_crop", False) and crop_size.get("height") and crop_size.get("width"):
-        crop_w, crop_h = crop_size["width"], crop_size["height"]
-        crop = ((resized[0] - crop_w) // 2, (resized[1] - crop_h) // 2, crop_w, crop_h)
-    return InputGeometry(image_size=(width, height), resized=resized, crop=crop)
+    try:
+        inputs = np.asarray(apply(list(_probe_pictures(width, height))), dtype=np.float64)
+        box = _fitted_box(inputs) if inputs.ndim == 4 and inputs.shape[:2] >= (3, 2) else None
+    except Exception as error:  # a processor that cannot take these pictures has an unknown rule too
+        box, inputs = None, None
+        reason = f"it failed on a plain picture ({type(error).__name__}: {error})"
+    else:
+        reason = "its inputs are not one straight resize and crop of the picture (padding, tiles or warps)"
+    if box is None:
+        warnings.warn(
+            f"attnwidget cannot tell where {name}'s input lies in the picture: {reason}. The overlay "
+            "spreads the map over the whole picture, which may not be where the model looked",
+            stacklevel=3,
+        )
+        return InputGeometry((width, height), (width, height), (0, 0, width, height), known=False)
+    input_h, input_w = inputs.shape[-2:]
+    x0, y0, x1, y1 = box
+    resized = (max(1, round(input_w / (x1 - x0))), max(1, round(input_h / (y1 - y0))))
+    crop = (round(x0 * resized[0]), round(y0 * resized[1]), input_w, input_h)
+    return InputGeometry((width, height), resized, crop)
 
 
-def _as_dict(size: Any) -> dict[str, int]:
-    if isinstance(size, int):
-        return {"height": size, "width": size}
-    items = size.items() if hasattr(size, "items") else vars(size).items()
-    return {key: value for key, value in items if value is not None}
+def _probe_pictures(width: int, height: int) -> tuple[Image.Image, Image.Image, Image.Image]:
+    ramp = np.zeros((height, width, 3), dtype=np.uint8)
+    ramp[..., 0] = np.round(255 * (np.arange(width) + 0.5) / width)[None, :]
+    ramp[..., 1] = np.round(255 * (np.arange(height) + 0.5) / height)[:, None]
+    black = np.zeros_like(ramp)
+    return Image.fromarray(ramp), Image.fromarray(black), Image.fromarray(black + 255)
 
 
-def _resized_size(size: dict[str, int], width: int, height: int) -> tuple[int, int]:
-    if "height" in size and "width" in size:
-        return size["width"], size["height"]
-    if "shortest_edge" in size:
-        short, long = sorted((width, height))
-        new_short = size["shortest_edge"]
-        new_long = int(new_short * long / short)
-        if "longest_edge" in size and new_long > size["longest_edge"]:
-            new_short, new_long = int(size["longest_edge"] * new_short / new_long), size["longest_edge"]
-        return (new_short, new_long) if width <= height else (new_long, new_short)
-    if "longest_edge" in size:
-        scale = size["longest_edge"] / max(width, height)
-        return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
-    raise ValueError(f"unsupported processor size {size}: expected height/width or shortest_edge")
+def _fitted_box(inputs: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) of the picture the inputs show, from the ramp's fractions; None for no line."""
+    ramp, black, white = inputs[0, :2], inputs[1, :2], inputs[2, :2]
+    span = white - black
+    inside = np.abs(span) > 1e-6 * np.abs(span).max()
+    if inside.mean() < MIN_PICTURE_SHARE:
+        return None
+    fractions = np.where(inside, (ramp - black) / np.where(inside, span, 1), np.nan)
+    box = []
+    for channel, axis in ((0, 1), (1, 0)):  # red: x along columns, green: y along rows
+        values = fractions[channel]
+        centres = (np.arange(values.shape[axis]) + 0.5) / values.shape[axis]
+        line = np.nanmedian(values, axis=1 - axis)  # one value per column (x) or row (y)
+        usable = ~np.isnan(line)
+        inner = usable & (centres > 0.02) & (centres < 0.98)  # edges clamp when resampled
+        if inner.sum() < 2:
+            return None
+        slope, offset = np.polyfit(centres[inner], line[inner], 1)
+        if np.abs(np.polyval((slope, offset), centres[inner]) - line[inner]).max() > FIT_TOLERANCE:
+            return None
+        box.append((offset, slope + offset))
+    (x0, x1), (y0, y1) = box
+    if not (-0.01 <= x0 < x1 <= 1.01 and -0.01 <= y0 < y1 <= 1.01):
+        return None  # the input shows more than the picture
+    return (max(0.0, x0), max(0.0, y0), min(1.0, x1), min(1.0, y1))

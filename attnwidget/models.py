@@ -1,8 +1,8 @@
 """A thin wrapper around Hugging Face vision transformers that hides their quirks from the widget.
 
-It finds the attention modules by the model's own structure (transformers records which module
-class produces `attentions`), names the special tokens of each architecture, turns pictures into
-model inputs and switches sdpa / flash attention to eager only for the capture.
+It finds the attention modules by running the model once (`attention_probe`), measures its token
+layout (prefix tokens = keys - patches, named from the model's own token parameters), turns pictures
+into model inputs and switches sdpa / flash attention to eager only for the capture.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .attention_probe import AttentionProbe, patches_in_order, prefix_token_names, probe_attention
 from .capture import LayerCallback, capture_attention
 from .contract import METHODS
+from .errors import UnsupportedModelError
 from .explain import Explanation, class_index, explain
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
@@ -28,21 +30,6 @@ from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLa
 KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
 #: Pictures larger than this (pixels) are shrunk before the processor sees them (`VisionModel.prepare`).
 SHRINK_ABOVE_PIXELS = 4096 * 4096
-
-
-class UnsupportedModelError(ValueError):
-    """The model has no attention modules that attnwidget can hook."""
-
-
-def special_token_names(model_type: str, count: int) -> tuple[str, ...]:
-    """Names of the `count` prefix tokens of an architecture: CLS, DIST (DeiT), registers (DINOv2)."""
-    if count == 0:
-        return ()
-    if model_type == "deit" and count == 2:
-        return ("CLS", "DIST")
-    if "register" in model_type:
-        return ("CLS", *(f"reg{i}" for i in range(1, count)))
-    return ("CLS", *(f"special{i}" for i in range(1, count)))
 
 
 class VisionModel:
@@ -59,9 +46,10 @@ class VisionModel:
         self.model = model.eval()
         self.name = name or getattr(model, "name_or_path", "") or type(model).__name__
         self.forward_module = _vision_tower(model)
-        self.attention_modules, self.output_index = find_attention_modules(model, self.forward_module)
-        config = getattr(model.config, "vision_config", model.config)
+        config = getattr(model, "config", None)
+        config = getattr(config, "vision_config", config)
         if getattr(config, "patch_size", None) is None:
+            find_attention_modules(model, self.forward_module)  # without any: the reason (a CNN: Grad-CAM)
             raise UnsupportedModelError(
                 f"{type(model).__name__} is not a vision transformer (its config names no patch_size). "
                 "A text model goes into the grid as attnwidget.text.TextModel(model, tokenizer) or "
@@ -75,11 +63,15 @@ class VisionModel:
                 f"processor= must be the model's image processor (AutoImageProcessor.from_pretrained(...)), "
                 f"not a {type(self.processor).__name__} (a {kind})"
             )
-        self.model_type = config.model_type
         self.patch_size = _as_pair(config.patch_size)
-        self.head_count = config.num_attention_heads
+        self._eager = EagerSwitch(model, self.forward_module, self.name)
+        probe = self._probe(config)
+        self.attention_modules, self.output_index = list(probe.modules), probe.output_index
+        self._asked = {"output_attentions": True} if probe.only_when_asked else {}
+        self.head_count = probe.heads
         self.layer_count = len(self.attention_modules)
-        self._eager = EagerSwitch(model, self.attention_modules[0], self.name)
+        self.prefix_tokens = prefix_token_names(self.forward_module, probe.prefix_count)
+        self._geometries: dict[tuple[int, int], InputGeometry] = {}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, processor: Any = None, **kwargs: Any) -> VisionModel:
@@ -121,7 +113,8 @@ class VisionModel:
         A picture of more than `SHRINK_ABOVE_PIXELS` is first shrunk to 4 x the size the processor
         resizes it to, the same geometry, so the processor never holds a huge float copy of it.
         """
-        geometry = input_geometry(self.processor, image.size)
+        geometry = self._geometries.get(image.size) or input_geometry(self.processor, image.size)
+        self._geometries[image.size] = geometry  # measured once per picture size
         resized_w, resized_h = geometry.resized
         large = image.width * image.height > SHRINK_ABOVE_PIXELS
         if large and image.width > 4 * resized_w and image.height > 4 * resized_h:
@@ -137,10 +130,9 @@ class VisionModel:
         return pixel_values.to(device=self.device, dtype=dtype), geometry
 
     def layout(self, pixel_values: torch.Tensor) -> TokenLayout:
-        """Token layout of the model for this input."""
+        """Token layout of the model for this input: its measured prefix tokens, then the patches."""
         grid = (pixel_values.shape[-2] // self.patch_size[0], pixel_values.shape[-1] // self.patch_size[1])
-        special = self._special_count()
-        return TokenLayout(special_token_names(self.model_type, special), grid)
+        return TokenLayout(self.prefix_tokens, grid)
 
     def prepare_input(self, data: Any, **options: Any) -> SourceInput:
         """A picture (anything `load_image` reads) as the model's input, its layout and its picture."""
@@ -158,8 +150,21 @@ class VisionModel:
     def capture(
         self, model_input: torch.Tensor, on_block: AttentionCallback, block_bytes: int | None = None
     ) -> Any:
-        """`run`, handing each whole layer's weights [H, N, N] to `on_block(layer, 0, weights)`."""
-        return self.run(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
+        """`run`, handing each whole layer's weights [H, N, N] to `on_block(layer, 0, weights)`; a layer
+        over more or fewer tokens than the layout accounts for is refused, never drawn misplaced."""
+        layout = self.layout(model_input)
+
+        def checked(layer: int, weights: torch.Tensor) -> None:
+            if weights.shape[-1] != layout.token_count:
+                raise UnsupportedModelError(
+                    f"{self.name} attended over {weights.shape[-1]} tokens in layer {layer + 1}, where its "
+                    f"layout has {layout.token_count} ({layout.special_count} prefix tokens + "
+                    f"{layout.grid[0]} x {layout.grid[1]} patches of {self.patch_size[0]} px): its tokens "
+                    "cannot be placed on the picture for this input size"
+                )
+            on_block(layer, 0, weights[0])
+
+        return self.run(model_input, checked)
 
     def predictions(self, outputs: Any) -> list[Prediction]:
         """A classifier's top classes (empty for a model without a classification head)."""
@@ -180,10 +185,13 @@ class VisionModel:
         try:
             with (
                 self.eager_attention(),
+                patches_in_order(self.model, self.forward_module) as extra_inputs,
                 torch.no_grad(),
                 capture_attention(self.attention_modules, self.output_index, on_layer),
             ):
-                return self.forward_module(pixel_values=pixel_values)
+                return self.forward_module(
+                    pixel_values=pixel_values, **extra_inputs(pixel_values), **self._asked
+                )
         except (ValueError, RuntimeError) as error:
             self._explain_input_mismatch(pixel_values, error)
             raise
@@ -202,12 +210,16 @@ class VisionModel:
             "the model's own processor: AutoImageProcessor.from_pretrained(<the model's id or directory>)"
         ) from error
 
-    def _special_count(self) -> int:
-        config = getattr(self.model.config, "vision_config", self.model.config)
-        if self.model_type.startswith("siglip"):
-            return 0
-        registers = getattr(config, "num_register_tokens", 0) or 0
-        return 1 + registers + (1 if self.model_type == "deit" else 0)
+    def _probe(self, config: Any) -> AttentionProbe:
+        """Run the model once on a blank input of its own size to find and measure its attention."""
+        parameter = next(self.model.parameters())
+        height, width = _as_pair(getattr(config, "image_size", None) or 224)
+        channels = getattr(config, "num_channels", None) or 3
+        blank = torch.zeros(1, channels, height, width, device=parameter.device, dtype=parameter.dtype)
+        with self._eager(announce=False), patches_in_order(self.model, self.forward_module) as extra_inputs:
+            return probe_attention(
+                self.forward_module, blank, self.patch_size, self.name, **extra_inputs(blank)
+            )
 
     def eager_attention(self) -> AbstractContextManager[None]:
         """Within the block the model computes eager attention, which returns weights; restored after."""
@@ -223,8 +235,9 @@ class EagerSwitch:
         self._told = False
 
     @contextmanager
-    def __call__(self, implementation: str = "eager") -> Iterator[None]:
-        """Within the block the model computes attention with `implementation` (eager by default)."""
+    def __call__(self, implementation: str = "eager", *, announce: bool = True) -> Iterator[None]:
+        """Within the block the model computes attention with `implementation` (eager by default);
+        the first switch to eager is announced unless `announce` is False."""
         current = _attention_implementation(self.attention_module, self.model)
         if current == implementation:
             yield
@@ -234,7 +247,7 @@ class EagerSwitch:
                 f"the model uses {current!r} attention and cannot switch to {implementation!r}; load it "
                 "with attn_implementation='eager'"
             )
-        if implementation == "eager" and not self._told:
+        if implementation == "eager" and announce and not self._told:
             warnings.warn(
                 f"{self.name} uses {current!r} attention, which returns no attention weights; "
                 "attnwidget switches it to 'eager' while it captures and back afterwards",

@@ -10,7 +10,7 @@ import transformers as tf
 from attnwidget.capture import AttentionNotReturnedError, StopCapture, capture_attention
 from attnwidget.models import UnsupportedModelError, VisionModel
 
-from tiny_models import ARCHITECTURES
+from tiny_models import ARCHITECTURES, attnwidget_hooks
 
 
 def picture(width: int = 50, height: int = 40, seed: int = 0) -> np.ndarray:
@@ -67,7 +67,7 @@ def test_hooks_are_removed_even_when_the_forward_raises(tiny_model_dirs):
 
     with pytest.raises(StopCapture):
         vision.run(torch.zeros(1, 3, 32, 32), stop)
-    assert all(not module._forward_hooks for module in vision.attention_modules)
+    assert attnwidget_hooks(vision.model) == []
 
 
 def test_module_returning_no_weights_is_named():

@@ -15,7 +15,6 @@ import shutil
 import sys
 import time
 import tracemalloc
-import warnings
 import weakref
 from pathlib import Path
 
@@ -37,6 +36,8 @@ from attnwidget.geometry import input_geometry
 from attnwidget.models import UnsupportedModelError, load_config
 from attnwidget.strip import Heatmap, StripWidget, Variant, comparison_strip
 from attnwidget.text import TextModel
+
+from tiny_models import attnwidget_hooks
 
 #: Examples hypothesis tries per property of the row decoder (docs/reliability.md quotes it).
 FUZZ_EXAMPLES = 2000
@@ -61,10 +62,6 @@ fuzz = settings(
 
 def changed_traits(before: dict, after: dict) -> set[str]:
     return {name for name in before if before[name] != after[name]}
-
-
-def hooks_left(model: torch.nn.Module) -> list[str]:
-    return [name for name, module in model.named_modules() if module._forward_hooks]
 
 
 # -- the row decoder, fuzzed -------------------------------------------------------------------
@@ -347,7 +344,7 @@ def test_a_processor_that_does_not_match_is_named_and_the_grid_keeps_its_state(
     with pytest.raises(error, match=message):
         widget.run(OTHER_PICTURE)
     assert changed_traits(before, widget.get_state()) <= {"run_id", "message"}
-    assert widget.status == "done" and not hooks_left(vision.model)
+    assert widget.status == "done" and not attnwidget_hooks(vision.model)
 
     vision.processor = right  # the kernel and the model are fine: the next run works
     widget.run(OTHER_PICTURE)
@@ -361,7 +358,7 @@ def test_a_processor_of_another_size_fails_a_new_grid_with_an_error_status(tiny_
     with pytest.raises(ValueError, match="processor does not match"):
         widget.run(PICTURE)
     assert widget.status == "error" and widget.maps == b"" and widget.layers_done == 0
-    assert "processor does not match" in widget.message and not hooks_left(model)
+    assert "processor does not match" in widget.message and not attnwidget_hooks(model)
     good = AttentionGrid(
         model, PICTURE, processor=tf.ViTImageProcessorPil.from_pretrained(tiny_model_dirs["vit"])
     )
@@ -417,16 +414,13 @@ def test_a_model_that_cannot_switch_to_eager_points_to_grad_cam(tiny_model_dirs,
     model = tf.ViTForImageClassification.from_pretrained(tiny_model_dirs["vit"], attn_implementation="sdpa")
     monkeypatch.setattr(model, "set_attn_implementation", switch(model))
     processor = tf.ViTImageProcessorPil.from_pretrained(tiny_model_dirs["vit"])
-    widget = AttentionGrid(model, processor=processor)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "switches it to 'eager'": said before it tries
-        with pytest.raises(UnsupportedModelError, match=r"cannot switch to 'eager'.*Grad-CAM"):
-            widget.run(PICTURE)
+    with pytest.raises(UnsupportedModelError, match=r"cannot switch to 'eager'.*Grad-CAM"):
+        AttentionGrid(model, processor=processor)  # refused before any run, with the reason
     implementations = {
         module.config._attn_implementation for module in model.modules() if hasattr(module, "config")
     }
     assert implementations == {"sdpa"}  # as it was: the model still works for everything else
-    assert widget.status == "error" and "Grad-CAM" in widget.message and not hooks_left(model)
+    assert not attnwidget_hooks(model)
     model(pixel_values=torch.zeros(1, 3, 32, 32))
 
 
@@ -613,7 +607,7 @@ def test_non_finite_attention_is_refused_and_the_previous_grid_kept(tiny_model_d
     assert changed_traits(before, widget.get_state()) == {"run_id", "message"}
     assert widget.to_png()  # the kept grid still exports
     undo()
-    assert hooks_left(widget.vision_model.model) == []
+    assert attnwidget_hooks(widget.vision_model.model) == []
     widget.run(OTHER_PICTURE)
     assert widget.status == "done" and widget.message == ""
 
@@ -684,7 +678,7 @@ def test_fifty_grids_created_run_and_closed_free_everything(tiny_model_dirs):
         return widget, [*held, weakref.ref(widget._session.input.model_input)]
 
     figures = soak(make)
-    assert hooks_left(vision.model) == []
+    assert attnwidget_hooks(vision.model) == []
     assert not [module for module in vision.model.modules() if module._forward_pre_hooks]
     assert len(open_widgets) == widgets_before  # no Layout (or other child widget) left open
     report("AttentionGrids", figures)

@@ -12,7 +12,7 @@ from attnwidget import AttentionGrid, VisionModel
 from attnwidget.encode import decode_rows
 from attnwidget.reduce import pool_matrix
 
-from tiny_models import SHAPE
+from tiny_models import SHAPE, attnwidget_hooks
 
 PICTURE = np.random.default_rng(1).integers(0, 256, (45, 60, 3), dtype=np.uint8)
 
@@ -171,7 +171,7 @@ def test_failing_forward_restores_status_and_removes_hooks(tiny_model_dirs):
     handle.remove()
     assert widget.status == "done" and "boom" in widget.message
     assert widget.run_id == 2  # newer than the failed run's streamed rows, so the old grid shows again
-    assert all(len(module._forward_hooks) == 0 for module in widget.vision_model.attention_modules)
+    assert attnwidget_hooks(widget.vision_model.model) == []
     widget.run(PICTURE)
     assert widget.run_id == 3 and widget.status == "done"
 
@@ -260,7 +260,7 @@ def test_a_second_run_cancels_the_one_streaming_and_no_layers_mix(tiny_model_dir
     assert sum(content["count"] for content in final_run) == 3  # every layer of the second input
     first_run = [content for content, _ in recorder.messages if content.get("run_id") == widget.run_id - 1]
     assert sum(content["count"] for content in first_run) < 3  # the first stopped mid-stream
-    assert all(not module._forward_hooks for module in widget.vision_model.attention_modules)
+    assert attnwidget_hooks(widget.vision_model.model) == []
 
 
 def test_a_closed_widget_refuses_to_run_and_lets_go_of_its_attention(tiny_model_dirs):

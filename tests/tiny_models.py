@@ -76,3 +76,16 @@ def save_tiny_model(name: str, directory: Path, seed: int = 0, labels: list[str]
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
+
+
+def attnwidget_hooks(model: torch.nn.Module) -> list[str]:
+    """Modules of `model` that still hold a forward hook of attnwidget's (transformers' own output
+    recorders, installed once a model is asked for its attentions, are not counted)."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if any(
+            getattr(hook, "__module__", "").startswith("attnwidget")
+            for hook in module._forward_hooks.values()
+        )
+    ]
