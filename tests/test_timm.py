@@ -159,6 +159,8 @@ def test_explore_runs_a_timm_model(monkeypatch):
     assert shown == [grid] and grid.status == "done" and grid.special_tokens == ["CLS", "DIST"]
     grid.selected = [2, 3]
     assert grid.overlay_to_png().startswith(b"\x89PNG")
+    grid.method = "rollout"
+    assert grid.method == "attention" and "has no explanation methods" in grid.message
 
 
 def test_recognising_a_timm_model_does_not_import_timm():
