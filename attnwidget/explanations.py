@@ -45,7 +45,7 @@ def explaining(source: Source) -> ExplainingSource:
     """`source` as one that explains (it names methods); a ValueError for one that offers none."""
     if not source.methods:
         raise ValueError(
-            f"{source.name} has no explanation methods (they are for vision models): it shows each "
-            "head's attention"
+            f"{source.name} has no explanation methods (they are for vision models from transformers): "
+            "it shows each head's attention"
         )
     return source  # type: ignore[return-value]  # a source that names methods explains them

@@ -7,10 +7,12 @@ from typing import Any
 
 from .models import UnsupportedModelError, VisionModel
 from .source import Source
+from .timm_source import TimmModel, is_timm_model
 
 
 def as_source(model: Any, processor: Any = None) -> Source:
-    """The `Source` given (a `VisionModel`, a `TextModel` or any other), or a `VisionModel` from a hub
+    """The `Source` given (a `VisionModel`, a `TextModel` or any other), a `TimmModel` for a timm
+    model (`processor`: its transform, timm's eval transform by default), or a `VisionModel` from a hub
     id, a local directory, a loaded transformers model (with its `processor`), or None (the built-in
     default)."""
     if isinstance(model, Source):
@@ -21,6 +23,8 @@ def as_source(model: Any, processor: Any = None) -> Source:
         return default_model()
     if isinstance(model, (str, Path)):
         return VisionModel.from_pretrained(model, processor)
+    if is_timm_model(model):
+        return TimmModel(model, processor)
     from .pretrained import ImageClassifier
 
     if isinstance(model, ImageClassifier):

@@ -3,8 +3,8 @@
 A source prepares an input (`prepare_input`), says how its tokens are laid out (`TokenLayout`),
 runs with a callback that receives each layer's attention (`capture`), and may offer predictions,
 a picture the maps lie over and explanation methods. `VisionModel` (a transformers vision
-transformer) and `TextModel` (a transformers text model) implement it; so can a timm model (hooks
-on its attention modules), attention tensors already at hand (`capture` replays them) or a
+transformer), `TextModel` (a transformers text model) and `TimmModel` (a timm vision transformer)
+implement it; so can attention tensors already at hand (`capture` replays them) or a
 vision-language model (the rows of generated tokens over the image tokens): the widget asks the
 protocol, never the kind of model.
 """

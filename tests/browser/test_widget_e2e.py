@@ -616,6 +616,39 @@ def test_statistics_panel_and_grid_select_each_other(
     expect(selected).to_have_css("fill", SELECTED_DOT_FILL, timeout=DRAW_TIMEOUT_MS)
 
 
+TIMM_GRID = """\
+import timm
+import torch
+torch.manual_seed(0)
+timm_model = timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=64, depth=3)
+grid20 = attnwidget.explore(image, model=timm_model)"""
+
+
+def test_a_timm_model_fills_the_grid_and_opens_a_head_over_its_crop(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    if jupyter_server.flavor != "lab":
+        pytest.skip("the page is the same for every source: JupyterLab shows it for timm")
+    widget = show(live_notebook, TIMM_GRID)
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", "9", timeout=DRAW_TIMEOUT_MS)  # 3 x 3
+    expect(widget.status).to_have_attribute("data-status", "done")
+    pixels = widget.tile_pixels()
+    assert all(pixels.painted) and len(set(pixels.hashes)) == 9
+    specials, grid, box = live_notebook.evaluate("(grid20.special_tokens, grid20.grid, grid20.crop_box)")
+    assert (specials, grid) == (["CLS", "DIST"], [4, 4])
+
+    widget.click_tile(1, 2)  # layer 2, head 3
+    expect(widget.overlay_canvas).to_have_attribute("data-layer", "2")
+    expect(widget.overlay_canvas).to_have_attribute("data-head", "3")
+    expect(widget.overlay_canvas).to_have_attribute("data-grid", "4,4")
+    expect_overlay_drawn(widget)
+    # The centre crop of the 256 x 192 picture is square: the patch grid on screen is too.
+    _, _, width, height = json.loads(widget.overlay_canvas.get_attribute("data-grid-rect"))
+    crop_w, crop_h = (box[2] - box[0]) * 256, (box[3] - box[1]) * 192
+    assert abs(crop_w / crop_h - 1) < 0.02 and abs(width / height - crop_w / crop_h) < 0.02
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-20-timm.png")
+
+
 def test_saved_notebook_shows_the_grid_without_its_kernel(
     browser: Browser, jupyter_server: JupyterServer, artifacts: Path
 ):
