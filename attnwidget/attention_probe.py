@@ -64,6 +64,13 @@ def probe_attention(
     try:
         with torch.no_grad():
             outputs = root(pixel_values=pixel_values, output_attentions=True, **forward)
+    except Exception as error:  # whatever the model raises on a picture alone is the reason
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UnsupportedModelError(
+            f"{name} cannot run on a picture alone ({reason}): a model that also needs text or other "
+            "inputs (captioning, vision-language, matching) is not a vision encoder attnwidget shows; "
+            "its vision encoder, where it has one, goes into the grid on its own"
+        ) from error
     finally:
         for handle in handles:
             handle.remove()
@@ -121,22 +128,25 @@ def _returned_unasked(
     return bool(returned) and all(returned)
 
 
-def prefix_token_names(root: nn.Module, count: int) -> tuple[str, ...]:
-    """Names of the `count` tokens before the patches, from the model's own token parameters: CLS
-    (a class token or embedding), DIST (a distillation token), reg1..regN (registers); if they do not
-    account for every prefix token, all are named `prefix1...`."""
+def prefix_token_names(root: nn.Module, count: int) -> tuple[str, ...] | None:
+    """Names of the `count` tokens before the patches, from the token parameters of the model's
+    embeddings: CLS (a class token or embedding; CLS1... for several), DIST (a distillation token),
+    reg1..regN (registers). None when those do not account for exactly `count` tokens."""
     names: list[str] = []
     for parameter_name, parameter in root.named_parameters():
-        leaf = parameter_name.rsplit(".", 1)[-1]
+        path, leaf = parameter_name.rpartition(".")[::2]
+        if "embed" not in path:  # a pooling head's own class token is not in the sequence
+            continue
+        several = parameter.shape[-2] if parameter.dim() == 3 else 1
         if leaf in ("cls_token", "class_embedding"):
-            names.insert(0, "CLS")
+            names[:0] = ["CLS"] if several == 1 else [f"CLS{i}" for i in range(1, several + 1)]
         elif leaf in ("distillation_token", "dist_token"):
             names.append("DIST")
-        elif leaf in ("register_tokens", "reg_token") and parameter.dim() == 3:
-            names += [f"reg{i}" for i in range(1, parameter.shape[1] + 1)]
-    if len(names) != count:
-        return tuple(f"prefix{i}" for i in range(1, count + 1)) if count else ()
-    return tuple(names)
+        elif leaf in ("register_tokens", "reg_token"):
+            names += [f"reg{i}" for i in range(1, several + 1)]
+    if count == 0:
+        return ()
+    return tuple(names) if len(names) == count else None
 
 
 @contextmanager

@@ -22,6 +22,8 @@ from PIL import Image
 
 #: Largest error of the fitted mapping, as a share of the picture's side, that is still a straight line.
 FIT_TOLERANCE = 2.5 / 255
+#: How close (as a share of the picture's side) the usual rule must come to the measurement to be used.
+RULE_AGREEMENT = 0.01
 #: Share of the input's pixels that must come from the picture (the rest: padding) for a crop box.
 MIN_PICTURE_SHARE = 0.98
 
@@ -62,12 +64,27 @@ class InputGeometry:
 
 
 def input_geometry(processor: Any, image_size: tuple[int, int]) -> InputGeometry:
-    """Geometry of `processor` (a transformers image processor) applied to a picture of `image_size`."""
+    """Geometry of `processor` (a transformers image processor) applied to a picture of `image_size`.
+
+    Measured through the processor; where the usual rule of transformers' processors (a fixed
+    `height` x `width`, or the shortest edge scaled to `shortest_edge`, then an optional centre crop)
+    agrees with the measurement, its exact whole pixels are kept (the measurement is good to about a
+    pixel of the resized picture).
+    """
 
     def apply(pictures: list[Image.Image]) -> np.ndarray:
         return np.asarray(processor(images=pictures, return_tensors="np")["pixel_values"])
 
-    return measure_geometry(apply, image_size, type(processor).__name__)
+    measured = measure_geometry(apply, image_size, type(processor).__name__)
+    ruled = _usual_rule(processor, image_size)
+    if (
+        measured.known
+        and ruled
+        and ruled.crop[2:] == measured.crop[2:]
+        and np.allclose(ruled.crop_box, measured.crop_box, atol=RULE_AGREEMENT)
+    ):
+        return ruled
+    return measured
 
 
 def measure_geometry(
@@ -98,9 +115,14 @@ def measure_geometry(
 
 
 def _probe_pictures(width: int, height: int) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """The ramps hold 255 x the pixel centre's fraction of the side, dithered: rounded up or down at
+    random so that a column's (row's) mean is exact, not off by a rounding that repeats along it."""
+    dither = np.random.default_rng(0).random((height, width, 2))
+    fractions = np.stack(
+        np.meshgrid((np.arange(width) + 0.5) / width, (np.arange(height) + 0.5) / height), -1
+    )
     ramp = np.zeros((height, width, 3), dtype=np.uint8)
-    ramp[..., 0] = np.round(255 * (np.arange(width) + 0.5) / width)[None, :]
-    ramp[..., 1] = np.round(255 * (np.arange(height) + 0.5) / height)[:, None]
+    ramp[..., :2] = np.clip(np.floor(255 * fractions + dither), 0, 255)
     black = np.zeros_like(ramp)
     return Image.fromarray(ramp), Image.fromarray(black), Image.fromarray(black + 255)
 
@@ -117,9 +139,9 @@ def _fitted_box(inputs: np.ndarray) -> tuple[float, float, float, float] | None:
     for channel, axis in ((0, 1), (1, 0)):  # red: x along columns, green: y along rows
         values = fractions[channel]
         centres = (np.arange(values.shape[axis]) + 0.5) / values.shape[axis]
-        line = np.nanmedian(values, axis=1 - axis)  # one value per column (x) or row (y)
+        line = np.nanmean(values, axis=1 - axis)  # one value per column (x) or row (y)
         usable = ~np.isnan(line)
-        inner = usable & (centres > 0.02) & (centres < 0.98)  # edges clamp when resampled
+        inner = usable & (centres > 0.1) & (centres < 0.9)  # edges clamp when resampled
         if inner.sum() < 2:
             return None
         slope, offset = np.polyfit(centres[inner], line[inner], 1)
@@ -130,3 +152,34 @@ def _fitted_box(inputs: np.ndarray) -> tuple[float, float, float, float] | None:
     if not (-0.01 <= x0 < x1 <= 1.01 and -0.01 <= y0 < y1 <= 1.01):
         return None  # the input shows more than the picture
     return (max(0.0, x0), max(0.0, y0), min(1.0, x1), min(1.0, y1))
+
+
+def _usual_rule(processor: Any, image_size: tuple[int, int]) -> InputGeometry | None:
+    """The geometry the usual resize and centre-crop settings describe, or None without such settings."""
+    width, height = image_size
+    resized = (width, height)
+    if getattr(processor, "do_resize", True) and getattr(processor, "size", None):
+        size = _as_dict(processor.size)
+        if "height" in size and "width" in size:
+            resized = (size["width"], size["height"])
+        elif "shortest_edge" in size and len(size) == 1:
+            short, long = sorted((width, height))
+            new_long = int(size["shortest_edge"] * long / short)
+            resized = (
+                (size["shortest_edge"], new_long) if width <= height else (new_long, size["shortest_edge"])
+            )
+        else:
+            return None
+    crop = (0, 0, *resized)
+    crop_size = _as_dict(getattr(processor, "crop_size", None) or {})
+    if getattr(processor, "do_center_crop", False) and crop_size.get("height") and crop_size.get("width"):
+        crop_w, crop_h = crop_size["width"], crop_size["height"]
+        crop = ((resized[0] - crop_w) // 2, (resized[1] - crop_h) // 2, crop_w, crop_h)
+    return InputGeometry((width, height), resized, crop)
+
+
+def _as_dict(size: Any) -> dict[str, int]:
+    if isinstance(size, int):
+        return {"height": size, "width": size}
+    items = size.items() if hasattr(size, "items") else vars(size).items()
+    return {key: value for key, value in items if value is not None}

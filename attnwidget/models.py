@@ -70,7 +70,15 @@ class VisionModel:
         self._asked = {"output_attentions": True} if probe.only_when_asked else {}
         self.head_count = probe.heads
         self.layer_count = len(self.attention_modules)
-        self.prefix_tokens = prefix_token_names(self.forward_module, probe.prefix_count)
+        names = prefix_token_names(self.forward_module, probe.prefix_count)
+        if names is None:
+            raise UnsupportedModelError(
+                f"{self.name} has {probe.prefix_count} tokens besides its {probe.grid[0]} x {probe.grid[1]} "
+                "patches, more or fewer than its class, distillation and register tokens: attnwidget cannot "
+                "tell where the others sit (detection tokens after the patches, as in YOLOS) and does "
+                "not guess"
+            )
+        self.prefix_tokens = names
         self._geometries: dict[tuple[int, int], InputGeometry] = {}
 
     @classmethod
@@ -170,7 +178,7 @@ class VisionModel:
         """A classifier's top classes (empty for a model without a classification head)."""
         logits = getattr(outputs, "logits", None)
         labels = dict(getattr(self.model.config, "id2label", None) or {})
-        return predictions(logits, labels) if logits is not None and logits.ndim == 2 else []
+        return predictions(logits, labels) if isinstance(logits, torch.Tensor) and logits.ndim == 2 else []
 
     def explain(self, model_input: torch.Tensor, method: str, **options: Any) -> Explanation:
         """`attnwidget.explain.explain` for this model."""

@@ -157,6 +157,12 @@ class RunSession:
                     on_block(layer, 0, attention)
         finally:
             self.busy = False
+        if len(reduced.maps) != len(rows):
+            raise RuntimeError(
+                f"{self.source.name} handed over attention for {len(reduced.maps)} of the {len(rows)} "
+                "layers shown: a grid with missing layers is not drawn (no attention module ran, or a "
+                "layer's blocks of queries did not cover it)"
+            )
         if rerun:
             self.cache = cache if keep_cache else None
         self.input = run

@@ -78,3 +78,18 @@ def test_a_source_of_patches_written_elsewhere_is_drawn_over_its_picture():
     np.testing.assert_allclose(maps, attention[1, :, 0, 1:].numpy(), atol=1 / 255)
     grid.selected = [2, 1]
     assert grid.overlay_to_png() and grid.head_statistics().distance.shape == (2, 2)
+
+
+class SilentAttention(HeldAttention):
+    """A source whose capture hands over no layer at all (hooks that never fire)."""
+
+    def capture(self, attention: torch.Tensor, on_block, block_bytes=None) -> None:
+        return None
+
+
+def test_a_run_that_hands_over_no_attention_never_says_done():
+    grid = AttentionGrid(SilentAttention(random_attention(2, 3, 5)))
+    with pytest.raises(RuntimeError, match="handed over attention for 0 of the 2 layers"):
+        grid.run("a b c d e")
+    assert grid.status == "error" and "0 of the 2 layers" in grid.message
+    assert grid.maps == b"" and grid.matrices == b""
