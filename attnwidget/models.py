@@ -152,7 +152,7 @@ class VisionModel:
         return SourceInput(
             pixel_values,
             self.layout(pixel_values),
-            Picture(picture, tuple(geometry.crop_box), input_size, self.patch_size),
+            Picture(picture, tuple(geometry.crop_box), input_size, self.patch_size, geometry.known),
         )
 
     def capture(

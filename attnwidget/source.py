@@ -94,6 +94,9 @@ class Picture:
     """The model's input, (height, width) in pixels."""
     patch_size: tuple[int, int] = (0, 0)
     """Pixels of the model's input per patch, (height, width)."""
+    placed: bool = True
+    """False when where the model's input lies in the picture is unknown: `crop_box` is then the whole
+    picture, and the grid says that the maps are spread over it."""
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,17 @@ class LayerStream:
         self.last_send = time.perf_counter()
 
 
+def placement_notice(run: RunInput) -> str:
+    """Says that the maps are spread over the whole picture when where the input lies in it is unknown."""
+    picture = run.prepared.picture
+    if picture is None or picture.placed:
+        return ""
+    return (
+        "where the model's input lies in the picture is unknown (its processor pads, tiles or warps): "
+        "the maps are spread over the whole picture, which may not be where the model looked"
+    )
+
+
 def stream_run(
     grid: AttentionGrid, run: RunInput, ticket: int, rerun: bool, input_state: dict[str, Any]
 ) -> None:
@@ -72,7 +83,8 @@ def stream_run(
     previous_layout = (grid.grid, grid.special_tokens, grid.token_count)
     with grid.hold_sync():
         grid.run_id, grid.status, grid.layers_done = stream.run_id, "running", 0
-        grid.message = sizing.pooled_notice(grid.saved_detail, layout, tiles, size)
+        notices = [sizing.pooled_notice(grid.saved_detail, layout, tiles, size), placement_notice(run)]
+        grid.message = "; ".join(notice for notice in notices if notice)
         grid.grid, grid.special_tokens = list(layout.grid), list(layout.special_tokens)
         grid.token_count = layout.token_count
     try:

@@ -106,7 +106,7 @@ class TimmModel:
                     stacklevel=3,
                 )
                 self._warned = True
-            picture = Picture(image, input_size=input_size, patch_size=self.patch_size)
+            picture = Picture(image, input_size=input_size, patch_size=self.patch_size, placed=False)
         else:
             image, box = padded(image, box, self._fill)
             picture = Picture(image, box, input_size, self.patch_size)

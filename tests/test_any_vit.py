@@ -119,3 +119,12 @@ def test_windowed_attention_is_refused_with_the_reason_never_a_trait_error(model
         UnsupportedModelError, match=r"computes attention in windows .* heads per layer \[1, 2\]"
     ):
         AttentionGrid(model().eval(), processor=processor_32())
+
+
+def test_a_processor_that_pads_spreads_the_maps_over_the_picture_and_says_so():
+    model = tf.ViTModel(tf.ViTConfig(image_size=32, patch_size=8, **SHAPE)).eval()
+    padding = tf.Owlv2ImageProcessorPil(size={"height": 32, "width": 32})  # pads to a square first
+    with pytest.warns(UserWarning, match="cannot tell where"):
+        grid = AttentionGrid(model, PICTURE, processor=padding)
+    assert grid.status == "done" and grid.crop_box == [0.0, 0.0, 1.0, 1.0]
+    assert "spread over the whole picture" in grid.message
