@@ -22,6 +22,11 @@ from PIL import Image
 
 #: Largest error of the fitted mapping, as a share of the picture's side, that is still a straight line.
 FIT_TOLERANCE = 2.5 / 255
+#: Pictures with a side shorter than this are not measured (the usual rule, where there is one).
+MIN_MEASURED_SIDE = 8
+#: Larger pictures are measured on a copy of this many pixels with their proportions (the fractions
+#: of a resizing processor's box do not change with the picture's size).
+MAX_MEASURED_PIXELS = 1024 * 1024
 #: How close (as a share of the picture's side) the usual rule must come to the measurement to be used.
 RULE_AGREEMENT = 0.01
 #: Share of the input's pixels that must come from the picture (the rest: padding) for a crop box.
@@ -73,10 +78,20 @@ def input_geometry(processor: Any, image_size: tuple[int, int]) -> InputGeometry
     """
 
     def apply(pictures: list[Image.Image]) -> np.ndarray:
-        return np.asarray(processor(images=pictures, return_tensors="np")["pixel_values"])
+        try:
+            return np.asarray(processor(images=pictures, return_tensors="np")["pixel_values"])
+        except Exception:  # a processor (or a wrapper of one) that takes one picture at a time
+            return np.concatenate(
+                [
+                    np.asarray(processor(images=picture, return_tensors="np")["pixel_values"])
+                    for picture in pictures
+                ]
+            )
 
-    measured = measure_geometry(apply, image_size, type(processor).__name__)
     ruled = _usual_rule(processor, image_size)
+    if ruled and min(image_size) < MIN_MEASURED_SIDE:
+        return ruled  # too few pixels to measure a line in
+    measured = measure_geometry(apply, image_size, type(processor).__name__)
     if (
         measured.known
         and ruled
@@ -92,8 +107,10 @@ def measure_geometry(
 ) -> InputGeometry:
     """Geometry of `apply` (pictures -> model inputs [3, C, h, w]), measured on a picture of `image_size`."""
     width, height = image_size
+    scale = min(1.0, (MAX_MEASURED_PIXELS / (width * height)) ** 0.5)  # a proxy for a huge picture
+    proxy = (max(1, round(width * scale)), max(1, round(height * scale)))
     try:
-        inputs = np.asarray(apply(list(_probe_pictures(width, height))), dtype=np.float64)
+        inputs = np.asarray(apply(list(_probe_pictures(*proxy))), dtype=np.float64)
         box = _fitted_box(inputs) if inputs.ndim == 4 and inputs.shape[:2] >= (3, 2) else None
     except Exception as error:  # a processor that cannot take these pictures has an unknown rule too
         box, inputs = None, None

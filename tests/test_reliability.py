@@ -511,8 +511,9 @@ class Spy:
     def __getattr__(self, name: str):
         return getattr(self.processor, name)
 
-    def __call__(self, images: Image.Image, **kwargs):
-        self.sizes.append(images.size)
+    def __call__(self, images: Image.Image | list[Image.Image], **kwargs):
+        if not isinstance(images, list):  # lists: the pictures that measure the geometry
+            self.sizes.append(images.size)
         return self.processor(images=images, **kwargs)
 
 

@@ -295,6 +295,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const tilesFor = (state: ViewState): TileSource => (state.view === "matrix" ? store.matrixTiles : store.maps);
 
   const describeHover = (): void => {
+    // The read-out takes the hint's place: it keeps the tallest height it had, so that hovering never
+    // shortens the panel and moves the grid under the pointer (the page keeps its scroll anchor).
+    hint.style.minHeight = `${Math.max(hint.offsetHeight, parseFloat(hint.style.minHeight) || 0)}px`;
     syncText(hint, hover ? hoverText(hover) : GRID_HINT);
   };
 

@@ -637,7 +637,6 @@ def test_a_timm_model_fills_the_grid_and_opens_a_head_over_its_crop(
     specials, grid, box = live_notebook.evaluate("(grid20.special_tokens, grid20.grid, grid20.crop_box)")
     assert (specials, grid) == (["CLS", "DIST"], [4, 4])
 
-    expect(widget.root).to_contain_text("Predicted:")  # the line above the grid: the layout is final
     widget.click_tile(1, 2)  # layer 2, head 3
     expect(widget.overlay_canvas).to_have_attribute("data-layer", "2")
     expect(widget.overlay_canvas).to_have_attribute("data-head", "3")
