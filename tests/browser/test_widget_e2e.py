@@ -637,6 +637,13 @@ def test_a_timm_model_fills_the_grid_and_opens_a_head_over_its_crop(
     specials, grid, box = live_notebook.evaluate("(grid20.special_tokens, grid20.grid, grid20.crop_box)")
     assert (specials, grid) == (["CLS", "DIST"], [4, 4])
 
+    # Hovering turns the hint under the narrow grid into a one-line read-out: the panel keeps its
+    # height, so nothing moves under the pointer (a shorter panel moved the grid in a long notebook).
+    readout = widget.root.locator("[data-testid=attnwidget-grid-readout]")
+    panel_height = readout.bounding_box()["height"]
+    widget.grid.hover(position={"x": 40, "y": 40})
+    expect(readout).to_contain_text("l=1 h=1")
+    assert readout.bounding_box()["height"] >= panel_height
     widget.click_tile(1, 2)  # layer 2, head 3
     expect(widget.overlay_canvas).to_have_attribute("data-layer", "2")
     expect(widget.overlay_canvas).to_have_attribute("data-head", "3")
