@@ -37,6 +37,31 @@ SMALL = {
     "patch_size": 8,
     "embed_dim": 16,
 }
+_WINDOWS = {
+    "image_size": 32,
+    "patch_size": 4,
+    "embed_dim": 16,
+    "depths": [1, 1],
+    "num_heads": [1, 2],
+    "window_size": 4,
+}
+_STAGES = {"hidden_sizes": [8, 16], "depths": [1, 1], "num_stages": 2}
+#: Families whose config the generic shrinking breaks, built from these settings instead.
+FAMILY_CONFIGS = {
+    "swin": _WINDOWS,
+    "donut-swin": _WINDOWS,
+    "swinv2": _WINDOWS,
+    "convnext": _STAGES,
+    "convnextv2": _STAGES,
+    "levit": {
+        "image_size": 64,
+        "hidden_sizes": [16, 32, 48],
+        "num_attention_heads": [1, 2, 3],
+        "depths": [1, 1, 1],
+        "key_dim": [8, 8, 8],
+    },
+    "pixtral": {**{key: SMALL[key] for key in SMALL if key != "embed_dim"}, "head_dim": 16},
+}
 #: Larger models (the config keeps them large) are left out: they would not fit a test machine.
 MAX_PARAMETERS = 40_000_000
 PICTURE = np.random.default_rng(11).integers(0, 256, (40, 52, 3), dtype=np.uint8)
@@ -63,7 +88,8 @@ def vision_families() -> list[str]:
 def small_model(family: str) -> torch.nn.Module:
     """A random-init model of `family` (its classifier where it has one), shrunk where it can be;
     one that stays over `MAX_PARAMETERS` is not built (its size is read on the meta device first)."""
-    config = _shrunk(CONFIG_MAPPING[family]())
+    settings = FAMILY_CONFIGS.get(family)
+    config = CONFIG_MAPPING[family](**settings) if settings else _shrunk(CONFIG_MAPPING[family]())
     names = MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES.get(family) or MODEL_MAPPING_NAMES[family]
     model_class = getattr(tf, names[0] if isinstance(names, (tuple, list)) else names)
     with warnings.catch_warnings():
