@@ -12,12 +12,11 @@ and the bytes the grid sends to the browser.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import time
 
 import torch
 from skimage import data
+from timing import interleaved_times
 from vit_b16 import random_vit_b16
 
 from attnwidget import AttentionGrid
@@ -53,16 +52,7 @@ def main() -> None:
         "output_attentions=True": all_attentions,
         "attnwidget run": attnwidget_capture,
     }
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(3):  # warm-up
-        for run in contenders.values():
-            run()
-    for _ in range(args.repeats):
-        for name, run in contenders.items():
-            gc.collect()
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times(contenders, args.repeats, warmups=3)
 
     base = statistics.median(times["eager forward"])
     print(

@@ -12,14 +12,13 @@ Side by side in one run, interleaved, median of N repetitions, batch 1:
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import time
 from collections.abc import Callable
 
 import timm
 import torch
 from skimage import data
+from timing import interleaved_times
 
 from attnwidget import AttentionGrid
 from attnwidget.timm_source import TimmModel, unfused
@@ -53,15 +52,7 @@ def main() -> None:
         "TimmModel.capture (no-op callback)": lambda: source.capture(pixel_values, lambda *block: None),
         "attnwidget run (grid)": lambda: widget._compute(widget._session.input, rerun=True),
     }
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for run in contenders.values():  # warm-up
-        run()
-    for _ in range(args.repeats):
-        for name, run in contenders.items():
-            gc.collect()
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times(contenders, args.repeats)
 
     base = statistics.median(times["forward, fused attention"])
     print(

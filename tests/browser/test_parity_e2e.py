@@ -43,12 +43,7 @@ MARGIN = 4
 def overlay_in_saved_png(widget: Widget, path: Path) -> np.ndarray:
     """Click "Save PNG" and cut the overlay canvas out of the downloaded picture."""
     _, pixels = save_png(widget, path)
-    boxes = [
-        widget.grid.bounding_box(),
-        widget.overlay_canvas.bounding_box(),
-        widget.overlay.locator("[data-testid=attnwidget-overlay-colorbar]").bounding_box(),
-        widget.overlay_title.bounding_box(),
-    ]
+    boxes = widget.snapshot_boxes()
     left, top = min(b["x"] for b in boxes), min(b["y"] for b in boxes)
     x, y = round(boxes[1]["x"] - left), round(boxes[1]["y"] - top)
     width, height = (int(widget.overlay_canvas.get_attribute(side)) for side in ("width", "height"))

@@ -156,12 +156,7 @@ def test_save_png_downloads_what_is_shown(
     expect_overlay_drawn(widget)
     name, pixels = save_png(widget, artifacts / f"{flavor}-12-saved-grid-and-overlay.png")
     assert name == "attnwidget-attnwidget-vit-8x8-shapes-l8-h2.png"
-    boxes = [
-        widget.grid.bounding_box(),
-        widget.overlay_canvas.bounding_box(),
-        widget.overlay.locator("[data-testid=attnwidget-overlay-colorbar]").bounding_box(),
-        widget.overlay_title.bounding_box(),
-    ]
+    boxes = widget.snapshot_boxes()
     left, top = min(b["x"] for b in boxes), min(b["y"] for b in boxes)
     right = max(b["x"] + b["width"] for b in boxes)
     bottom = max(b["y"] + b["height"] for b in boxes)

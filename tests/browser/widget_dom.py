@@ -141,6 +141,15 @@ class Widget:
         x, y, w, h = json.loads(self.grid.get_attribute("data-tile-rects"))[row * cols + col]
         self.grid.click(position={"x": x + w / 2, "y": y + h / 2})
 
+    def snapshot_boxes(self) -> list[dict]:
+        """Page boxes of what Save PNG composes: the grid, the overlay canvas, its colour bar, its title."""
+        return [
+            self.grid.bounding_box(),
+            self.overlay_canvas.bounding_box(),
+            self.overlay.locator("[data-testid=attnwidget-overlay-colorbar]").bounding_box(),
+            self.overlay_title.bounding_box(),
+        ]
+
     def overlay_stats(self) -> dict:
         return self.overlay_canvas.evaluate(_CANVAS_STATS_JS)
 
