@@ -9,6 +9,7 @@ from .models import UnsupportedModelError, VisionModel
 from .notebook import explore
 from .source import Picture, Source, SourceInput, TokenLayout
 from .widget import AttentionGrid
+from .windowed_model import WindowedVisionModel, stage_grids
 
 __all__ = [
     "AttentionGrid",
@@ -20,11 +21,13 @@ __all__ = [
     "TokenLayout",
     "UnsupportedModelError",
     "VisionModel",
+    "WindowedVisionModel",
     "capture_attention",
     "default_model",
     "explore",
     "input_geometry",
     "load_image",
+    "stage_grids",
     "to_html",
 ]
 __version__ = "0.1.0"

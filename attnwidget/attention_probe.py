@@ -46,9 +46,20 @@ class AttentionProbe:
         return self.keys - self.grid[0] * self.grid[1]
 
 
-def probe_attention(
-    root: nn.Module, pixel_values: torch.Tensor, patch_size: tuple[int, int], name: str, **forward: Any
-) -> AttentionProbe:
+@dataclass(frozen=True)
+class ReportedAttention:
+    """The modules that return the attention a model reports, in layer order, where the weights are
+    in their output, the shape of each layer's weights and whether they come only when asked."""
+
+    modules: tuple[nn.Module, ...]
+    output_index: int
+    shapes: tuple[tuple[int, ...], ...]
+    only_when_asked: bool
+
+
+def find_attention(
+    root: nn.Module, pixel_values: torch.Tensor, name: str, **forward: Any
+) -> ReportedAttention:
     """Run `root` on `pixel_values` and find the modules that return the attention it reports."""
     first_output: dict[int, tuple[torch.Tensor, nn.Module, int]] = {}
 
@@ -76,14 +87,17 @@ def probe_attention(
             handle.remove()
     attentions = _reported_attentions(outputs)
     if not attentions:
-        raise UnsupportedModelError(f"{name} reports no attention weights. {NO_ATTENTION_HELP}")
+        raise UnsupportedModelError(
+            f"{name} reports no attention weights when asked (output_attentions=True): a CNN has none, "
+            "and hybrids such as LeViT and MobileViT compute attention inside blocks that do not hand "
+            f"it out. {NO_ATTENTION_HELP}"
+        )
     if any(not isinstance(weights, torch.Tensor) for weights in attentions):
         raise UnsupportedModelError(
             f"{name} computes attention with a fused kernel that returns no weights and cannot be switched "
             "to eager attention once loaded: load it with attn_implementation='eager' "
             "(from_pretrained(..., attn_implementation='eager'))"
         )
-    _check_one_grid(attentions, pixel_values.shape[0], name)
     found = [first_output.get(id(weights)) for weights in attentions]
     if any(entry is None for entry in found):
         raise UnsupportedModelError(
@@ -93,11 +107,20 @@ def probe_attention(
     indices = {index for _, _, index in found}
     if len(indices) != 1:
         raise UnsupportedModelError(f"{name} mixes attention modules with different outputs")
-    _, heads, _, keys = attentions[0].shape
-    grid = (pixel_values.shape[-2] // patch_size[0], pixel_values.shape[-1] // patch_size[1])
     modules, index = tuple(module for _, module, _ in found), indices.pop()
     asked = not _returned_unasked(root, modules, index, pixel_values, forward)
-    probe = AttentionProbe(modules, index, heads, keys, grid, asked)
+    return ReportedAttention(modules, index, tuple(tuple(w.shape) for w in attentions), asked)
+
+
+def probe_attention(
+    root: nn.Module, pixel_values: torch.Tensor, patch_size: tuple[int, int], name: str, **forward: Any
+) -> AttentionProbe:
+    """Find `root`'s attention (`find_attention`) and measure one grid of global self-attention."""
+    found = find_attention(root, pixel_values, name, **forward)
+    _check_one_grid(found.shapes, pixel_values.shape[0], name)
+    _, heads, _, keys = found.shapes[0]
+    grid = (pixel_values.shape[-2] // patch_size[0], pixel_values.shape[-1] // patch_size[1])
+    probe = AttentionProbe(found.modules, found.output_index, heads, keys, grid, found.only_when_asked)
     if probe.prefix_count < 0:
         raise UnsupportedModelError(
             f"{name} attends over {keys} tokens, fewer than the {grid[0] * grid[1]} patches of its "
@@ -186,17 +209,17 @@ def _reported_attentions(outputs: Any) -> tuple[torch.Tensor, ...]:
     return tuple(attentions or ())
 
 
-def _check_one_grid(attentions: tuple[torch.Tensor, ...], batch: int, name: str) -> None:
+def _check_one_grid(shapes: tuple[tuple[int, ...], ...], batch: int, name: str) -> None:
     """Refuse attention that is not one token grid of global self-attention, saying what it is."""
-    shapes = [tuple(weights.shape) for weights in attentions]
     heads = [shape[1] if len(shape) >= 2 else 0 for shape in shapes]
     windowed = any(len(shape) != 4 or shape[0] != batch for shape in shapes)
     if windowed or len(set(heads)) > 1:
         raise UnsupportedModelError(
-            f"{name} computes attention in windows or in stages of their own resolution (as Swin, "
-            f"Hiera, PVT and SegFormer do: heads per layer {heads}, attention shapes {sorted(set(shapes))}). "
-            "attnwidget shows one layer x head grid of global self-attention over one patch grid, and "
-            "does not place windowed or multi-scale attention on the picture yet"
+            f"{name} computes attention in windows or in stages of their own resolution (heads per "
+            f"layer {heads}, attention shapes {sorted(set(shapes))}). attnwidget places shifted windows "
+            "(Swin, Swin v2, Donut-Swin: `attnwidget.WindowedVisionModel`, one grid per stage) and one "
+            "grid of global self-attention; windows of other layouts (Hiera's mask units) and "
+            "multi-scale attention (PVT, SegFormer) have no place on the picture it can vouch for"
         )
     pooled = [shape for shape in shapes if shape[2] != shape[3]]
     if pooled:

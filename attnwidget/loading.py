@@ -8,6 +8,7 @@ from typing import Any
 from .models import UnsupportedModelError, VisionModel
 from .source import Source
 from .timm_source import TimmModel, is_timm_model
+from .windowed_model import WindowedVisionModel, has_shifted_windows
 
 
 def as_source(model: Any, processor: Any = None) -> Source:
@@ -32,4 +33,6 @@ def as_source(model: Any, processor: Any = None) -> Source:
             f"{type(model.model).__name__} is a CNN: it has no attention for the grid to show. "
             "Its Grad-CAM: `classifier.grad_cam(image)`"
         )
+    if has_shifted_windows(model):
+        return WindowedVisionModel(model, processor)
     return VisionModel(model, processor)

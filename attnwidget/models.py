@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .attention_probe import AttentionProbe, patches_in_order, prefix_token_names, probe_attention
+from .attention_probe import patches_in_order, prefix_token_names, probe_attention
 from .capture import LayerCallback, capture_attention
 from .contract import METHODS
 from .errors import UnsupportedModelError
@@ -65,20 +65,7 @@ class VisionModel:
             )
         self.patch_size = _as_pair(config.patch_size)
         self._eager = EagerSwitch(model, self.forward_module, self.name)
-        probe = self._probe(config)
-        self.attention_modules, self.output_index = list(probe.modules), probe.output_index
-        self._asked = {"output_attentions": True} if probe.only_when_asked else {}
-        self.head_count = probe.heads
-        self.layer_count = len(self.attention_modules)
-        names = prefix_token_names(self.forward_module, probe.prefix_count)
-        if names is None:
-            raise UnsupportedModelError(
-                f"{self.name} has {probe.prefix_count} tokens besides its {probe.grid[0]} x {probe.grid[1]} "
-                "patches, more or fewer than its class, distillation and register tokens: attnwidget cannot "
-                "tell where the others sit (detection tokens after the patches, as in YOLOS) and does "
-                "not guess"
-            )
-        self.prefix_tokens = names
+        self._find_attention(config)
         self._geometries: dict[tuple[int, int], InputGeometry] = {}
 
     @classmethod
@@ -109,6 +96,11 @@ class VisionModel:
             processor = AutoImageProcessor.from_pretrained(
                 name_or_path, trust_remote_code=trust_remote_code, **_processor_backend()
             )
+        if cls is VisionModel:
+            from .windowed_model import WindowedVisionModel, has_shifted_windows
+
+            if has_shifted_windows(model):
+                return WindowedVisionModel(model, processor, name=source)
         return cls(model, processor, name=source)
 
     @property
@@ -218,16 +210,33 @@ class VisionModel:
             "the model's own processor: AutoImageProcessor.from_pretrained(<the model's id or directory>)"
         ) from error
 
-    def _probe(self, config: Any) -> AttentionProbe:
-        """Run the model once on a blank input of its own size to find and measure its attention."""
+    def _find_attention(self, config: Any) -> None:
+        """Run the model once on a blank input of its own size to find and measure its attention:
+        the modules, heads, layers and prefix tokens (one grid of global self-attention)."""
+        blank = self._blank_input(config)
+        with self._eager(announce=False), patches_in_order(self.model, self.forward_module) as extra_inputs:
+            extra = extra_inputs(blank)
+            probe = probe_attention(self.forward_module, blank, self.patch_size, self.name, **extra)
+        self.attention_modules, self.output_index = list(probe.modules), probe.output_index
+        self._asked = {"output_attentions": True} if probe.only_when_asked else {}
+        self.head_count = probe.heads
+        self.layer_count = len(self.attention_modules)
+        names = prefix_token_names(self.forward_module, probe.prefix_count)
+        if names is None:
+            raise UnsupportedModelError(
+                f"{self.name} has {probe.prefix_count} tokens besides its {probe.grid[0]} x {probe.grid[1]} "
+                "patches, more or fewer than its class, distillation and register tokens: attnwidget cannot "
+                "tell where the others sit (detection tokens after the patches, as in YOLOS) and does "
+                "not guess"
+            )
+        self.prefix_tokens = names
+
+    def _blank_input(self, config: Any) -> torch.Tensor:
+        """A black picture of the model's own input size, on its device and in its dtype."""
         parameter = next(self.model.parameters())
         height, width = _as_pair(getattr(config, "image_size", None) or 224)
         channels = getattr(config, "num_channels", None) or 3
-        blank = torch.zeros(1, channels, height, width, device=parameter.device, dtype=parameter.dtype)
-        with self._eager(announce=False), patches_in_order(self.model, self.forward_module) as extra_inputs:
-            return probe_attention(
-                self.forward_module, blank, self.patch_size, self.name, **extra_inputs(blank)
-            )
+        return torch.zeros(1, channels, height, width, device=parameter.device, dtype=parameter.dtype)
 
     def eager_attention(self) -> AbstractContextManager[None]:
         """Within the block the model computes eager attention, which returns weights; restored after."""

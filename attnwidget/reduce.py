@@ -54,7 +54,7 @@ class LayerBlocks:
         self.queries = queries
         """The layer's query rows: the last block ends there."""
         self.rows_seen = 0
-        self._query_rows: list[torch.Tensor] = []
+        self._row_sum: torch.Tensor | None = None
         self._pooled_columns: list[torch.Tensor] = []
         self._matrices: torch.Tensor | None = None
 
@@ -65,8 +65,12 @@ class LayerBlocks:
         stop = first_query + block.shape[1]
         inside = [row - first_query for row in self.query if first_query <= row < stop]
         if inside:
-            index = torch.as_tensor(inside, device=block.device, dtype=torch.long)
-            self._query_rows.append(block.index_select(1, index).float())
+            if inside[-1] + 1 - inside[0] == len(inside):  # a run of rows (every patch): no copy
+                rows = block[:, inside[0] : inside[-1] + 1]
+            else:
+                rows = block.index_select(1, torch.as_tensor(inside, device=block.device, dtype=torch.long))
+            total = rows.float().sum(dim=1)
+            self._row_sum = total if self._row_sum is None else self._row_sum + total
         if self.matrix_size and first_query == 0 and stop == self.queries:  # the whole layer at once
             self._matrices = pool_matrix(block, self.matrix_size, self.pooling)
         elif self.matrix_size:
@@ -79,7 +83,7 @@ class LayerBlocks:
 
     def query_rows(self) -> torch.Tensor:
         """[H, keys]: the mean of the query tokens' rows."""
-        return torch.cat(self._query_rows, dim=1).mean(dim=1)
+        return self._row_sum / len(self.query)
 
     def matrices(self) -> torch.Tensor:
         """[H, size, size]: the layer's matrices pooled to `matrix_size` (fewer rows or columns where

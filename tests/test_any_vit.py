@@ -114,11 +114,12 @@ def test_a_family_that_cannot_leave_its_fused_kernel_names_the_fix():
     ],
     ids=["swin", "swinv2"],
 )
-def test_windowed_attention_is_refused_with_the_reason_never_a_trait_error(model):
-    with pytest.raises(
-        UnsupportedModelError, match=r"computes attention in windows .* heads per layer \[1, 2\]"
-    ):
-        AttentionGrid(model().eval(), processor=processor_32())
+def test_windowed_attention_is_shown_stage_by_stage_never_a_trait_error(model):
+    grid = AttentionGrid(model().eval(), PICTURE, processor=processor_32())
+    assert grid.status == "done" and grid.model_name.endswith("stage 1 of 2")
+    assert (grid.head_count, grid.grid, grid.patch_size) == (1, [8, 8], 4)
+    with pytest.raises(UnsupportedModelError, match=r"in windows .*heads per layer \[1, 2\]"):
+        VisionModel(model().eval(), processor=processor_32())  # one grid: it cannot be
 
 
 def test_a_processor_that_pads_spreads_the_maps_over_the_picture_and_says_so():

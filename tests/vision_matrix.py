@@ -24,8 +24,10 @@ from transformers.models.auto.modeling_auto import (
 
 from attnwidget import AttentionGrid
 from attnwidget.attention_probe import patches_in_order
+from attnwidget.capture import capture_attention
 from attnwidget.encode import decode_rows
 from attnwidget.errors import UnsupportedModelError
+from attnwidget.windowed_model import WindowedVisionModel
 
 #: What a small model of any family is shrunk to, where its config has these numbers.
 SMALL = {
@@ -41,7 +43,7 @@ _WINDOWS = {
     "image_size": 32,
     "patch_size": 4,
     "embed_dim": 16,
-    "depths": [1, 1],
+    "depths": [2, 1],  # the second layer of the first stage shifts its windows
     "num_heads": [1, 2],
     "window_size": 4,
 }
@@ -123,22 +125,30 @@ def check_shown(grid: AttentionGrid) -> None:
     """The grid's maps equal the model's own `output_attentions`, and its layout accounts for every key."""
     vision = grid.vision_model
     pixel_values, _ = vision.prepare(__import__("attnwidget").load_image(PICTURE))
+    raw: list[torch.Tensor] = []
     with (
         torch.no_grad(),
         vision.eager_attention(),
         patches_in_order(vision.model, vision.forward_module) as extra_inputs,  # MAE: as captured
+        capture_attention(vision.attention_modules, vision.output_index, lambda _, w: raw.append(w)),
     ):
         outputs = vision.forward_module(
             pixel_values=pixel_values, output_attentions=True, **extra_inputs(pixel_values)
         )
-    attentions = outputs.attentions
     assert grid.status == "done", grid.message
-    assert all(layer.shape[-1] == grid.token_count for layer in attentions)
     special = len(grid.special_tokens)
-    assert grid.token_count == special + grid.grid[0] * grid.grid[1]
-    query = grid.query
-    expected = torch.stack([layer[0][:, query].mean(dim=1)[:, special:] for layer in attentions]).numpy()
     gh, gw = grid.grid
+    assert grid.token_count == special + gh * gw
+    query = grid.query
+    if isinstance(vision, WindowedVisionModel):
+        # Some families report one layer a stage: that one is what the capture took of it.
+        assert any(torch.equal(raw[-1], reported) for reported in outputs.attentions)
+        assert all(layer.shape[0] * layer.shape[-1] == gh * gw for layer in raw)  # whole windows
+        layers = [vision.spread(layer, pixel_values, weights) for layer, weights in enumerate(raw)]
+    else:
+        layers = [layer[0] for layer in outputs.attentions]
+        assert all(layer.shape[-1] == grid.token_count for layer in layers)
+    expected = torch.stack([layer[:, query].mean(dim=1)[:, special:] for layer in layers]).numpy()
     maps = decode_rows(grid.maps, grid.maps_range, gh * gw).reshape(expected.shape)
     step = (expected.max(-1, keepdims=True) - expected.min(-1, keepdims=True)) / 255
     assert (np.abs(maps - expected) <= step / 2 + 1e-6).all()

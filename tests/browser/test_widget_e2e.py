@@ -651,6 +651,56 @@ def test_a_timm_model_fills_the_grid_and_opens_a_head_over_its_crop(
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-20-timm.png")
 
 
+SWIN_GRID = """\
+import torch
+import transformers
+torch.manual_seed(0)
+swin_config = transformers.SwinConfig(
+    image_size=64, patch_size=4, embed_dim=16, depths=[2, 2], num_heads=[2, 4], window_size=4
+)
+swin = transformers.SwinForImageClassification(swin_config)
+swin_processor = transformers.ViTImageProcessorPil(size={"height": 64, "width": 64})
+grid21 = attnwidget.explore(image, model=swin, processor=swin_processor)"""
+
+
+def test_a_swin_stage_opens_a_query_patch_over_its_shifted_window(
+    live_notebook: Notebook, jupyter_server: JupyterServer, artifacts: Path
+):
+    """Stage 1 of a Swin: 16 x 16 patches in 4 x 4 windows, the second layer's windows rolled by 2.
+    Patch (0, 0) of that layer sits in a window that wraps round the picture's edges, and the shift
+    mask keeps it to the 2 x 2 patches of its own corner: the overlay shows exactly those."""
+    if jupyter_server.flavor != "lab":
+        pytest.skip("the page is the same for every source: JupyterLab shows it for Swin")
+    widget = show(live_notebook, SWIN_GRID)
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", "4", timeout=DRAW_TIMEOUT_MS)  # 2 x 2
+    expect(widget.status).to_have_attribute("data-status", "done")
+    assert all(widget.tile_pixels().painted)
+    name, grid, patch = live_notebook.evaluate("(grid21.model_name, grid21.grid, grid21.patch_size)")
+    assert name.endswith("stage 1 of 2") and grid == [16, 16] and patch == 4
+
+    widget.click_tile(1, 1)  # layer 2 (shifted windows), head 2
+    expect(widget.overlay_canvas).to_have_attribute("data-grid", "16,16")
+    expect_overlay_drawn(widget)
+    widget.click_patch(0, 0)
+    expect(widget.query_text).to_contain_text("(0, 0)", timeout=DRAW_TIMEOUT_MS)
+    assert live_notebook.evaluate("grid21.query") == [0]
+    expected = live_notebook.evaluate(
+        "[[float(v) for v in row] for row in grid21.full_attention(2)[1, 0].view(16, 16)]"
+    )
+    readout = widget.root.locator("[data-testid=attnwidget-readout]")
+    values = {}
+    for row, col in [(0, 0), (1, 1), (0, 2), (2, 0), (15, 15), (15, 0), (8, 8)]:
+        widget.hover_patch(row, col)
+        expect(readout).to_contain_text(f"patch ({row}, {col})")
+        values[row, col] = float(readout.inner_text().splitlines()[0].rpartition("·")[2])
+    inside = [values[0, 0], values[1, 1]]
+    assert all(value > 1e-3 for value in inside), values
+    assert all(abs(values[cell]) < 1e-6 for cell in [(0, 2), (2, 0), (15, 15), (15, 0), (8, 8)]), values
+    for (row, col), value in values.items():
+        assert abs(value - expected[row][col]) <= 1e-3 * max(1.0, expected[row][col]), (row, col, value)
+    widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-21-swin.png")
+
+
 def test_saved_notebook_shows_the_grid_without_its_kernel(
     browser: Browser, jupyter_server: JupyterServer, artifacts: Path
 ):

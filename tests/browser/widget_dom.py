@@ -177,9 +177,16 @@ class Widget:
 
     def click_patch(self, row: int, col: int) -> None:
         """Click the centre of patch (row, col) of the overlay's patch grid."""
+        self.overlay_canvas.click(position=self._patch_centre(row, col))
+
+    def hover_patch(self, row: int, col: int) -> None:
+        """Move the pointer to the centre of patch (row, col) of the overlay's patch grid."""
+        self.overlay_canvas.hover(position=self._patch_centre(row, col))
+
+    def _patch_centre(self, row: int, col: int) -> dict:
         gh, gw = (int(v) for v in self.overlay_canvas.get_attribute("data-grid").split(","))
         x, y, w, h = json.loads(self.overlay_canvas.get_attribute("data-grid-rect"))
-        self.overlay_canvas.click(position={"x": x + (col + 0.5) * w / gw, "y": y + (row + 0.5) * h / gh})
+        return {"x": x + (col + 0.5) * w / gw, "y": y + (row + 0.5) * h / gh}
 
 
 def expect_full_grid(widget: Widget) -> None:
