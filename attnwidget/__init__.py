@@ -1,6 +1,7 @@
 """attnwidget: stream a transformer's attention into a layer x head grid in Jupyter."""
 
 from .capture import AttentionNotReturnedError, capture_attention
+from .dataset_statistics import head_statistics_over
 from .default_model import default_model
 from .export import to_html
 from .geometry import InputGeometry, input_geometry
@@ -25,6 +26,7 @@ __all__ = [
     "capture_attention",
     "default_model",
     "explore",
+    "head_statistics_over",
     "input_geometry",
     "load_image",
     "stage_grids",

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .models import VisionModel, quiet_weight_loading
+from .models import VisionModel
+from .transformers_support import quiet_weight_loading
 
 DEFAULT_MODEL_NAME = "attnwidget/vit-8x8-shapes"
 """The name the widget shows for the default model."""

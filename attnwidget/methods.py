@@ -14,6 +14,7 @@ mass-threshold masks (Caron et al., 2021), high-norm tokens (Darcet et al., 2023
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -115,13 +116,16 @@ def mean_attention_distance(
     """
     _check_tokens(attention.shape[-1], special, grid)
     patches = attention[..., special:, special:].float()
-    weights = patches / patches.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    distances = patch_distances(grid, patch_size).to(weights.device)
-    return (weights * distances).sum(dim=-1).mean(dim=-1)
+    height, width = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
+    distances = patch_distances((int(grid[0]), int(grid[1])), (int(height), int(width))).to(patches.device)
+    weighted = torch.einsum("...qk,qk->...q", patches, distances)  # no [..., P, P] product is kept
+    return (weighted / patches.sum(dim=-1).clamp_min(1e-12)).mean(dim=-1)
 
 
+@functools.lru_cache(maxsize=16)
 def patch_distances(grid: tuple[int, int], patch_size: int | tuple[int, int]) -> torch.Tensor:
-    """Euclidean distances in pixels between patch centres, [P, P], patches in row-major order."""
+    """Euclidean distances in pixels between patch centres, [P, P], patches in row-major order
+    (computed once per grid and patch size: do not write to it)."""
     height, width = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
     rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
     centres = torch.stack([rows.flatten() * float(height), cols.flatten() * float(width)], dim=1)

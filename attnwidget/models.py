@@ -8,9 +8,9 @@ into model inputs and switches sdpa / flash attention to eager only for the capt
 from __future__ import annotations
 
 import importlib.util
-import warnings
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ from .explain import Explanation, class_index, explain
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
 from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLayout, predictions
+from .transformers_support import EagerSwitch, find_attention_modules, load_config, quiet_weight_loading
 
-KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
 #: Pictures larger than this (pixels) are shrunk before the processor sees them (`VisionModel.prepare`).
 SHRINK_ABOVE_PIXELS = 4096 * 4096
 
@@ -119,13 +119,7 @@ class VisionModel:
         large = image.width * image.height > SHRINK_ABOVE_PIXELS
         if large and image.width > 4 * resized_w and image.height > 4 * resized_h:
             image = image.resize((4 * resized_w, 4 * resized_h), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        inputs = self.processor(images=image, return_tensors="pt")
-        pixel_values = inputs.get("pixel_values") if hasattr(inputs, "get") else None
-        if not isinstance(pixel_values, torch.Tensor):
-            raise TypeError(
-                f"the processor ({type(self.processor).__name__}) made no pixel_values from the picture: "
-                "pass the model's own image processor, AutoImageProcessor.from_pretrained(<the model's id>)"
-            )
+        pixel_values = processed_pixels(self.processor, image).unsqueeze(0)
         dtype = next(self.model.parameters()).dtype
         return pixel_values.to(device=self.device, dtype=dtype), geometry
 
@@ -152,7 +146,12 @@ class VisionModel:
     ) -> Any:
         """`run`, handing each whole layer's weights [H, N, N] to `on_block(layer, 0, weights)`; a layer
         over more or fewer tokens than the layout accounts for is refused, never drawn misplaced."""
-        layout = self.layout(model_input)
+        return self.capture_batch(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
+
+    def capture_batch(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
+        """`run` on a batch [B, C, H, W], handing each layer's weights [B, H, N, N] to `on_layer`,
+        checked against the layout as `capture` does."""
+        layout = self.layout(pixel_values)
 
         def checked(layer: int, weights: torch.Tensor) -> None:
             if weights.shape[-1] != layout.token_count:
@@ -162,9 +161,13 @@ class VisionModel:
                     f"{layout.grid[0]} x {layout.grid[1]} patches of {self.patch_size[0]} px): its tokens "
                     "cannot be placed on the picture for this input size"
                 )
-            on_block(layer, 0, weights[0])
+            on_layer(layer, weights)
 
-        return self.run(model_input, checked)
+        return self.run(pixel_values, checked)
+
+    def picture_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """Picture -> the model's input [C, H, W] through its processor; picklable, for loader workers."""
+        return partial(processed_pixels, self.processor)
 
     def predictions(self, outputs: Any) -> list[Prediction]:
         """A classifier's top classes (empty for a model without a classification head)."""
@@ -243,103 +246,16 @@ class VisionModel:
         return self._eager()
 
 
-class EagerSwitch:
-    """Switches a model to eager attention while attention is captured (sdpa and flash attention
-    return no weights) and back afterwards, saying so once."""
-
-    def __init__(self, model: nn.Module, attention_module: nn.Module, name: str):
-        self.model, self.attention_module, self.name = model, attention_module, name
-        self._told = False
-
-    @contextmanager
-    def __call__(self, implementation: str = "eager", *, announce: bool = True) -> Iterator[None]:
-        """Within the block the model computes attention with `implementation` (eager by default);
-        the first switch to eager is announced unless `announce` is False."""
-        current = _attention_implementation(self.attention_module, self.model)
-        if current == implementation:
-            yield
-            return
-        if not hasattr(self.model, "set_attn_implementation"):
-            raise UnsupportedModelError(
-                f"the model uses {current!r} attention and cannot switch to {implementation!r}; load it "
-                "with attn_implementation='eager'"
-            )
-        if implementation == "eager" and announce and not self._told:
-            warnings.warn(
-                f"{self.name} uses {current!r} attention, which returns no attention weights; "
-                "attnwidget switches it to 'eager' while it captures and back afterwards",
-                stacklevel=4,
-            )
-            self._told = True
-        try:
-            self.model.set_attn_implementation(implementation)
-        except (ValueError, ImportError, NotImplementedError) as error:
-            with suppress(Exception):  # a switch that failed half-way (some sub-models) is undone
-                self.model.set_attn_implementation(current)
-            raise UnsupportedModelError(
-                f"{self.name} uses {current!r} attention, which returns no attention weights, and cannot "
-                f"switch to {implementation!r} ({error}); attnwidget shows attention only for models that "
-                "can compute it eagerly. Grad-CAM (`attnwidget.methods.grad_cam_for`) needs no weights"
-            ) from error
-        try:
-            yield
-        finally:
-            self.model.set_attn_implementation(current)
-
-
-def find_attention_modules(
-    model: nn.Module, root: nn.Module, kind: str = "attentions"
-) -> tuple[list[nn.Module], int]:
-    """The modules under `root` that return attention weights, in layer order, and the output index.
-
-    transformers declares, per architecture, which module class records `attentions` (or
-    `cross_attentions`: `kind`) and, where self and cross attention share a class, under which
-    module name (`_can_record_outputs`); that is used instead of hard-coded module paths.
-    """
-    targets: dict[type, tuple[int, str | None]] = {}
-    for module in model.modules():
-        spec = (getattr(type(module), "_can_record_outputs", None) or {}).get(kind)
-        if spec is None:
-            continue
-        target = getattr(spec, "target_class", spec)
-        index = getattr(spec, "index", None)
-        if isinstance(target, type):
-            targets[target] = (1 if index is None else index, getattr(spec, "layer_name", None))
-
-    def recorded(name: str, module: nn.Module) -> bool:
-        if type(module) not in targets:
-            return False
-        layer_name = targets[type(module)][1]
-        return layer_name is None or f".{name}".endswith("." + layer_name.lstrip("."))
-
-    modules = [module for name, module in root.named_modules() if recorded(name, module)]
-    if not modules:
-        raise UnsupportedModelError(
-            f"{type(model).__name__} has no {KIND_NAMES.get(kind, kind)} modules attnwidget can capture. "
-            "Supported: transformers >= 5 models that record them: vision transformers (ViT, DeiT, "
-            "DINOv2, BEiT, CLIP, SigLIP, ...) and text models (BERT, GPT-2, Llama, Mistral, Qwen, T5, "
-            "BART, ...). A CNN has no attention to show: use Grad-CAM, "
-            "`attnwidget.methods.grad_cam_for(layer, forward)` or "
-            "`attnwidget.pretrained.ImageClassifier(...).grad_cam(image)`"
+def processed_pixels(processor: Any, image: Image.Image) -> torch.Tensor:
+    """The pixel values [C, H, W] an image processor makes of one picture."""
+    inputs = processor(images=image, return_tensors="pt")
+    pixel_values = inputs.get("pixel_values") if hasattr(inputs, "get") else None
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(
+            f"the processor ({type(processor).__name__}) made no pixel_values from the picture: "
+            "pass the model's own image processor, AutoImageProcessor.from_pretrained(<the model's id>)"
         )
-    indices = {targets[type(module)][0] for module in modules}
-    if len(indices) != 1:
-        raise UnsupportedModelError(f"{type(model).__name__} mixes attention modules with different outputs")
-    return modules, indices.pop()
-
-
-@contextmanager
-def quiet_weight_loading() -> Iterator[None]:
-    """Hide transformers' "Loading weights" progress bar, which would clutter the cell's output."""
-    from transformers.utils import logging
-
-    shown = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if shown:
-            logging.enable_progress_bar()
+    return pixel_values[0]
 
 
 def _vision_tower(model: nn.Module) -> nn.Module:
@@ -366,50 +282,9 @@ def _is_tokenizer(processor: Any) -> bool:
     return isinstance(processor, PreTrainedTokenizerBase)
 
 
-def load_config(name_or_path: str | Path, *, trust_remote_code: bool = False) -> Any:
-    """The transformers config of a hub id or local directory, with errors that name the fix.
-
-    An architecture transformers does not know and code shipped with the checkpoint are refused
-    (`UnsupportedModelError`); the latter loads only with `trust_remote_code=True`, never by default
-    and never after a prompt.
-    """
-    from transformers import AutoConfig, PreTrainedConfig
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    source = str(name_or_path)
-    try:
-        raw, _ = PreTrainedConfig.get_config_dict(name_or_path)
-    except OSError as error:
-        raise OSError(
-            f"could not load {source!r}: it is not a local model directory and the Hugging Face hub did "
-            f"not provide it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
-        ) from error
-    model_type = raw.get("model_type")
-    own_code = (raw.get("auto_map") or {}).get("AutoConfig")
-    if own_code and not trust_remote_code and model_type not in CONFIG_MAPPING:
-        raise UnsupportedModelError(
-            f"{source} ships its own model code ({own_code}), which attnwidget runs only when asked: "
-            "read that code and, if you trust it, pass trust_remote_code=True"
-        )
-    if not own_code and model_type not in CONFIG_MAPPING:
-        import transformers
-
-        raise UnsupportedModelError(
-            f"{source} is a {model_type!r} model, an architecture transformers {transformers.__version__} "
-            "does not know: upgrade transformers (pip install -U transformers), or load the model yourself "
-            "and pass it in: AttentionGrid(model, processor=processor), TextModel(model, tokenizer) for text"
-        )
-    return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-
-
 def _processor_backend() -> dict[str, str]:
     """Pillow-backed processors where torchvision is missing (transformers would warn and fall back)."""
     return {} if importlib.util.find_spec("torchvision") else {"backend": "pil"}
-
-
-def _attention_implementation(module: nn.Module, model: nn.Module) -> str:
-    config = getattr(module, "config", None) or model.config
-    return getattr(config, "_attn_implementation", None) or "eager"
 
 
 def _as_pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:

@@ -28,8 +28,8 @@ from torch import nn
 from . import methods
 from .explain import resolve_class
 from .images import load_image
-from .models import quiet_weight_loading
 from .source import Prediction, predictions
+from .transformers_support import quiet_weight_loading
 
 IMAGENET_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 

@@ -24,14 +24,9 @@ from .capture import (
     capture_attention_blocks,
     register_query_block_attention,
 )
-from .models import (
-    EagerSwitch,
-    UnsupportedModelError,
-    find_attention_modules,
-    load_config,
-    quiet_weight_loading,
-)
+from .errors import UnsupportedModelError
 from .source import AttentionCallback, Prediction, SourceInput, TokenLayout, predictions
+from .transformers_support import EagerSwitch, find_attention_modules, load_config, quiet_weight_loading
 
 Stack = Literal["auto", "encoder", "decoder", "cross"]
 

@@ -116,7 +116,12 @@ class TimmModel:
         self, model_input: torch.Tensor, on_block: AttentionCallback, block_bytes: int | None = None
     ) -> Any:
         """Run the model unfused, handing each layer's weights [H, N, N] to `on_block(layer, 0, weights)`."""
-        expected = self.layout(model_input).token_count
+        return self.capture_batch(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
+
+    def capture_batch(self, pixel_values: torch.Tensor, on_layer: Callable[[int, torch.Tensor], None]) -> Any:
+        """Run the model unfused on a batch [B, C, H, W], handing each layer's weights [B, H, N, N] to
+        `on_layer`, checked against the layout."""
+        expected = self.layout(pixel_values).token_count
         captured: list[int] = []
 
         def hook_for(layer: int) -> Callable[[nn.Module, tuple], None]:
@@ -129,7 +134,7 @@ class TimmModel:
                         f"attnwidget shows {SUPPORTED}"
                     )
                 captured.append(layer)
-                on_block(layer, 0, weights[0].detach())
+                on_layer(layer, weights.detach())
 
             return hook
 
@@ -139,7 +144,7 @@ class TimmModel:
         ]
         try:
             with unfused(self.attention_modules), torch.no_grad():
-                outputs = self.model(model_input)
+                outputs = self.model(pixel_values)
         finally:
             for handle in handles:
                 handle.remove()
@@ -150,6 +155,10 @@ class TimmModel:
                 "run eagerly"
             )
         return outputs
+
+    def picture_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """Picture -> the model's input [C, H, W] through its transform; picklable, for loader workers."""
+        return self.transform
 
     def predictions(self, outputs: Any) -> list[Prediction]:
         """A classifier's top classes (ImageNet names for 1000 classes); empty for a feature model."""

@@ -109,6 +109,17 @@ class WindowedVisionModel(VisionModel):
 
         return self.run(model_input, spread)
 
+    def capture_batch(self, pixel_values: torch.Tensor, on_layer: Any) -> Any:
+        """Run the model on a batch [B, C, H, W], handing each layer of the stage to `on_layer` over the
+        whole patch grid of every picture: [B, heads, patches, patches]."""
+
+        def spread_each(layer: int, weights: torch.Tensor) -> None:
+            windows = weights.shape[0] // pixel_values.shape[0]  # the pictures' windows follow each other
+            pictures = weights.split(windows)
+            on_layer(layer, torch.stack([self.spread(layer, pixel_values, each) for each in pictures]))
+
+        return self.run(pixel_values, spread_each)
+
     def spread(self, layer: int, pixel_values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """`layer`'s windowed weights [windows, heads, window², window²] (as its module returns them
         for `pixel_values`) over the stage's whole patch grid: [heads, patches, patches]."""

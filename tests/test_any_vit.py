@@ -11,7 +11,7 @@ import transformers as tf
 from attnwidget import AttentionGrid, VisionModel
 from attnwidget.encode import decode_rows
 from attnwidget.errors import UnsupportedModelError
-from attnwidget.models import find_attention_modules
+from attnwidget.transformers_support import find_attention_modules
 
 SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 PICTURE = np.random.default_rng(5).integers(0, 256, (40, 52, 3), dtype=np.uint8)

@@ -10,13 +10,13 @@ import torch
 from skimage import data
 
 from attnwidget.capture import capture_attention
-from attnwidget.models import find_attention_modules
 from attnwidget.pretrained import (
     MissingModelPackageError,
     efficientnet_lite0,
     imagenet_class_names,
     minilm,
 )
+from attnwidget.transformers_support import find_attention_modules
 
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 

@@ -33,9 +33,10 @@ import attnwidget.models
 from attnwidget import AttentionGrid, VisionModel, load_image
 from attnwidget.encode import decode_rows, encode_rows
 from attnwidget.geometry import input_geometry
-from attnwidget.models import UnsupportedModelError, load_config
+from attnwidget.models import UnsupportedModelError
 from attnwidget.strip import Heatmap, StripWidget, Variant, comparison_strip
 from attnwidget.text import TextModel
+from attnwidget.transformers_support import load_config
 
 from tiny_models import attnwidget_hooks
 

@@ -1,0 +1,322 @@
+"""Per-head statistics over a dataset: pictures in batches through the model, statistics reduced as
+each layer finishes, summed exactly (`moments.Moments`) and returned with their intervals.
+
+    frame = attnwidget.head_statistics_over(model, "pictures/", batch_size=64, num_workers=4)
+
+Pictures are read and put through the model's own processor or transform in loader workers
+(`torch.utils.data.DataLoader`); a picture that cannot be read is skipped, counted and named. Ctrl-C
+(or the notebook's interrupt) ends the run after the batch in flight and returns what it counted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from . import masks
+from .images import IMAGE_SUFFIXES, load_image
+from .methods import attention_entropy, mean_attention_distance
+from .moments import Moments
+from .source import TokenLayout
+
+if TYPE_CHECKING:
+    import pandas
+
+Statistic = Callable[[torch.Tensor, TokenLayout], torch.Tensor]
+"""A statistic of one layer: `(attention [pictures, heads, queries, keys], layout) -> [pictures, heads]`."""
+
+BUILT_IN = ("distance", "entropy", "special_mass", "high_norm_mass")
+"""Mean attention distance (pixels), entropy (nats), attention of the patches to the prefix tokens
+(CLS, registers), and to the patches whose output norm is over `high_norm_factor` x the median."""
+
+
+@dataclass
+class Tally:
+    """What a run counted: the moments of every statistic, the pictures skipped and why."""
+
+    moments: Moments = field(default_factory=Moments)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def head_statistics_over(
+    model: Any,
+    images: Iterable[Any] | str | Path,
+    *,
+    processor: Any = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    statistics: Mapping[str, Statistic] | None = None,
+    high_norm_factor: float = 4.0,
+    confidence: float = 0.95,
+    progress: bool = True,
+) -> pandas.DataFrame:
+    """Per-head statistics of `model` over every picture of `images`, one row per layer and head.
+
+    `model`: anything `AttentionGrid` takes for pictures (a vision model, hub id, directory, timm
+    model, source). `images`: a folder, a list or iterable of pictures (paths, PIL images, arrays), a
+    torch `Dataset` or a Hugging Face `datasets.Dataset` (items that are pictures, tuples with the
+    picture first, or dicts with an "image" / "img" entry), or a `DataLoader` of such items or of
+    ready input batches [B, C, H, W]. `statistics` adds statistics of your own (see `Statistic`).
+
+    Columns: `layer`, `head` (from 1), `pictures`, and per statistic its mean, `_std`, and `_low` /
+    `_high`, the Student's t interval of the mean at `confidence`. `frame.attrs` holds `pictures`,
+    `skipped` ([(name, reason)]), `interrupted` and `confidence`.
+    """
+    from tqdm.auto import tqdm
+
+    from .loading import as_source
+
+    source = as_source(model, processor)
+    if not (hasattr(source, "capture_batch") and hasattr(source, "picture_transform")):
+        raise TypeError(f"{source.name} is not a vision model: dataset statistics are per picture")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    tally = Tally()
+    batches, total = _batches(images, source.picture_transform(), batch_size, num_workers)
+    bar = tqdm(total=total, desc="attnwidget", unit="picture", disable=not progress)
+    try:
+        for pixel_values, skipped in batches:
+            tally.skipped += skipped
+            for group in pixel_values:
+                tally.moments.add(batch_statistics(source, group, dict(statistics or {}), high_norm_factor))
+            bar.update(sum(len(group) for group in pixel_values) + len(skipped))
+    except KeyboardInterrupt:
+        tally.interrupted = True
+    finally:
+        bar.close()
+    return statistics_frame(tally, confidence)
+
+
+def batch_statistics(
+    source: Any, pixel_values: torch.Tensor, statistics: dict[str, Statistic], high_norm_factor: float = 4.0
+) -> dict[str, np.ndarray]:
+    """Every statistic of one batch of model inputs [B, C, H, W]: name -> [B, layers, heads]."""
+    parameter = next(source.model.parameters())
+    pixel_values = pixel_values.to(device=parameter.device, dtype=parameter.dtype)
+    layout = source.layout(pixel_values)
+    special, grid = layout.special_count, layout.grid
+    patch = (pixel_values.shape[-2] // grid[0], pixel_values.shape[-1] // grid[1])
+    values: dict[str, list[torch.Tensor]] = {}
+    key_mass: list[torch.Tensor] = []
+
+    def keep(name: str, value: torch.Tensor) -> None:
+        values.setdefault(name, []).append(value.detach().float().cpu())
+
+    def on_layer(layer: int, attention: torch.Tensor) -> None:
+        attention = attention.float()
+        keep("distance", mean_attention_distance(attention, special, grid, patch))
+        keep("entropy", attention_entropy(attention))
+        from_patches = attention[..., special:, :].mean(dim=-2)  # [B, H, keys]
+        if special:
+            keep("special_mass", from_patches[..., :special].sum(dim=-1))
+        key_mass.append(from_patches[..., special:].cpu())
+        for name, statistic in statistics.items():
+            value = statistic(attention, layout)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(attention.shape[:2]):
+                shape = tuple(getattr(value, "shape", ()))
+                raise ValueError(
+                    f"statistic {name!r} returned {type(value).__name__} {shape}; it must return a tensor "
+                    f"[pictures, heads] = {tuple(attention.shape[:2])}"
+                )
+            keep(name, value)
+
+    norms: list[torch.Tensor] = []
+    block = _last_block(source)
+    handle = block.register_forward_hook(lambda _m, _a, output: norms.append(_first_tensor(output)))
+    try:
+        source.capture_batch(pixel_values, on_layer)
+    finally:
+        handle.remove()
+    if norms and norms[-1].ndim == 3 and norms[-1].shape[1] == layout.token_count:
+        patch_norms = norms[-1][:, special:].float().norm(dim=-1).cpu().double().numpy()
+        flagged = torch.from_numpy(
+            np.stack([masks.high_norm_mask(picture, high_norm_factor) for picture in patch_norms])
+        )  # [B, patches]
+        for mass in key_mass:
+            keep("high_norm_mass", (mass * flagged[:, None, :]).sum(dim=-1))
+    return {name: torch.stack(layers, dim=1).numpy() for name, layers in values.items()}
+
+
+def statistics_frame(tally: Tally, confidence: float = 0.95) -> pandas.DataFrame:
+    """The tally as a DataFrame: one row per layer and head, a mean, spread and interval per statistic."""
+    import pandas
+
+    moments = tally.moments
+    if not moments.count:
+        reasons = "; ".join(f"{name}: {why}" for name, why in tally.skipped[:3])
+        raise ValueError(
+            "no picture was counted"
+            + (" (interrupted before the first batch)" if tally.interrupted else "")
+            + (f": all {len(tally.skipped)} were skipped ({reasons})" if tally.skipped else "")
+        )
+    layers, heads = next(iter(moments.sums.values())).shape
+    columns: dict[str, Any] = {
+        "layer": np.repeat(np.arange(1, layers + 1), heads),
+        "head": np.tile(np.arange(1, heads + 1), layers),
+        "pictures": np.full(layers * heads, moments.count),
+    }
+    for name in moments.sums:
+        low, high = moments.interval(name, confidence)
+        columns[name] = moments.mean(name).ravel()
+        columns[f"{name}_std"] = moments.std(name).ravel()
+        columns[f"{name}_low"], columns[f"{name}_high"] = low.ravel(), high.ravel()
+    frame = pandas.DataFrame(columns)
+    frame.attrs.update(
+        pictures=moments.count,
+        skipped=list(tally.skipped),
+        interrupted=tally.interrupted,
+        confidence=confidence,
+    )
+    return frame
+
+
+# --- reading the dataset ---------------------------------------------------------------------------
+
+Batch = tuple[list[torch.Tensor], list[tuple[str, str]]]
+"""Model inputs grouped by size ([B, C, H, W] each) and the pictures skipped, (name, reason)."""
+
+
+class PictureDataset(torch.utils.data.Dataset):
+    """Items of a sequence as model inputs [C, H, W], or the reason they cannot be read."""
+
+    def __init__(self, items: Sequence[Any], transform: Callable[[Any], torch.Tensor]):
+        self.items, self.transform = items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str, torch.Tensor | None, str]:
+        try:
+            item = self.items[index]
+        except Exception as error:  # a dataset whose item cannot be read: skipped, like a bad file
+            return f"item {index}", None, f"{type(error).__name__}: {error}"
+        return read_item(index, item, self.transform)
+
+
+def read_item(
+    index: int, item: Any, transform: Callable[[Any], torch.Tensor]
+) -> tuple[str, torch.Tensor | None, str]:
+    """(name, model input [C, H, W], "") for a readable item; (name, None, reason) for another."""
+    name = f"item {index}"
+    try:
+        picture = _picture_of(item)
+        if isinstance(picture, (str, Path)):
+            name = str(picture)
+        return name, transform(load_image(picture)), ""
+    except Exception as error:  # an unreadable picture is skipped and reported, never fatal
+        return name, None, f"{type(error).__name__}: {error}"
+
+
+def _batches(
+    images: Any, transform: Callable[[Any], torch.Tensor], batch_size: int, workers: int
+) -> tuple[Iterable[Batch], int | None]:
+    """The batches of `images` and how many pictures there are (None when unknown)."""
+    loader_class = torch.utils.data.DataLoader
+    if isinstance(images, loader_class):
+        total = len(images.dataset) if hasattr(images.dataset, "__len__") else None
+        return (_ready_batch(batch, transform) for batch in images), total
+    items = _sequence(images)
+    if items is None:  # an iterable of unknown length: read in this process, a batch at a time
+        return (_collate(chunk) for chunk in _chunks(images, transform, batch_size)), None
+    dataset = PictureDataset(items, transform)
+    loader = loader_class(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+    return loader, len(items)
+
+
+def _sequence(images: Any) -> Sequence[Any] | None:
+    """`images` as an indexable sequence (a folder's files, a list, a map-style dataset), or None."""
+    if isinstance(images, (str, Path)):
+        folder = Path(images).expanduser()
+        if not folder.is_dir():
+            raise ValueError(f"{images} is not a folder: give a folder of images or a list of pictures")
+        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if hasattr(images, "__getitem__") and hasattr(images, "__len__") and not isinstance(images, Mapping):
+        return images
+    return None
+
+
+def _chunks(images: Iterable[Any], transform: Callable, batch_size: int) -> Iterable[list]:
+    chunk = []
+    for index, item in enumerate(images):
+        chunk.append(read_item(index, item, transform))
+        if len(chunk) == batch_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _collate(results: list[tuple[str, torch.Tensor | None, str]]) -> Batch:
+    """Stack the inputs read, grouped by size; keep the names and reasons of the others."""
+    groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
+    skipped = []
+    for name, tensor, reason in results:
+        if tensor is None:
+            skipped.append((name, reason))
+        else:
+            groups.setdefault(tuple(tensor.shape), []).append(tensor)
+    return [torch.stack(group) for group in groups.values()], skipped
+
+
+def _ready_batch(batch: Any, transform: Callable) -> Batch:
+    """A DataLoader's batch: model inputs [B, C, H, W] (alone or first of a tuple, or a dict's
+    "pixel_values"), or a list of pictures to read."""
+    if isinstance(batch, Mapping):
+        batch = batch.get("pixel_values", batch.get("image", batch.get("img")))
+    elif (
+        isinstance(batch, (tuple, list))
+        and batch
+        and isinstance(batch[0], torch.Tensor)
+        and batch[0].ndim == 4
+    ):
+        batch = batch[0]
+    if isinstance(batch, torch.Tensor) and batch.ndim == 4:
+        return [batch], []
+    if isinstance(batch, (list, tuple)):
+        return _collate([read_item(index, item, transform) for index, item in enumerate(batch)])
+    raise TypeError(
+        f"a DataLoader batch of {type(batch).__name__} is neither model inputs [B, C, H, W] nor a list of "
+        "pictures: use collate_fn=list for pictures"
+    )
+
+
+def _picture_of(item: Any) -> Any:
+    """The picture in a dataset item: the item, the first of a tuple, a dict's image entry or an
+    object's `image`."""
+    if isinstance(item, Mapping):
+        for key in ("image", "img", "picture", "pixel_values"):
+            if key in item:
+                return item[key]
+        raise KeyError(f"no picture in an item with keys {sorted(item)}: name it 'image'")
+    if isinstance(item, tuple):
+        return item[0]
+    picture = getattr(item, "image", None)  # an object holding its picture (attnwidget.scenes.Scene)
+    return item if picture is None or isinstance(item, Image.Image) else picture
+
+
+def _last_block(source: Any) -> nn.Module:
+    """The layer holding the last attention module (the nearest numbered module above it), whose
+    output is the residual stream after the last layer."""
+    root = getattr(source, "forward_module", None) or source.model
+    last = source.attention_modules[-1]
+    names = {id(module): name for name, module in root.named_modules()}
+    path = names[id(last)]
+    while path and not re.search(r"(^|\.)\d+$", path):
+        path = path.rpartition(".")[0]
+    return root.get_submodule(path) if path else last
+
+
+def _first_tensor(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    first = output[0] if isinstance(output, (tuple, list)) else getattr(output, "last_hidden_state", None)
+    return first.detach() if isinstance(first, torch.Tensor) else torch.empty(0)

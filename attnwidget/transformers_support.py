@@ -1,0 +1,157 @@
+"""What every transformers wrapper shares: switching to eager attention while capturing, finding the
+attention modules a model declares, and loading configs and weights quietly, with errors that name
+the fix."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .errors import UnsupportedModelError
+
+KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
+
+
+class EagerSwitch:
+    """Switches a model to eager attention while attention is captured (sdpa and flash attention
+    return no weights) and back afterwards, saying so once."""
+
+    def __init__(self, model: nn.Module, attention_module: nn.Module, name: str):
+        self.model, self.attention_module, self.name = model, attention_module, name
+        self._told = False
+
+    @contextmanager
+    def __call__(self, implementation: str = "eager", *, announce: bool = True) -> Iterator[None]:
+        """Within the block the model computes attention with `implementation` (eager by default);
+        the first switch to eager is announced unless `announce` is False."""
+        current = _attention_implementation(self.attention_module, self.model)
+        if current == implementation:
+            yield
+            return
+        if not hasattr(self.model, "set_attn_implementation"):
+            raise UnsupportedModelError(
+                f"the model uses {current!r} attention and cannot switch to {implementation!r}; load it "
+                "with attn_implementation='eager'"
+            )
+        if implementation == "eager" and announce and not self._told:
+            warnings.warn(
+                f"{self.name} uses {current!r} attention, which returns no attention weights; "
+                "attnwidget switches it to 'eager' while it captures and back afterwards",
+                stacklevel=4,
+            )
+            self._told = True
+        try:
+            self.model.set_attn_implementation(implementation)
+        except (ValueError, ImportError, NotImplementedError) as error:
+            with suppress(Exception):  # a switch that failed half-way (some sub-models) is undone
+                self.model.set_attn_implementation(current)
+            raise UnsupportedModelError(
+                f"{self.name} uses {current!r} attention, which returns no attention weights, and cannot "
+                f"switch to {implementation!r} ({error}); attnwidget shows attention only for models that "
+                "can compute it eagerly. Grad-CAM (`attnwidget.methods.grad_cam_for`) needs no weights"
+            ) from error
+        try:
+            yield
+        finally:
+            self.model.set_attn_implementation(current)
+
+
+def find_attention_modules(
+    model: nn.Module, root: nn.Module, kind: str = "attentions"
+) -> tuple[list[nn.Module], int]:
+    """The modules under `root` that return attention weights, in layer order, and the output index.
+
+    transformers declares, per architecture, which module class records `attentions` (or
+    `cross_attentions`: `kind`) and, where self and cross attention share a class, under which
+    module name (`_can_record_outputs`); that is used instead of hard-coded module paths.
+    """
+    targets: dict[type, tuple[int, str | None]] = {}
+    for module in model.modules():
+        spec = (getattr(type(module), "_can_record_outputs", None) or {}).get(kind)
+        if spec is None:
+            continue
+        target = getattr(spec, "target_class", spec)
+        index = getattr(spec, "index", None)
+        if isinstance(target, type):
+            targets[target] = (1 if index is None else index, getattr(spec, "layer_name", None))
+
+    def recorded(name: str, module: nn.Module) -> bool:
+        if type(module) not in targets:
+            return False
+        layer_name = targets[type(module)][1]
+        return layer_name is None or f".{name}".endswith("." + layer_name.lstrip("."))
+
+    modules = [module for name, module in root.named_modules() if recorded(name, module)]
+    if not modules:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no {KIND_NAMES.get(kind, kind)} modules attnwidget can capture. "
+            "Supported: transformers >= 5 models that record them: vision transformers (ViT, DeiT, "
+            "DINOv2, BEiT, CLIP, SigLIP, ...) and text models (BERT, GPT-2, Llama, Mistral, Qwen, T5, "
+            "BART, ...). A CNN has no attention to show: use Grad-CAM, "
+            "`attnwidget.methods.grad_cam_for(layer, forward)` or "
+            "`attnwidget.pretrained.ImageClassifier(...).grad_cam(image)`"
+        )
+    indices = {targets[type(module)][0] for module in modules}
+    if len(indices) != 1:
+        raise UnsupportedModelError(f"{type(model).__name__} mixes attention modules with different outputs")
+    return modules, indices.pop()
+
+
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bar, which would clutter the cell's output."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
+def load_config(name_or_path: str | Path, *, trust_remote_code: bool = False) -> Any:
+    """The transformers config of a hub id or local directory, with errors that name the fix.
+
+    An architecture transformers does not know and code shipped with the checkpoint are refused
+    (`UnsupportedModelError`); the latter loads only with `trust_remote_code=True`, never by default
+    and never after a prompt.
+    """
+    from transformers import AutoConfig, PreTrainedConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    source = str(name_or_path)
+    try:
+        raw, _ = PreTrainedConfig.get_config_dict(name_or_path)
+    except OSError as error:
+        raise OSError(
+            f"could not load {source!r}: it is not a local model directory and the Hugging Face hub did "
+            f"not provide it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
+        ) from error
+    model_type = raw.get("model_type")
+    own_code = (raw.get("auto_map") or {}).get("AutoConfig")
+    if own_code and not trust_remote_code and model_type not in CONFIG_MAPPING:
+        raise UnsupportedModelError(
+            f"{source} ships its own model code ({own_code}), which attnwidget runs only when asked: "
+            "read that code and, if you trust it, pass trust_remote_code=True"
+        )
+    if not own_code and model_type not in CONFIG_MAPPING:
+        import transformers
+
+        raise UnsupportedModelError(
+            f"{source} is a {model_type!r} model, an architecture transformers {transformers.__version__} "
+            "does not know: upgrade transformers (pip install -U transformers), or load the model yourself "
+            "and pass it in: AttentionGrid(model, processor=processor), TextModel(model, tokenizer) for text"
+        )
+    return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+
+
+def _attention_implementation(module: nn.Module, model: nn.Module) -> str:
+    config = getattr(module, "config", None) or model.config
+    return getattr(config, "_attn_implementation", None) or "eager"

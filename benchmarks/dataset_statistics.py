@@ -1,0 +1,80 @@
+"""Pictures a second of `head_statistics_over` against the model's bare batched forward.
+
+    .venv/bin/python benchmarks/dataset_statistics.py [--pictures 64] [--batch-size 16] [--repeats 3]
+
+Models: the built-in ViT (96 px) and ViT-B/16 at 224 px (random weights, the published
+architecture). The bare forward runs on inputs already made (no reading, no processor), with the
+model's default sdpa attention and with eager attention (what the capture runs); the statistics run
+reads the pictures, puts them through the processor and reduces every head of every layer.
+Contenders run in turn (`timing.interleaved_times`); medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import warnings
+
+import torch
+import transformers as tf
+from timing import interleaved_times
+
+import attnwidget
+from attnwidget.scenes import SceneDataset
+
+
+def bare_forward(model: torch.nn.Module, batches: list[torch.Tensor], implementation: str):
+    def run() -> None:
+        model.set_attn_implementation(implementation)
+        with torch.no_grad():
+            for batch in batches:
+                model(pixel_values=batch)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pictures", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    pictures = [scene.image for scene in SceneDataset(0, args.pictures)]
+    torch.manual_seed(0)
+    vit_b = tf.ViTForImageClassification(tf.ViTConfig()).eval()
+    models = {
+        "built-in (96 px)": attnwidget.default_model(),
+        "ViT-B/16 (224 px)": attnwidget.VisionModel(vit_b, tf.ViTImageProcessorPil()),
+    }
+    print(
+        f"{args.pictures} pictures, batches of {args.batch_size}, medians of {args.repeats} runs (pictures/s)"
+    )
+    header = ("sdpa forward", "eager forward", "statistics", "x sdpa", "x eager")
+    print(f"{'model':20s} " + " ".join(f"{h:>{w}s}" for h, w in zip(header, (13, 14, 11, 7, 8), strict=True)))
+    for name, source in models.items():
+        transform = source.picture_transform()
+        inputs = torch.stack([transform(attnwidget.load_image(p)) for p in pictures])
+        batches = list(inputs.split(args.batch_size))
+
+        def statistics_run(source=source) -> None:
+            attnwidget.head_statistics_over(source, pictures, batch_size=args.batch_size, progress=False)
+
+        contenders = {
+            "sdpa": bare_forward(source.model, batches, "sdpa"),
+            "eager": bare_forward(source.model, batches, "eager"),
+            "statistics": statistics_run,
+        }
+        times = {
+            key: statistics.median(runs) for key, runs in interleaved_times(contenders, args.repeats).items()
+        }
+        rate = {key: args.pictures / seconds for key, seconds in times.items()}
+        print(
+            f"{name:20s} {rate['sdpa']:13.1f} {rate['eager']:14.1f} {rate['statistics']:11.1f} "
+            f"{rate['statistics'] / rate['sdpa']:7.2f} {rate['statistics'] / rate['eager']:8.2f}"
+        )
+        source.model.set_attn_implementation("eager")
+
+
+if __name__ == "__main__":
+    main()
