@@ -87,6 +87,11 @@ class AttentionGrid(anywidget.AnyWidget):
     """Cross attention: the query (decoder) tokens as text; empty when the queries are the keys."""
     causal = t.Bool(False).tag(sync=True)
     """Text decoders: each query sees only itself and earlier keys; the grid marks the rest."""
+    value_kind = t.Enum(contract.VALUE_KINDS, "attention").tag(sync=True)
+    """What the values are: attention weights (probabilities), or signed scores, attributions or
+    differences (`AttentionGrid.from_attention(values=...)`); the colour bars and titles say so."""
+    head_names = t.List(t.Unicode()).tag(sync=True)
+    """A name per head of the model, written above the columns instead of `h=..`; empty for none."""
     pooling = t.Enum(contract.POOLINGS, "max").tag(sync=True)
     """How matrices with more tokens than their side are pooled (the `pooling` argument)."""
     saved_bytes = t.Int(0).tag(sync=True)
@@ -342,6 +347,15 @@ class AttentionGrid(anywidget.AnyWidget):
     @t.validate("heads")
     def _valid_heads(self, proposal: dict) -> list[int]:
         return _numbered(proposal["value"], self.head_count, "head")
+
+    @t.validate("head_names")
+    def _valid_head_names(self, proposal: dict) -> list[str]:
+        names = proposal["value"]
+        if names and len(names) != self.head_count:
+            raise t.TraitError(
+                f"head_names: expected {self.head_count} names (one per head), got {len(names)}"
+            )
+        return names
 
     @t.observe("saved_detail")
     def _saved_detail_changed(self, change: dict) -> None:
