@@ -4,6 +4,7 @@ from .capture import AttentionNotReturnedError, capture_attention
 from .default_model import default_model
 from .export import to_html
 from .geometry import InputGeometry, input_geometry
+from .held_grid import AttentionStream, show, stream
 from .images import load_image
 from .models import UnsupportedModelError, VisionModel
 from .notebook import explore
@@ -13,6 +14,7 @@ from .widget import AttentionGrid
 __all__ = [
     "AttentionGrid",
     "AttentionNotReturnedError",
+    "AttentionStream",
     "InputGeometry",
     "Picture",
     "Source",
@@ -25,6 +27,8 @@ __all__ = [
     "explore",
     "input_geometry",
     "load_image",
+    "show",
+    "stream",
     "to_html",
 ]
 __version__ = "0.1.0"
