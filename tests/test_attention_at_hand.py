@@ -118,6 +118,14 @@ def test_cross_attention_names_queries_and_keys():
     np.testing.assert_allclose(grid_matrices(grid), cross.numpy(), atol=1 / 255)
 
 
+def test_a_held_grid_saves_and_exports_like_any_other(tmp_path):
+    grid = AttentionGrid.from_attention(EXPECTED, WORDS)
+    state = grid.get_state()
+    assert state["maps"] and state["matrices"] and state["status"] == "done"
+    page = attnwidget.to_html(grid, tmp_path / "page.html")
+    assert "application/vnd.jupyter.widget-state+json" in page.read_text()
+
+
 def test_causal_head_names_and_tokens_shown_as_text_are_kept():
     causal = torch.tril(torch.ones(TOKENS, TOKENS)) / torch.arange(1, TOKENS + 1)[:, None]
     grid = AttentionGrid.from_attention(
