@@ -15,7 +15,8 @@ tokens, each tool given the tensors the user already holds; no tool runs the mod
 
     python benchmarks/attention_at_hand.py [--tokens 64 256] [--repeats 3] [--timeout 120]
 
-Needs `pip install bertviz==1.4.1 circuitsvis==1.43.3 inspectus==0.2.0` (the `benchmarks` extra).
+Needs `pip install bertviz==1.4.1 circuitsvis==1.43.3 inspectus==0.2.0` (the `benchmarks` extra) and npm
+for the copies of the scripts BertViz fetches from its CDN.
 """
 
 from __future__ import annotations
