@@ -173,9 +173,12 @@ def grid_picture(
     layout = grid_layout(tiles.shape, layers, tile_size, gap, font_size)
     scale = layout.tile_width // width
     font = ImageFont.load_default(size=font_size)
-    picture = Image.new("RGB", layout.size, "white")
-    centred = colormap in DIVERGING_COLORMAPS
-    scaled, ranges = normalize_tiles(tiles.astype(np.float64), normalize, centred=centred)
+    scaled, ranges = normalize_tiles(
+        tiles.astype(np.float64), normalize, centred=colormap in DIVERGING_COLORMAPS
+    )
+    bar = ColourBar(colormap, ranges, normalize, caption)
+    width, height = layout.size
+    picture = Image.new("RGB", (width, height + (font_size + 2 if bar.note else 0)), "white")
     colours = apply_colormap(scaled, colormap)
     draw = ImageDraw.Draw(picture)
     for row in range(rows):
@@ -188,7 +191,6 @@ def grid_picture(
         x0, _, x1, y1 = layout.column_label_box(col)
         label = head_names[heads[col] - 1] if head_names else f"h={heads[col]}"
         draw.text(((x0 + x1) / 2, y1), label, fill="black", font=font, anchor="md")
-    bar = ColourBar(colormap, ranges, normalize, caption)
     bar.draw(draw, picture, layout.colour_bar_origin, font)
     return picture
 
@@ -310,12 +312,24 @@ def export_png(picture: Image.Image, path: str | Path | None, *, dpi: int) -> by
 @dataclass(frozen=True)
 class ColourBar:
     """A colour bar: the colormap's ramp, its range's ends (per `normalize` scope: numbers when global,
-    else words), zero in the middle for a diverging colormap, and `caption` (what the values are)."""
+    else words), zero in the middle for a diverging colormap, and below them a note of the range and
+    `caption` (what the values are), when there is one."""
 
     colormap: str
     ranges: np.ndarray
     normalize: str
     caption: str = ""
+
+    @property
+    def centred(self) -> bool:
+        return self.colormap in DIVERGING_COLORMAPS
+
+    @property
+    def note(self) -> str:
+        """The line under the numbers: how the range is taken and what the values are, or ""."""
+        parts = [f"each {self.normalize}'s range" if self.centred and self.normalize != "global" else ""]
+        parts += ["centred on 0" if self.centred else "", self.caption]
+        return ", ".join(part for part in parts if part)
 
     def draw(
         self, draw: ImageDraw.ImageDraw, picture: Image.Image, origin: tuple[int, int], font: Any
@@ -324,19 +338,18 @@ class ColourBar:
         width = min(256, picture.width - x - 8)
         ramp = apply_colormap(np.linspace(0, 1, width)[None, :].repeat(12, axis=0), self.colormap)
         picture.paste(Image.fromarray(np.ascontiguousarray(ramp)), (x, y))
-        centred = self.colormap in DIVERGING_COLORMAPS
         if self.normalize == "global":
             low, high = f"{self.ranges[0, 0, 0]:.3g}", f"{self.ranges[0, 0, 1]:.3g}"
-        elif centred:
-            low, high = "-max", f"+max of each {self.normalize}"
+        elif self.centred:
+            low, high = "-max", "+max"
         else:
             low, high = "min", f"max of each {self.normalize}"
-        if self.caption:
-            high = f"{high} ({self.caption})"
         draw.text((x, y + 14), low, fill="black", font=font, anchor="la")
         draw.text((x + width, y + 14), high, fill="black", font=font, anchor="ra")
-        if centred:
+        if self.centred:
             draw.text((x + width / 2, y + 14), "0", fill="black", font=font, anchor="ma")
+        if self.note:
+            draw.text((x, y + 16 + font.size), self.note, fill="black", font=font, anchor="la")
 
 
 def _blend_heat(
