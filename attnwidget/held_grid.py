@@ -82,8 +82,9 @@ def empty_grid(
     if head_names is not None and len(head_names) != heads:
         raise ValueError(f"head_names: {len(head_names)} given, but the attention has {heads} heads")
     source = HeldAttention((layers, heads, queries, keys), layout, picture, values=values, name=name)
-    if values != "attention":
+    if values != "attention":  # signed: max-pooling would hide the negative values
         widget_options.setdefault("colormap", SIGNED_COLORMAP)
+        widget_options.setdefault("pooling", "mean")
     widget = AttentionGrid(source, value_kind=values, **widget_options)
     widget.head_names = [str(head) for head in head_names or ()]
     return widget

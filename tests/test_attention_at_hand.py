@@ -229,7 +229,7 @@ def test_a_grid_takes_new_attention_of_its_shape_only():
 def test_signed_values_open_with_the_diverging_colormap_centred_on_zero():
     difference = attention() - attention().flip(-1)
     grid = AttentionGrid.from_attention(difference, WORDS, values="difference")
-    assert (grid.value_kind, grid.colormap) == ("difference", "rdbu_r")
+    assert (grid.value_kind, grid.colormap, grid.pooling) == ("difference", "rdbu_r", "mean")
     torch.testing.assert_close(grid.full_attention(2), difference[1])
     assert AttentionGrid.from_attention(difference, values="scores", colormap="gray").colormap == "gray"
     picture = np.asarray(Image.open(__import__("io").BytesIO(grid.to_png())).convert("RGB"))
