@@ -307,7 +307,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const shape = store.shape;
     const state = readViewState(model);
     const tile = hit.row * shape.heads.length + hit.col;
-    const label = `l=${shape.layers[hit.row]} h=${shape.heads[hit.col]}`;
+    const head = shape.heads[hit.col];
+    const name = state.headNames[head - 1];
+    const label = `l=${shape.layers[hit.row]} h=${head}${name ? ` (${name})` : ""}`;
     const source = tilesFor(state);
     if (!source.has(tile)) return `${label} · not received yet`;
     const row = Math.floor(hit.fy * source.height);

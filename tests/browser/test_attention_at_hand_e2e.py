@@ -4,6 +4,8 @@ they arrive, while the cell still runs."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from harness import Notebook
 from playwright.sync_api import expect
@@ -37,6 +39,9 @@ def drawn_widget(notebook: Notebook, code: str) -> Widget:
 def test_a_grid_from_tensors_draws_every_tile_and_opens_the_overlay(live_notebook: Notebook, artifacts):
     widget = drawn_widget(live_notebook, TENSORS)
     expect(widget.grid).to_have_attribute("data-view", "matrix")
+    x, y, w, h = json.loads(widget.grid.get_attribute("data-tile-rects"))[1]  # l=1 h=2, named "b"
+    widget.grid.hover(position={"x": x + w / 2, "y": y + h / 2})
+    expect(widget.root.locator("[data-testid=attnwidget-grid-readout]")).to_contain_text("l=1 h=2 (b)")
     widget.click_tile(1, 2)
     expect(widget.overlay).to_be_visible()
     expect(widget.overlay_title).to_have_text("l=2 h=3 · token \u00d7 token")
