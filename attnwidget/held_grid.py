@@ -72,7 +72,14 @@ def empty_grid(
     **widget_options: Any,
 ) -> AttentionGrid:
     """A grid, not run yet, for held attention of `shape` [layers, heads, queries, keys], checked
-    before anything shows: token counts, the picture's grid, `values`, `head_names`."""
+    before anything shows: token counts, the picture's grid, `values`, `head_names`.
+
+    `tokens` name the keys, which are the queries; `query_tokens` and `key_tokens` name both sides of
+    cross attention (indices when not given). `causal` greys each query's later keys. `values` is
+    "attention" (probabilities) or signed "scores", "attribution", "difference" (the diverging
+    colormap, mean pooling). `image` with `grid` (rows, columns), `prefix_tokens` (a count or names)
+    and `crop_box` (x0, y0, x1, y1 as fractions of the picture) lay patches over a picture. `name` is
+    the status line's; `widget_options` go to `AttentionGrid`."""
     from .widget import AttentionGrid
 
     check_values([], values)

@@ -164,15 +164,11 @@ class AttentionGrid(anywidget.AnyWidget):
     def from_attention(
         cls, attention: Any, tokens: Sequence[str] | None = None, **options: Any
     ) -> AttentionGrid:
-        """A grid of attention already at hand, drawn: BertViz's tuple of [batch, heads, n, n] per layer
-        (transformers' `output_attentions`), CircuitsVis' [heads, dest, src], Inspectus' [q, k],
-        [h, q, k] or [l, h, q, k], a TransformerLens `ActivationCache`; numpy, torch, `__array__` or
-        DLPack (JAX) arrays. `tokens` name the keys (and queries); for cross attention give
-        `query_tokens` and `key_tokens`. Also `head_names`, `causal`, `batch_index`, `values`
-        ("attention", or signed "scores", "attribution", "difference": a diverging colormap centred
-        on zero), for pictures `image`, `grid=(rows, columns)`, `prefix_tokens` (a count or names) and
-        `crop_box` (where the patches lie, fractions of the picture); other options go to the widget.
-        Bad input raises a ValueError naming the expected and the given shape; nothing is drawn."""
+        """A grid of attention already at hand, drawn: the layouts of BertViz, CircuitsVis and Inspectus,
+        TransformerLens caches; numpy, torch, `__array__` or DLPack arrays. `options`: `query_tokens`,
+        `key_tokens`, `head_names`, `causal`, `batch_index`, `values`, `image`, `grid`, `prefix_tokens`,
+        `crop_box` (see `attnwidget.held_grid.empty_grid`) and the widget's. Bad input raises a
+        ValueError naming the expected and the given shape; nothing is drawn."""
         from .held_grid import from_attention
 
         return from_attention(attention, tokens, **options)
