@@ -5,6 +5,7 @@ from .dataset_statistics import head_statistics_over
 from .default_model import default_model
 from .export import to_html
 from .geometry import InputGeometry, input_geometry
+from .held_grid import AttentionStream, show, stream
 from .images import load_image
 from .models import UnsupportedModelError, VisionModel
 from .notebook import explore
@@ -15,6 +16,7 @@ from .windowed_model import WindowedVisionModel, stage_grids
 __all__ = [
     "AttentionGrid",
     "AttentionNotReturnedError",
+    "AttentionStream",
     "InputGeometry",
     "Picture",
     "Source",
@@ -29,7 +31,9 @@ __all__ = [
     "head_statistics_over",
     "input_geometry",
     "load_image",
+    "show",
     "stage_grids",
+    "stream",
     "to_html",
 ]
 __version__ = "0.1.0"

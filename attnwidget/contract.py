@@ -16,6 +16,18 @@ VIEWS = ("query", "matrix")
 """`view`: query -> patch maps, or token x token matrices."""
 COLORMAPS: tuple[str, ...] = tuple(json.loads(files(__package__).joinpath("colormaps.json").read_text()))
 """`colormap`: the lookup tables of `colormaps.json`, in the menu's order."""
+DIVERGING_COLORMAPS = ("rdbu_r",)
+"""Colormaps for signed values: their colour range is made symmetric about zero, so zero is the middle
+colour (white) in tiles, overlay, colour bar and PNGs alike."""
+VALUE_KIND_LABELS: dict[str, str] = {
+    "attention": "attention weights",
+    "scores": "attention scores",
+    "attribution": "attribution",
+    "difference": "difference",
+}
+"""`values`: what the grid's numbers are, with the words the colour bar uses. Only "attention" is a
+probability (never negative); the others are signed and drawn with a diverging colormap by default."""
+VALUE_KINDS = tuple(VALUE_KIND_LABELS)
 NORMALIZE_SCOPES = ("head", "layer", "global")
 """`normalize`: the colour range of each tile is its own, its layer's, or the whole grid's."""
 INTERPOLATIONS = ("bilinear", "nearest")

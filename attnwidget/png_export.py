@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from .contract import HIGH_NORM_FACTOR
+from .contract import HIGH_NORM_FACTOR, VALUE_KIND_LABELS
 from .encode import decode_rows
 from .render import export_png, grid_picture, normalize_tiles, overlay_figure
 from .render_marks import OverlayMarks, grid_coverage
@@ -32,7 +32,14 @@ def grid_png(grid: AttentionGrid, path: str | Path | None, *, dpi: int, **option
         gh, gw = grid.grid
         tiles = decode_rows(grid.maps, grid.maps_range, gh * gw).reshape(rows, cols, gh, gw)
     picture = grid_picture(
-        tiles, grid.layers, grid.heads, colormap=grid.colormap, normalize=grid.normalize, **options
+        tiles,
+        grid.layers,
+        grid.heads,
+        colormap=grid.colormap,
+        normalize=grid.normalize,
+        head_names=grid.head_names,
+        caption=value_caption(grid),
+        **options,
     )
     return export_png(picture, path, dpi=dpi)
 
@@ -65,7 +72,7 @@ def overlay_png(
             layer, head = grid.selected
         rows = grid._head_reductions(layer, head, 0).query_rows()[0]
         values = rows[special:].reshape(gh, gw).numpy()
-        title = f"l={layer} h={head} · attention from the query"
+        title = f"l={layer} h={head} · {value_caption(grid) or 'attention'} from the query"
         value_range = _tile_range(grid, layer, head)
     else:
         values = np.frombuffer(grid.explanation, dtype="<f4").reshape(gh, gw)
@@ -89,9 +96,15 @@ def overlay_png(
         value_range=value_range,
         coverage=grid_coverage(grid.grid, grid.input_size, grid.patch_size),
         marks=marks,
+        caption=value_caption(grid),
         **options,
     )
     return export_png(figure, path, dpi=dpi)
+
+
+def value_caption(grid: AttentionGrid) -> str:
+    """What the grid's values are, in words, where they are not attention weights (else "")."""
+    return "" if grid.value_kind == "attention" else VALUE_KIND_LABELS[grid.value_kind]
 
 
 def _tile_range(grid: AttentionGrid, layer: int, head: int) -> tuple[float, float] | None:

@@ -16,10 +16,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .contract import DIVERGING_COLORMAPS
 from .render_marks import NO_MARKS, OverlayMarks, draw_marks, picture_layout, round_half_up
 
 COLORMAP_FILE = Path(__file__).with_name("colormaps.json")
@@ -54,8 +56,29 @@ def apply_colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
     return colormap_table(name)[colour_index(values)]
 
 
-def normalize_tiles(tiles: np.ndarray, scope: str = "head") -> tuple[np.ndarray, np.ndarray]:
-    """Scale tiles [rows, cols, h, w] to [0, 1] per head, per layer (row) or globally, ignoring NaN.
+def centred_range(low: Any, high: Any) -> tuple[Any, Any]:
+    """The range symmetric about zero that holds [low, high] (arrays too; NaN stays NaN): how diverging
+    colormaps are drawn, zero in the middle colour (`centredRange` in js/src/normalize.ts)."""
+    reach = np.fmax(np.abs(low), np.abs(high))
+    return -reach, reach
+
+
+def display_range(
+    values: np.ndarray, value_range: tuple[float, float] | None, colormap: str
+) -> tuple[float, float]:
+    """The range a map is coloured from: `value_range`, or the map's own finite range; centred on zero
+    for a diverging colormap."""
+    low, high = value_range if value_range is not None else _finite_range(values)
+    if colormap in DIVERGING_COLORMAPS:
+        low, high = (float(bound) for bound in centred_range(low, high))
+    return low, high
+
+
+def normalize_tiles(
+    tiles: np.ndarray, scope: str = "head", *, centred: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale tiles [rows, cols, h, w] to [0, 1] per head, per layer (row) or globally, ignoring NaN;
+    with `centred`, each range made symmetric about zero (diverging colormaps).
 
     Returns the scaled tiles and each tile's (lo, hi) range, [rows, cols, 2]. A tile of NaN only has no
     data: its range is (NaN, NaN) and it does not count towards a layer's or the global range, as in
@@ -68,6 +91,8 @@ def normalize_tiles(tiles: np.ndarray, scope: str = "head") -> tuple[np.ndarray,
     high = np.fmax.reduce(tiles, axis=axes, keepdims=True, initial=-np.inf)
     has_data = ~np.isnan(tiles).all(axis=(2, 3), keepdims=True)
     low, high = np.where(has_data, low, np.nan), np.where(has_data, high, np.nan)
+    if centred:
+        low, high = centred_range(low, high)
     span = np.where(high > low, high - low, 1.0)
     ranges = np.concatenate([low, high], axis=-1)[..., :1, :].reshape(*tiles.shape[:2], 2)
     return (tiles - low) / span, ranges
@@ -131,12 +156,16 @@ def grid_picture(
     tile_size: int = 72,
     gap: int = 2,
     font_size: int = 14,
+    head_names: Sequence[str] = (),
+    caption: str = "",
 ) -> Image.Image:
     """The layer x head grid as an RGB picture.
 
     `tiles` is [len(layers), len(heads), h, w] (attention maps or token x token matrices);
-    `layers` and `heads` are the 1-based numbers written in the labels. Each tile is scaled up by
-    nearest neighbour to at least `tile_size` pixels, so every patch stays a crisp block.
+    `layers` and `heads` are the 1-based numbers written in the labels, `head_names` (one per head
+    of the model, if given) replace `h=..`; `caption` (what the values are) follows the colour bar's
+    numbers. Each tile is scaled up by nearest neighbour to at least `tile_size` pixels, so every
+    patch stays a crisp block.
     """
     rows, cols, _, width = tiles.shape
     if (rows, cols) != (len(layers), len(heads)):
@@ -144,8 +173,12 @@ def grid_picture(
     layout = grid_layout(tiles.shape, layers, tile_size, gap, font_size)
     scale = layout.tile_width // width
     font = ImageFont.load_default(size=font_size)
-    picture = Image.new("RGB", layout.size, "white")
-    scaled, ranges = normalize_tiles(tiles.astype(np.float64), normalize)
+    scaled, ranges = normalize_tiles(
+        tiles.astype(np.float64), normalize, centred=colormap in DIVERGING_COLORMAPS
+    )
+    bar = ColourBar(colormap, ranges, normalize, caption)
+    width, height = layout.size
+    picture = Image.new("RGB", (width, height + (font_size + 2 if bar.note else 0)), "white")
     colours = apply_colormap(scaled, colormap)
     draw = ImageDraw.Draw(picture)
     for row in range(rows):
@@ -156,8 +189,9 @@ def grid_picture(
             picture.paste(Image.fromarray(np.ascontiguousarray(block)), layout.tile_box(row, col)[:2])
     for col in range(cols):
         x0, _, x1, y1 = layout.column_label_box(col)
-        draw.text(((x0 + x1) / 2, y1), f"h={heads[col]}", fill="black", font=font, anchor="md")
-    _colour_bar(draw, picture, layout.colour_bar_origin, colormap, ranges, normalize, font)
+        label = head_names[heads[col] - 1] if head_names else f"h={heads[col]}"
+        draw.text(((x0 + x1) / 2, y1), label, fill="black", font=font, anchor="md")
+    bar.draw(draw, picture, layout.colour_bar_origin, font)
     return picture
 
 
@@ -178,6 +212,7 @@ def overlay_picture(
     x0, y0, x1, y1 = (
         round_half_up(f * s) for f, s in zip(crop_box, (width, height, width, height), strict=True)
     )
+    value_range = display_range(values, value_range, colormap)
     return _blend_heat(picture, values, (x0, y0, x1, y1), alpha, colormap, interpolation, value_range)
 
 
@@ -234,11 +269,13 @@ def overlay_figure(
     value_range: tuple[float, float] | None = None,
     coverage: tuple[float, float] = (1.0, 1.0),
     marks: OverlayMarks = NO_MARKS,
+    caption: str = "",
 ) -> Image.Image:
     """One map over its picture, as the widget's overlay draws it: `title` above, the picture fitted into
     a `size` square, the map over the patch grid (the `coverage` of the crop) coloured from `value_range`
-    (default: the map's own), the picture dimmed outside the crop, `marks` (mask contours, outlines),
-    and a colour bar with the range's values."""
+    (default: the map's own; centred on zero for a diverging colormap), the picture dimmed outside the
+    crop, `marks` (mask contours, outlines), and a colour bar with the range's values and `caption`."""
+    value_range = display_range(values, value_range, colormap)
     layout = picture_layout(picture.size, size, crop_box, coverage)
     shown = picture.convert("RGB").resize((layout.width, layout.height), Image.Resampling.BILINEAR)
     grid = layout.grid
@@ -252,9 +289,8 @@ def overlay_figure(
     if title:
         draw.text((0, font_size // 2), title, fill="black", font=font)
     figure.paste(blended, (0, top))
-    low, high = value_range if value_range is not None else _finite_range(values)
-    range_ = np.array([[[low, high]]])
-    _colour_bar(draw, figure, (0, top + blended.height + font_size // 2), colormap, range_, "global", font)
+    bar = ColourBar(colormap, np.array([[value_range]]), "global", caption)
+    bar.draw(draw, figure, (0, top + blended.height + font_size // 2), font)
     return figure
 
 
@@ -273,25 +309,47 @@ def export_png(picture: Image.Image, path: str | Path | None, *, dpi: int) -> by
     return data
 
 
-def _colour_bar(
-    draw: ImageDraw.ImageDraw,
-    picture: Image.Image,
-    origin: tuple[int, int],
-    colormap: str,
-    ranges: np.ndarray,
-    normalize: str,
-    font: ImageFont.FreeTypeFont,
-) -> None:
-    x, y = origin
-    width = min(256, picture.width - x - 8)
-    ramp = apply_colormap(np.linspace(0, 1, width)[None, :].repeat(12, axis=0), colormap)
-    picture.paste(Image.fromarray(np.ascontiguousarray(ramp)), (x, y))
-    if normalize == "global":
-        low, high = f"{ranges[0, 0, 0]:.3g}", f"{ranges[0, 0, 1]:.3g}"
-    else:
-        low, high = "min", f"max of each {normalize}"
-    draw.text((x, y + 14), low, fill="black", font=font, anchor="la")
-    draw.text((x + width, y + 14), high, fill="black", font=font, anchor="ra")
+@dataclass(frozen=True)
+class ColourBar:
+    """A colour bar: the colormap's ramp, its range's ends (per `normalize` scope: numbers when global,
+    else words), zero in the middle for a diverging colormap, and below them a note of the range and
+    `caption` (what the values are), when there is one."""
+
+    colormap: str
+    ranges: np.ndarray
+    normalize: str
+    caption: str = ""
+
+    @property
+    def centred(self) -> bool:
+        return self.colormap in DIVERGING_COLORMAPS
+
+    @property
+    def note(self) -> str:
+        """The line under the numbers: how the range is taken and what the values are, or ""."""
+        parts = [f"each {self.normalize}'s range" if self.centred and self.normalize != "global" else ""]
+        parts += ["centred on 0" if self.centred else "", self.caption]
+        return ", ".join(part for part in parts if part)
+
+    def draw(
+        self, draw: ImageDraw.ImageDraw, picture: Image.Image, origin: tuple[int, int], font: Any
+    ) -> None:
+        x, y = origin
+        width = min(256, picture.width - x - 8)
+        ramp = apply_colormap(np.linspace(0, 1, width)[None, :].repeat(12, axis=0), self.colormap)
+        picture.paste(Image.fromarray(np.ascontiguousarray(ramp)), (x, y))
+        if self.normalize == "global":
+            low, high = f"{self.ranges[0, 0, 0]:.3g}", f"{self.ranges[0, 0, 1]:.3g}"
+        elif self.centred:
+            low, high = "-max", "+max"
+        else:
+            low, high = "min", f"max of each {self.normalize}"
+        draw.text((x, y + 14), low, fill="black", font=font, anchor="la")
+        draw.text((x + width, y + 14), high, fill="black", font=font, anchor="ra")
+        if self.centred:
+            draw.text((x + width / 2, y + 14), "0", fill="black", font=font, anchor="ma")
+        if self.note:
+            draw.text((x, y + 16 + font.size), self.note, fill="black", font=font, anchor="la")
 
 
 def _blend_heat(
@@ -301,7 +359,7 @@ def _blend_heat(
     alpha: float,
     colormap: str,
     interpolation: str,
-    value_range: tuple[float, float] | None,
+    value_range: tuple[float, float],
 ) -> Image.Image:
     """`picture` with `values` painted over `box` (x0, y0, x1, y1 in pixels) as the front-end paints its
     heat canvas: values upsampled, then (v - lo) / (hi - lo) to a colour, blended with opacity `alpha`."""
@@ -310,7 +368,7 @@ def _blend_heat(
     values = np.asarray(values, dtype=np.float32)
     if values.ndim != 2 or values.size == 0:
         raise ValueError(f"expected a 2-d map, got shape {values.shape}")
-    low, high = value_range if value_range is not None else _finite_range(values)
+    low, high = value_range
     x0, y0, x1, y1 = box
     region = (max(1, x1 - x0), max(1, y1 - y0))
     heat_size = (min(HEAT_MAX_PIXELS, region[0]), min(HEAT_MAX_PIXELS, region[1]))

@@ -87,6 +87,11 @@ class AttentionGrid(anywidget.AnyWidget):
     """Cross attention: the query (decoder) tokens as text; empty when the queries are the keys."""
     causal = t.Bool(False).tag(sync=True)
     """Text decoders: each query sees only itself and earlier keys; the grid marks the rest."""
+    value_kind = t.Enum(contract.VALUE_KINDS, "attention").tag(sync=True)
+    """What the values are: attention weights (probabilities), or signed scores, attributions or
+    differences (`AttentionGrid.from_attention(values=...)`); the colour bars and titles say so."""
+    head_names = t.List(t.Unicode()).tag(sync=True)
+    """A name per head of the model, written above the columns instead of `h=..`; empty for none."""
     pooling = t.Enum(contract.POOLINGS, "max").tag(sync=True)
     """How matrices with more tokens than their side are pooled (the `pooling` argument)."""
     saved_bytes = t.Int(0).tag(sync=True)
@@ -154,6 +159,19 @@ class AttentionGrid(anywidget.AnyWidget):
         self.on_msg(self._handle_message)
         if image is not None:
             self.run(image)
+
+    @classmethod
+    def from_attention(
+        cls, attention: Any, tokens: Sequence[str] | None = None, **options: Any
+    ) -> AttentionGrid:
+        """A grid of attention already at hand, drawn: the layouts of BertViz, CircuitsVis and Inspectus,
+        TransformerLens caches; numpy, torch, `__array__` or DLPack arrays. `options`: `query_tokens`,
+        `key_tokens`, `head_names`, `causal`, `batch_index`, `values`, `image`, `grid`, `prefix_tokens`,
+        `crop_box` (see `attnwidget.held_grid.empty_grid`) and the widget's. Bad input raises a
+        ValueError naming the expected and the given shape; nothing is drawn."""
+        from .held_grid import from_attention
+
+        return from_attention(attention, tokens, **options)
 
     @property
     def source(self) -> Source:
@@ -342,6 +360,15 @@ class AttentionGrid(anywidget.AnyWidget):
     @t.validate("heads")
     def _valid_heads(self, proposal: dict) -> list[int]:
         return _numbered(proposal["value"], self.head_count, "head")
+
+    @t.validate("head_names")
+    def _valid_head_names(self, proposal: dict) -> list[str]:
+        names = proposal["value"]
+        if names and len(names) != self.head_count:
+            raise t.TraitError(
+                f"head_names: expected {self.head_count} names (one per head), got {len(names)}"
+            )
+        return names
 
     @t.observe("saved_detail")
     def _saved_detail_changed(self, change: dict) -> None:

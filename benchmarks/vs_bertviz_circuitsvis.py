@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Error as PlaywrightError
@@ -153,8 +154,8 @@ def cdn_copies(folder: Path) -> dict[str, bytes]:
     }
 
 
-def measure_attnwidget(browser, server, tokens: int, timeout_s: float) -> dict:
-    """One cell of attnwidget at `tokens` tokens in a fresh JupyterLab page."""
+def measure_attnwidget(browser, server, tokens: int, timeout_s: float, cell: str = CELL) -> dict:
+    """One cell of attnwidget (`cell`, formatted with `n`) at `tokens` tokens in a fresh JupyterLab page."""
     page = browser.new_page(viewport=VIEWPORT)
     page.add_init_script(COUNT_WEBSOCKET_JS)
     try:
@@ -164,7 +165,7 @@ def measure_attnwidget(browser, server, tokens: int, timeout_s: float) -> dict:
         page.wait_for_timeout(500)
         page.evaluate("window.__received = 0")
         page.evaluate(WATCH_JS, [DRAWN_HEADS_JS["attnwidget"], HEADS, None])
-        notebook.run_cell(CELL.format(n=tokens), wait=False)
+        notebook.run_cell(cell.format(n=tokens), wait=False)
         page.wait_for_function("() => window.__watch.painted !== null", timeout=timeout_s * 1000)
         watch = page.evaluate("window.__watch")
         page.wait_for_timeout(300)
@@ -185,8 +186,11 @@ def measure_attnwidget(browser, server, tokens: int, timeout_s: float) -> dict:
         page.close()
 
 
-def measure_page(browser, tool: str, html: Path, making_s: float, scripts: dict, timeout_s: float) -> dict:
-    """BertViz's or CircuitsVis's page, opened fresh: bytes, time to 72 heads drawn, or why not."""
+def measure_page(
+    browser, tool: str, html: Path, making_s: float, scripts: dict, timeout_s: float, drawn_js: str = ""
+) -> dict:
+    """A peer's page, opened fresh: bytes, time to 72 heads drawn (`drawn_js` counts them, BertViz's
+    or CircuitsVis' count by default), or why not."""
     page = browser.new_page(viewport=VIEWPORT)
     served: list[int] = []
     crashed: list[bool] = []
@@ -202,7 +206,8 @@ def measure_page(browser, tool: str, html: Path, making_s: float, scripts: dict,
 
     page.route("https://cdnjs.cloudflare.com/**", serve_cdn)
     page.on("crash", lambda _: crashed.append(True))
-    page.add_init_script(f"({WATCH_JS})([{json.dumps(DRAWN_HEADS_JS[tool])}, {HEADS}, 0])")
+    drawn = drawn_js or DRAWN_HEADS_JS[tool]
+    page.add_init_script(f"({WATCH_JS})([{json.dumps(drawn)}, {HEADS}, 0])")
     try:
         page.goto(html.as_uri(), wait_until="commit", timeout=timeout_s * 1000)
         page.wait_for_function("() => window.__watch.painted !== null", timeout=timeout_s * 1000)
@@ -226,18 +231,26 @@ def measure_page(browser, tool: str, html: Path, making_s: float, scripts: dict,
         page.close()
 
 
-def main() -> None:
+def arguments(tokens: list[int], tools: tuple[str, ...]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, nargs="+", default=[64, 128, 256, 512])
+    parser.add_argument("--tokens", type=int, nargs="+", default=tokens)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120)
-    parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
-    args = parser.parse_args()
+    parser.add_argument("--tools", nargs="+", choices=tools, default=list(tools))
+    return parser.parse_args()
 
-    from attnwidget.pretrained import minilm
-    from attnwidget.text import TextModel
 
-    text_model = TextModel(*minilm(), name="all-MiniLM-L6-v2")
+def measure_all(
+    args: argparse.Namespace,
+    setup: str,
+    cell: str,
+    peer_html: Callable[[str, int], tuple[str, float]],
+    drawn_js: dict[str, str] | None = None,
+) -> dict:
+    """Every tool at every length, `args.repeats` times (a tool that does not finish is not run again
+    at that length): attnwidget runs `cell` in a JupyterLab kernel prepared by `setup`; a peer's page
+    is `peer_html(tool, tokens)` (its HTML and the seconds making it took), its heads counted by
+    `drawn_js[tool]` where given."""
     with tempfile.TemporaryDirectory() as workdir, sync_playwright() as playwright:
         scripts = cdn_copies(Path(workdir) / "cdn")
         server = start_server("lab", Path(workdir) / "lab")
@@ -246,9 +259,9 @@ def main() -> None:
             write_notebook(server.root / "bench.ipynb")
             page = browser.new_page(viewport=VIEWPORT)
             page.goto(server.notebook_url("bench.ipynb"))
-            setup = Notebook(page, "bench.ipynb")
-            setup.wait_for_kernel_idle()
-            setup.run_cell(SETUP, timeout_ms=300_000)
+            notebook = Notebook(page, "bench.ipynb")
+            notebook.wait_for_kernel_idle()
+            notebook.run_cell(setup, timeout_ms=300_000)
             page.close()
             results: dict = {}
             for tokens in args.tokens:
@@ -256,24 +269,36 @@ def main() -> None:
                     runs = results[(tool, tokens)] = []
                     while len(runs) < args.repeats and all(run["finished"] for run in runs):
                         if tool == "attnwidget":
-                            runs.append(measure_attnwidget(browser, server, tokens, args.timeout))
+                            runs.append(measure_attnwidget(browser, server, tokens, args.timeout, cell))
                         else:
-                            body, making_s = other_tool_html(tool, text_model, tokens)
+                            body, making_s = peer_html(tool, tokens)
                             html = Path(workdir) / f"{tool}-{tokens}.html"
                             html.write_text(body)
                             del body
-                            runs.append(measure_page(browser, tool, html, making_s, scripts, args.timeout))
+                            drawn = (drawn_js or {}).get(tool, "")
+                            runs.append(
+                                measure_page(browser, tool, html, making_s, scripts, args.timeout, drawn)
+                            )
                         print("measured:", tool, tokens, json.dumps(runs[-1]), flush=True)
         finally:
             browser.close()
             server.stop()
+    return results
+
+
+def main() -> None:
+    args = arguments([64, 128, 256, 512], TOOLS)
+
+    from attnwidget.pretrained import minilm
+    from attnwidget.text import TextModel
+
+    text_model = TextModel(*minilm(), name="all-MiniLM-L6-v2")
+    results = measure_all(args, SETUP, CELL, lambda tool, tokens: other_tool_html(tool, text_model, tokens))
     report(results, args)
 
 
-def report(results: dict, args) -> None:
-    print(
-        f"all-MiniLM-L6-v2, 6 x 12 = 72 heads, JupyterLab 4 + Chromium (headless); median of {args.repeats}"
-    )
+def report(results: dict, args, title: str = "all-MiniLM-L6-v2, 6 x 12 = 72 heads") -> None:
+    print(f"{title}, JupyterLab 4 + Chromium (headless); median of {args.repeats}")
     columns = [
         "tokens",
         "tool",

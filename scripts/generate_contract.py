@@ -37,6 +37,7 @@ ENUM_TYPES = {
     "ROLLOUT_FUSIONS": "RolloutFusion",
     "STATUSES": "Status",
     "METHODS": "Method",
+    "VALUE_KINDS": "ValueKind",
 }
 
 

@@ -5,8 +5,8 @@ front-end against it, and `tests/test_render.py` fails when a file is not what t
 
 - `colour-index.json`: normalised values and the colour-table entry each one takes
   (`attnwidget.render.colour_index`; the front-end's `lutIndex`);
-- `normalize-ranges.json`: tiles' own ranges and the range each is drawn with per scope
-  (`attnwidget.render.normalize_tiles`; `displayRanges`);
+- `normalize-ranges.json`: tiles' own ranges and the range each is drawn with per scope, also centred
+  on zero for diverging colormaps (`attnwidget.render.normalize_tiles`; `displayRanges`);
 - `mass-mask.json`: maps, masses and the DINO mask kept (`attnwidget.masks.mass_mask`; `massMask`);
 - `high-norm-mask.json`: norms, factors and the cells flagged (`attnwidget.masks.high_norm_mask`;
   `highNormMask`).
@@ -41,7 +41,8 @@ def colour_index_fixture() -> str:
 
 
 def normalize_ranges_fixture() -> str:
-    """Float32 tiles of different scales, some without data (NaN), and their ranges in every scope."""
+    """Float32 tiles of different scales, some without data (NaN), and their ranges in every scope, as
+    they are and centred on zero."""
     rng = np.random.default_rng(14)
     cases = []
     for rows, cols, empty in [(3, 4, [(1, 2)]), (2, 5, [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4)]), (1, 1, [])]:
@@ -50,7 +51,12 @@ def normalize_ranges_fixture() -> str:
         for row, col in empty:
             tiles[row, col] = np.nan
         ranges = {scope: _json_values(normalize_tiles(tiles, scope)[1]) for scope in NORMALIZE_SCOPES}
-        cases.append({"rows": rows, "cols": cols, "tile_ranges": ranges["head"], "ranges": ranges})
+        centred = {
+            scope: _json_values(normalize_tiles(tiles, scope, centred=True)[1]) for scope in NORMALIZE_SCOPES
+        }
+        cases.append(
+            {"rows": rows, "cols": cols, "tile_ranges": ranges["head"], "ranges": ranges, "centred": centred}
+        )
     return json.dumps({"cases": cases}) + "\n"
 
 

@@ -17,6 +17,7 @@ from attnwidget.render import (
     apply_colormap,
     colormap_table,
     colour_index,
+    display_range,
     grid_layout,
     grid_picture,
     normalize_tiles,
@@ -70,6 +71,19 @@ def test_normalisation_scopes():
     assert shared.max() == 1 and shared[0, 0, 0, 0] == 0 and ranges[1, 1].tolist() == [0, 23]
     with pytest.raises(ValueError, match="unknown normalisation"):
         normalize_tiles(tiles, "row")
+
+
+def test_a_diverging_colormap_is_drawn_centred_on_zero_so_zero_is_white():
+    tiles = np.array([[[[-1.0, 0.5]], [[0.0, 4.0]]]])  # one layer, two heads of 1 x 2
+    _, ranges = normalize_tiles(tiles, "head", centred=True)
+    assert ranges.tolist() == [[[-1, 1], [-4, 4]]]
+    assert display_range(np.array([[0.2, -0.1]]), None, "rdbu_r") == (-0.2, 0.2)
+    assert display_range(np.array([[0.2, -0.1]]), None, "viridis") == (-0.1, 0.2)
+    picture = np.asarray(grid_picture(tiles, [1], [1, 2], colormap="rdbu_r", tile_size=2, gap=0))
+    layout = grid_layout(tiles.shape, [1], 2, 0, 14)
+    x0, y0, *_ = layout.tile_box(0, 1)
+    assert picture[y0, x0].min() > 240  # 0 in [-4, 4]: the middle of the table, white
+    assert picture[y0, x0 + 1].tolist() == colormap_table("rdbu_r")[255].tolist()
 
 
 def test_tiles_without_data_keep_no_range_and_do_not_count():

@@ -1,5 +1,7 @@
 /** The view's captions and notes, as text: pure, no DOM. */
+import { VALUE_KIND_LABELS } from "./contract";
 import type { GridShape, ViewState } from "./model";
+import { isDiverging } from "./normalize";
 import { type MatrixWindow, isOneTokenPerCell, isZoomed } from "./window";
 
 /** " 90%": a ratio as the discard slider's readout. */
@@ -8,10 +10,16 @@ export function percent(ratio: number): string {
 }
 
 export function rangeCaption(state: ViewState, hasSelection: boolean): string {
-  if (state.normalize === "global") return "colour range: all tiles (global)";
-  if (!hasSelection || !state.selected) return `colour range: per ${state.normalize}; select a tile to read it`;
+  if (state.normalize === "global") return withValueKind(state, "colour range: all tiles (global)");
+  if (!hasSelection || !state.selected) return withValueKind(state, `colour range: per ${state.normalize}; select a tile to read it`);
   const [layer, head] = state.selected;
-  return state.normalize === "layer" ? `colour range: layer l=${layer} (per layer)` : `colour range: l=${layer} h=${head} (per head)`;
+  return withValueKind(state, state.normalize === "layer" ? `colour range: layer l=${layer} (per layer)` : `colour range: l=${layer} h=${head} (per head)`);
+}
+
+/** `caption` led by what the values are when they are not attention weights, and "centred on 0" for a diverging colormap. */
+export function withValueKind(state: ViewState, caption: string): string {
+  const kind = state.valueKind === "attention" ? "" : `${VALUE_KIND_LABELS[state.valueKind]} · `;
+  return `${kind}${caption}${isDiverging(state.colormap) ? ", centred on 0" : ""}`;
 }
 
 /** Where the overlay's values come from, and how the matrix window shown is pooled (matrix view). */

@@ -6,8 +6,23 @@ export const VIEWS = ["query", "matrix"] as const;
 export type View = (typeof VIEWS)[number];
 
 /** `colormap`: the lookup tables of `colormaps.json`, in the menu's order. */
-export const COLORMAPS = ["viridis", "magma", "inferno", "gray"] as const;
+export const COLORMAPS = ["viridis", "magma", "inferno", "gray", "rdbu_r"] as const;
 export type ColormapName = (typeof COLORMAPS)[number];
+
+/**
+ * Colormaps for signed values: their colour range is made symmetric about zero, so zero is the middle
+ * colour (white) in tiles, overlay, colour bar and PNGs alike.
+ */
+export const DIVERGING_COLORMAPS = ["rdbu_r"] as const;
+
+/**
+ * `values`: what the grid's numbers are, with the words the colour bar uses. Only "attention" is a
+ * probability (never negative); the others are signed and drawn with a diverging colormap by default.
+ */
+export const VALUE_KIND_LABELS = {"attention": "attention weights", "scores": "attention scores", "attribution": "attribution", "difference": "difference"} as const;
+
+export const VALUE_KINDS = ["attention", "scores", "attribution", "difference"] as const;
+export type ValueKind = (typeof VALUE_KINDS)[number];
 
 /** `normalize`: the colour range of each tile is its own, its layer's, or the whole grid's. */
 export const NORMALIZE_SCOPES = ["head", "layer", "global"] as const;
@@ -148,6 +163,8 @@ export interface GridTraits {
    * front-end keeps its selection and the grid's in step, with no kernel needed (see `HeadStatsPanel`).
    */
   head_dots: unknown;
+  /** A name per head of the model, written above the columns instead of `h=..`; empty for none. */
+  head_names: string[];
   heads: number[];
   image: DataView;
   image_count: number;
@@ -196,11 +213,16 @@ export interface GridTraits {
   token_count: number;
   /** Text models: every token as text (shown as text, never as HTML); the keys of cross attention. */
   token_labels: string[];
+  /**
+   * What the values are: attention weights (probabilities), or signed scores, attributions or
+   * differences (`AttentionGrid.from_attention(values=...)`); the colour bars and titles say so.
+   */
+  value_kind: ValueKind;
   view: View;
 }
 
 /** The names of the synced traits of `attnwidget.AttentionGrid`. */
-export const GRID_TRAIT_NAMES = ["alpha", "causal", "colormap", "crop_box", "discard_ratio", "explanation", "explanation_title", "grid", "head_count", "head_dots", "heads", "image", "image_count", "image_index", "image_size", "input_size", "interpolation", "layer_count", "layers", "layers_done", "maps", "maps_range", "mask_mass", "matrices", "matrices_range", "matrix_size", "message", "method", "model_name", "normalize", "overlay_open", "patch_size", "pooling", "predictions", "query", "query_labels", "rollout_fusion", "run_id", "saved_bytes", "saved_detail", "selected", "special_tokens", "specials", "start_layer", "status", "target", "token_count", "token_labels", "view"] as const;
+export const GRID_TRAIT_NAMES = ["alpha", "causal", "colormap", "crop_box", "discard_ratio", "explanation", "explanation_title", "grid", "head_count", "head_dots", "head_names", "heads", "image", "image_count", "image_index", "image_size", "input_size", "interpolation", "layer_count", "layers", "layers_done", "maps", "maps_range", "mask_mass", "matrices", "matrices_range", "matrix_size", "message", "method", "model_name", "normalize", "overlay_open", "patch_size", "pooling", "predictions", "query", "query_labels", "rollout_fusion", "run_id", "saved_bytes", "saved_detail", "selected", "special_tokens", "specials", "start_layer", "status", "target", "token_count", "token_labels", "value_kind", "view"] as const;
 
 /** Defaults of the synced traits of `attnwidget.AttentionGrid` (binary traits and widgets: none). */
 export const GRID_DEFAULTS = {
@@ -212,6 +234,7 @@ export const GRID_DEFAULTS = {
   explanation_title: "",
   grid: [0, 0],
   head_count: 0,
+  head_names: [],
   heads: [],
   image_count: 0,
   image_index: 0,
@@ -244,6 +267,7 @@ export const GRID_DEFAULTS = {
   target: "",
   token_count: 0,
   token_labels: [],
+  value_kind: "attention",
   view: "query",
 } as const;
 

@@ -17,7 +17,9 @@ import {
   type Pooling,
   STATUSES,
   type Status,
+  VALUE_KINDS,
   VIEWS,
+  type ValueKind,
   type View,
 } from "./contract";
 
@@ -77,6 +79,10 @@ export interface ViewState {
   readonly overlayOpen: boolean;
   readonly alpha: number;
   readonly interpolation: Interpolation;
+  /** What the values are (`value_kind`): attention weights, or signed scores, attributions, differences. */
+  readonly valueKind: ValueKind;
+  /** A name per head of the model, written instead of `h=..`; empty for none. */
+  readonly headNames: readonly string[];
 }
 
 /** The data traits, as raw payloads: decoding (and its errors) is the store's job. */
@@ -148,6 +154,7 @@ export function readViewState(model: Pick<WidgetModel, "get">): ViewState {
   const interpolation = model.get("interpolation");
   const selected = intList(model.get("selected"));
   const alpha = Number(model.get("alpha"));
+  const valueKind = model.get("value_kind");
   return {
     view: isOneOf(VIEWS, view) ? view : GRID_DEFAULTS.view,
     colormap: isOneOf(COLORMAPS, colormap) ? colormap : GRID_DEFAULTS.colormap,
@@ -156,6 +163,8 @@ export function readViewState(model: Pick<WidgetModel, "get">): ViewState {
     overlayOpen: model.get("overlay_open") === true,
     alpha: Number.isFinite(alpha) ? Math.min(1, Math.max(0, alpha)) : GRID_DEFAULTS.alpha,
     interpolation: isOneOf(INTERPOLATIONS, interpolation) ? interpolation : GRID_DEFAULTS.interpolation,
+    valueKind: isOneOf(VALUE_KINDS, valueKind) ? valueKind : GRID_DEFAULTS.value_kind,
+    headNames: stringList(model.get("head_names")),
   };
 }
 

@@ -4,7 +4,24 @@
  * Tiles are numbered row-major (`tile = row * cols + col`, the contract's row `r = i * len(heads) + j`).
  * A tile without data has the range [NaN, NaN] and does not count towards layer or global ranges.
  */
-import type { NormalizeScope } from "./contract";
+import { type ColormapName, DIVERGING_COLORMAPS, type NormalizeScope } from "./contract";
+import { isOneOf } from "./model";
+
+/** Whether `colormap` is drawn centred on zero (a diverging one, for signed values). */
+export function isDiverging(colormap: ColormapName): boolean {
+  return isOneOf(DIVERGING_COLORMAPS, colormap);
+}
+
+/** The range symmetric about zero that holds `[lo, hi]` (NaN stays NaN): zero gets the middle colour (`attnwidget.render.centred_range`). */
+export function centredRange(lo: number, hi: number): [number, number] {
+  const reach = Math.max(Math.abs(lo), Math.abs(hi));
+  return [-reach, reach];
+}
+
+/** `range` centred on zero when `centred`, else as it is; `null` stays `null`. */
+export function centredIf(centred: boolean, range: [number, number] | null): [number, number] | null {
+  return centred && range ? centredRange(range[0], range[1]) : range;
+}
 
 /** [min, max] of `values[start .. end - 1]`, ignoring NaN; [NaN, NaN] when nothing is left. */
 export function valueRange(values: ArrayLike<number>, start = 0, end = values.length): [number, number] {
@@ -21,13 +38,15 @@ export function valueRange(values: ArrayLike<number>, start = 0, end = values.le
 /**
  * The range each tile is drawn with, `[lo, hi]` per tile (flat `Float32Array` of `2 * rows * cols`),
  * from each tile's own range `tileRanges` (same layout): its own for "head", the envelope of its grid
- * row for "layer", the envelope of all tiles for "global". Tiles without data keep [NaN, NaN].
+ * row for "layer", the envelope of all tiles for "global"; with `centred`, each made symmetric about
+ * zero (diverging colormaps). Tiles without data keep [NaN, NaN].
  */
 export function displayRanges(
   scope: NormalizeScope,
   tileRanges: Float32Array,
   rows: number,
   cols: number,
+  centred = false,
 ): Float32Array {
   const out = new Float32Array(rows * cols * 2);
   const envelope = (first: number, count: number): [number, number] => valueRange(tileRanges, first * 2, (first + count) * 2);
@@ -37,8 +56,9 @@ export function displayRanges(
     for (let col = 0; col < cols; col++) {
       const tile = row * cols + col;
       const hasData = !Number.isNaN(tileRanges[tile * 2]);
-      out[tile * 2] = hasData ? (shared ? shared[0] : tileRanges[tile * 2]) : NaN;
-      out[tile * 2 + 1] = hasData ? (shared ? shared[1] : tileRanges[tile * 2 + 1]) : NaN;
+      const lo = hasData ? (shared ? shared[0] : tileRanges[tile * 2]) : NaN;
+      const hi = hasData ? (shared ? shared[1] : tileRanges[tile * 2 + 1]) : NaN;
+      [out[tile * 2], out[tile * 2 + 1]] = centred ? centredRange(lo, hi) : [lo, hi];
     }
   }
   return out;

@@ -64,6 +64,8 @@ export interface OverlayScene {
   /** The method whose map is shown ("attention" for one head) and its title ("" for a head). */
   readonly method: Method;
   readonly methodTitle: string;
+  /** What a head's values are, as its title names them: "attention", or "difference", "attribution"... */
+  readonly valueLabel: string;
   /** Outline the smallest set of patches holding this share of the map (DINO mask); 0 for none. */
   readonly maskMass: number;
   /** How the kernel pooled matrix cells that cover several tokens: "max" or "mean". */
@@ -197,7 +199,8 @@ export class OverlayPanel {
     this.root.hidden = false;
     // As wide as its picture: long read-outs and titles wrap instead of widening the panel.
     this.root.style.width = `${Math.max(64, Math.round(scene.maxSide)) + PANEL_FRAME}px`;
-    syncText(this.title, scene.methodTitle || `l=${scene.layer} h=${scene.head} · ${scene.mode === "query" ? "attention from the query" : "token × token"}`);
+    const matrixTitle = scene.valueLabel === "attention" ? "token × token" : `${scene.valueLabel}, token × token`;
+    syncText(this.title, scene.methodTitle || `l=${scene.layer} h=${scene.head} · ${scene.mode === "query" ? `${scene.valueLabel} from the query` : matrixTitle}`);
     syncText(this.note, `(${scene.valuesNote})`);
     syncText(this.queryText, describeQuery(scene.shape, scene.query));
     this.resetButton.disabled = !scene.canResetQuery;

@@ -9,7 +9,7 @@
  * read-outs (readout.ts) and the picture loader (picture.ts).
  */
 import { colormap } from "./colormaps";
-import { DATA_TRAITS, GRID_TRAIT_NAMES, type Method } from "./contract";
+import { DATA_TRAITS, GRID_TRAIT_NAMES, type Method, VALUE_KIND_LABELS } from "./contract";
 import { canvasPoint, element, syncText } from "./dom";
 import { GridCanvas } from "./grid";
 import type { TileHit } from "./layout";
@@ -33,12 +33,12 @@ import {
   readMethod,
   readPredictions,
 } from "./methods";
-import { colorBarRange, displayRanges, valueRange } from "./normalize";
+import { centredIf, colorBarRange, displayRanges, isDiverging, valueRange } from "./normalize";
 import { type OverlayScene, OverlayPanel } from "./overlay";
 import { PictureLoader } from "./picture";
 import { matrixCellName } from "./readout";
 import { backgroundsBehind, composeSnapshot, downloadPng, fileName } from "./snapshot";
-import { pendingNotice, rangeCaption, valuesNote } from "./captions";
+import { pendingNotice, rangeCaption, valuesNote, withValueKind } from "./captions";
 import { statusLine } from "./status";
 import { Toolbar } from "./toolbar";
 import type { AttentionStore, TileSource } from "./store";
@@ -154,7 +154,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const drawGridAndOverlay = (state: ViewState): void => {
     const shape = store.shape;
     const source = tilesFor(state);
-    const ranges = displayRanges(state.normalize, source.ranges, shape.layers.length, shape.heads.length);
+    const ranges = displayRanges(state.normalize, source.ranges, shape.layers.length, shape.heads.length, isDiverging(state.colormap));
     const selectedTile = state.selected ? store.tileOf(state.selected[0], state.selected[1]) : -1;
     const lut = colormap(state.colormap);
     const range = colorBarRange(state.normalize, ranges, selectedTile >= 0 ? selectedTile : null);
@@ -162,7 +162,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const maxWidth = Math.min(GRID_MAX_WIDTH, el.clientWidth || GRID_MAX_WIDTH);
     grid.draw({
       rowLabels: shape.layers.map((layer) => `l=${layer}`),
-      colLabels: shape.heads.map((head) => `h=${head}`),
+      colLabels: shape.heads.map((head) => state.headNames[head - 1] ?? `h=${head}`),
       source,
       ranges,
       lut,
@@ -212,7 +212,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       map: explanation?.values ?? null,
       specials: null,
       matrix: null,
-      range: explanation ? valueRange(explanation.values) : null,
+      range: centredIf(isDiverging(state.colormap), explanation ? valueRange(explanation.values) : null),
       rangeCaption: "colour range: this map",
       lut: colormap(state.colormap),
       colormap: state.colormap,
@@ -226,6 +226,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       key: `${store.version}|method|${method}|${explanationVersion}|${state.colormap}|${state.interpolation}`,
       method,
       methodTitle: explanation?.title || label,
+      valueLabel: "attention",
       maskMass: readMaskMass(model),
       pooling: readPooling(model),
     };
@@ -255,8 +256,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       map: queryView ? values : null,
       specials: store.specials(tile),
       matrix: window,
-      range: zoomed.window ? valueRange(zoomed.window.values) : exactValues && state.normalize === "head" ? valueRange(exactValues) : gridRange,
-      rangeCaption: zoomed.window ? "colour range: this region" : tiles.caption,
+      range: centredIf(isDiverging(state.colormap), zoomed.window ? valueRange(zoomed.window.values) : exactValues && state.normalize === "head" ? valueRange(exactValues) : gridRange),
+      rangeCaption: zoomed.window ? withValueKind(state, "colour range: this region") : tiles.caption,
       lut: colormap(state.colormap),
       colormap: state.colormap,
       alpha: state.alpha,
@@ -269,6 +270,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
       key: `${store.version}|${state.view}|${state.colormap}|${state.normalize}|${state.interpolation}|${layer},${head}|${exactValues ? "exact" : "8bit"}`,
       method: "attention",
       methodTitle: "",
+      valueLabel: state.valueKind === "attention" ? "attention" : VALUE_KIND_LABELS[state.valueKind],
       maskMass: readMaskMass(model),
       pooling: readPooling(model),
     };
@@ -305,7 +307,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const shape = store.shape;
     const state = readViewState(model);
     const tile = hit.row * shape.heads.length + hit.col;
-    const label = `l=${shape.layers[hit.row]} h=${shape.heads[hit.col]}`;
+    const head = shape.heads[hit.col];
+    const name = state.headNames[head - 1];
+    const label = `l=${shape.layers[hit.row]} h=${head}${name ? ` (${name})` : ""}`;
     const source = tilesFor(state);
     if (!source.has(tile)) return `${label} · not received yet`;
     const row = Math.floor(hit.fy * source.height);

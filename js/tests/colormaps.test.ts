@@ -14,7 +14,7 @@ const MATPLOTLIB_ENDPOINTS: Record<string, [number[], number[]]> = {
 
 describe("colormaps", () => {
   it("ships a table for every colormap of the contract, in the menu's order", () => {
-    expect(COLORMAPS).toEqual(["viridis", "magma", "inferno", "gray"]);
+    expect(COLORMAPS).toEqual(["viridis", "magma", "inferno", "gray", "rdbu_r"]);
     expect(Object.keys(tables)).toEqual([...COLORMAPS]);
   });
 
@@ -32,6 +32,14 @@ describe("colormaps", () => {
     };
     check(rgbAt(lut, 0), low);
     check(rgbAt(lut, 1), high);
+  });
+
+  it("runs rdbu_r from blue below zero through white at zero to red above", () => {
+    const lut = colormap("rdbu_r");
+    const [low, middle, high] = [0, 0.5, 1].map((value) => rgbAt(lut, value) ?? [0, 0, 0]);
+    expect(low[2]).toBeGreaterThan(low[0]);
+    expect(Math.min(...middle)).toBeGreaterThan(240);
+    expect(high[0]).toBeGreaterThan(high[2]);
   });
 
   it("maps gray to a rising linear ramp from black to white", () => {

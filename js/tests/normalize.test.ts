@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NORMALIZE_SCOPES } from "../src/contract";
-import { colorBarRange, displayRanges, valueRange } from "../src/normalize";
+import { centredIf, colorBarRange, displayRanges, isDiverging, valueRange } from "../src/normalize";
 import fixture from "./fixtures/normalize-ranges.json";
 
 // 2 layers x 2 heads; tile 3 has no data yet.
@@ -27,6 +27,15 @@ describe("normalisation", () => {
     expect(colorBarRange("global", displayRanges("global", OWN, 2, 2), null)).toEqual([-1, 5]);
   });
 
+  it("centres the ranges of a diverging colormap on zero, so zero is its middle colour", () => {
+    expect([...displayRanges("head", OWN, 2, 2, true)]).toEqual([-1, 1, -5, 5, -1, 1, NaN, NaN]);
+    expect([...displayRanges("global", OWN, 2, 2, true)]).toEqual([-5, 5, -5, 5, -5, 5, NaN, NaN]);
+    expect(centredIf(true, [-0.5, 0.25])).toEqual([-0.5, 0.5]);
+    expect(centredIf(false, [-0.5, 0.25])).toEqual([-0.5, 0.25]);
+    expect(centredIf(true, null)).toBeNull();
+    expect([isDiverging("rdbu_r"), isDiverging("viridis")]).toEqual([true, false]);
+  });
+
   it("finds ranges while skipping NaN", () => {
     expect(valueRange([3, NaN, -2, 8])).toEqual([-2, 8]);
     expect(valueRange([NaN])).toEqual([NaN, NaN]);
@@ -40,9 +49,10 @@ describe("normalisation shared with Python", () => {
 
   it("draws every tile with the range to_png uses, in every scope, tiles without data included", () => {
     expect(fixture.cases.length).toBeGreaterThan(1);
-    for (const { rows, cols, tile_ranges: own, ranges } of fixture.cases) {
+    for (const { rows, cols, tile_ranges: own, ranges, centred } of fixture.cases) {
       for (const scope of NORMALIZE_SCOPES) {
         expect([...displayRanges(scope, Float32Array.from(flat(own)), rows, cols)], `${rows}x${cols} ${scope}`).toEqual(flat(ranges[scope]));
+        expect([...displayRanges(scope, Float32Array.from(flat(own)), rows, cols, true)], `${rows}x${cols} ${scope} centred`).toEqual(flat(centred[scope]));
       }
     }
   });

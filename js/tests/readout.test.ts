@@ -31,6 +31,7 @@ function scene(overrides: Partial<OverlayScene>): OverlayScene {
     key: "",
     method: "attention",
     methodTitle: "",
+    valueLabel: "attention",
     maskMass: 0,
     pooling: "max",
     ...overrides,

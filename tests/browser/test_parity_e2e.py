@@ -101,6 +101,15 @@ def test_saved_overlay_matches_overlay_to_png(live_notebook: Notebook, artifacts
     live_notebook.evaluate("setattr(grid20, 'colormap', 'magma')")
     magma = python_overlay(live_notebook, tmp_path / "magma.png", browser.shape[:2])
     assert agreement(browser, magma, region) < 0.5
+
+    # A diverging colormap is centred on zero on both sides: attention (never negative) runs white to red.
+    before = widget.overlay_stats()["hash"]
+    live_notebook.evaluate("setattr(grid20, 'colormap', 'rdbu_r')")
+    widget.wait_for_overlay_to_change(before, DRAW_TIMEOUT_MS)
+    browser_diverging = overlay_in_saved_png(widget, artifacts / "parity-1-browser-rdbu_r.png")
+    python = python_overlay(live_notebook, artifacts / "parity-1-python-rdbu_r.png", browser.shape[:2])
+    assert agreement(browser_diverging, python, region) >= SHARE
+    assert (browser_diverging[region][:, 0] >= browser_diverging[region][:, 2]).mean() > 0.99  # no blue
     live_notebook.evaluate("setattr(grid20, 'colormap', 'viridis')")
 
     # With the DINO mask on, both draw its contour, in the same places.
