@@ -1,10 +1,10 @@
 """Write js/src/contract.ts from attnwidget/contract.py and the synced traits of the widgets.
 
 Every public constant of `attnwidget.contract` becomes a `const` (a tuple of strings also a union
-type), every message `TypedDict` an interface, and the synced traits of `AttentionGrid` and
-`StripWidget` the interfaces `GridTraits` and `StripTraits` with their defaults. Docstrings become
-doc comments. `tests/test_contract.py` fails when the file is not what this script writes; run after
-changing the contract or a synced trait:
+type), every message `TypedDict` an interface, and the synced traits of `AttentionGrid` (declared
+on `attnwidget.grid_traits.GridTraits`) and `StripWidget` the interfaces `GridTraits` and
+`StripTraits` with their defaults. Docstrings become doc comments. `tests/test_contract.py` fails
+when the file is not what this script writes; run after changing the contract or a synced trait:
 
     .venv/bin/python scripts/generate_contract.py
 """
@@ -21,8 +21,8 @@ from typing import Any
 import traitlets
 
 from attnwidget import contract
+from attnwidget.grid_traits import GridTraits
 from attnwidget.strip import StripWidget
-from attnwidget.widget import AttentionGrid
 
 OUT = Path(__file__).resolve().parent.parent / "js" / "src" / "contract.ts"
 
@@ -188,7 +188,7 @@ def render() -> str:
     body = [
         *constants(),
         *messages(),
-        *traits("GridTraits", AttentionGrid, "attnwidget.AttentionGrid"),
+        *traits("GridTraits", GridTraits, "attnwidget.AttentionGrid"),
         *traits("StripTraits", StripWidget, "attnwidget.strip.StripWidget"),
     ]
     return "\n".join(header + body).rstrip() + "\n"
