@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 from playwright.sync_api import Locator, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROWS = COLS = 8  # the built-in model: 8 layers x 8 heads
 TILES = ROWS * COLS
@@ -182,6 +183,24 @@ class Widget:
     def hover_patch(self, row: int, col: int) -> None:
         """Move the pointer to the centre of patch (row, col) of the overlay's patch grid."""
         self.overlay_canvas.hover(position=self._patch_centre(row, col))
+
+    def read_patch(self, row: int, col: int, attempts: int = 3) -> str:
+        """The overlay's read-out for patch (row, col), read in the same moment it names that patch
+        (hovering again when a redraw took the pointer's cursor away)."""
+        readout = self.overlay.locator("[data-testid=attnwidget-readout]")
+        for attempt in range(1, attempts + 1):
+            self.hover_patch(row, col)
+            try:
+                return readout.page.wait_for_function(
+                    "([element, prefix]) => element.textContent.startsWith(prefix) && element.textContent",
+                    arg=[readout.element_handle(), f"patch ({row}, {col})"],
+                    timeout=5000 if attempt < attempts else DRAW_TIMEOUT_MS,
+                ).json_value()
+            except PlaywrightTimeoutError:
+                if attempt == attempts:
+                    raise
+                self.overlay_canvas.page.mouse.move(0, 0)  # leave, so the next hover is a new one
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
 
     def _patch_centre(self, row: int, col: int) -> dict:
         gh, gw = (int(v) for v in self.overlay_canvas.get_attribute("data-grid").split(","))
