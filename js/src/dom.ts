@@ -132,5 +132,14 @@ export function drawColorBar(
     context.fillText(text, x, numbersY);
   }
   context.textAlign = "left";
+  // A caption wider than the canvas (a long range name with "centred on 0") is set smaller to fit.
+  const canvas = context.canvas;
+  const room = (parseFloat(canvas.style?.width ?? "") || canvas.width / devicePixelRatio(canvas)) - rect.x - 2;
+  for (let size = fontSize; size > MIN_CAPTION_FONT && context.measureText(caption).width > room; size--) {
+    context.font = `${size - 1}px system-ui, sans-serif`;
+  }
   context.fillText(caption, rect.x, numbersY + fontSize + 4);
 }
+
+/** The smallest font a colour bar's caption is shrunk to, in CSS pixels. */
+const MIN_CAPTION_FONT = 8;

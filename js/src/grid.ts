@@ -88,6 +88,7 @@ export class GridCanvas {
       rowLabelChars: longest(scene.rowLabels),
       colLabelChars: longest(scene.colLabels),
       maxWidth: scene.maxWidth,
+      captionChars: scene.colorBarCaption.length,
     });
     if (!this.layout || JSON.stringify(layout) !== JSON.stringify(this.layout)) {
       this.canvas.dataset.tileRects = JSON.stringify(

@@ -26,6 +26,8 @@ export interface GridLayoutOptions {
   readonly colLabelChars: number;
   /** CSS pixels available for the canvas. */
   readonly maxWidth: number;
+  /** The colour bar's caption, in characters: the canvas widens for it up to `maxWidth`. */
+  readonly captionChars?: number;
 }
 
 export interface GridLayout {
@@ -89,7 +91,10 @@ export function computeGridLayout(options: GridLayoutOptions): GridLayout {
     gap: GAP,
     originX,
     originY,
-    width: originX + Math.max(span(cols), barWidth) + PAD,
+    width: Math.max(
+      originX + Math.max(span(cols), barWidth) + PAD,
+      Math.min(options.maxWidth, originX + Math.ceil((options.captionChars ?? 0) * CHAR_WIDTH) + PAD),
+    ),
     height: colorBar.y + COLOR_BAR_HEIGHT + 2 * TEXT_LINE + PAD,
     rowLabelStep: labelStep(tileSize + GAP, TEXT_LINE),
     colLabelStep: labelStep(tileSize + GAP, options.colLabelChars * CHAR_WIDTH + PAD),
