@@ -299,7 +299,9 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   const describeHover = (): void => {
     // The read-out takes the hint's place: it keeps the tallest height it had, so that hovering never
     // shortens the panel and moves the grid under the pointer (the page keeps its scroll anchor).
-    hint.style.minHeight = `${Math.max(hint.offsetHeight, parseFloat(hint.style.minHeight) || 0)}px`;
+    // Its exact height, not the rounded offsetHeight: a fraction of a pixel less still moves the page.
+    const height = hint.getBoundingClientRect().height;
+    hint.style.minHeight = `${Math.max(height, parseFloat(hint.style.minHeight) || 0)}px`;
     syncText(hint, hover ? hoverText(hover) : GRID_HINT);
   };
 
