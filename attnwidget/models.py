@@ -2,15 +2,15 @@
 
 It finds the attention modules by running the model once (`attention_probe`), measures its token
 layout (prefix tokens = keys - patches, named from the model's own token parameters), turns pictures
-into model inputs and switches sdpa / flash attention to eager only for the capture.
+into model inputs and captures beside the model's own sdpa / flash attention where its architecture
+is verified exact (`fast_attention`), switching any other to eager only for the capture.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import warnings
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ from PIL import Image
 from torch import nn
 
 from .attention_probe import patches_in_order, prefix_token_names, probe_attention
-from .capture import LayerCallback, capture_attention
+from .capture import BlockCallback, LayerCallback, capture_attention, capture_attention_blocks
 from .contract import METHODS
 from .errors import UnsupportedModelError
 from .explain import Explanation, class_index, explain
+from .fast_attention import FAST_ATTENTION, FAST_BLOCK_BYTES, fast_path_refusal, register_fast_attention
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
+from .implementation import EagerSwitch
 from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLayout, predictions
 
 KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
@@ -147,14 +149,26 @@ class VisionModel:
             Picture(picture, tuple(geometry.crop_box), input_size, self.patch_size, geometry.known),
         )
 
+    @property
+    def query_selection(self) -> bool:
+        """Whether `capture` runs the model's own sdpa / flash attention and computes the weights
+        beside it (`fast_attention`), only for the query rows it is given (`rows`)."""
+        return fast_path_refusal(self.model, self.attention_modules[0]) is None
+
     def capture(
-        self, model_input: torch.Tensor, on_block: AttentionCallback, block_bytes: int | None = None
+        self,
+        model_input: torch.Tensor,
+        on_block: AttentionCallback,
+        block_bytes: int | None = None,
+        rows: Sequence[int] | None = None,
     ) -> Any:
-        """`run`, handing each whole layer's weights [H, N, N] to `on_block(layer, 0, weights)`; a layer
-        over more or fewer tokens than the layout accounts for is refused, never drawn misplaced."""
+        """`run_fast` where the model takes the fast path (`query_selection`; `rows` as there), else
+        `run`, handing each layer's weights [H, N, N] (or blocks of rows) to `on_block(layer, first,
+        weights)`; a layer over more or fewer tokens than the layout accounts for is refused, never
+        drawn misplaced."""
         layout = self.layout(model_input)
 
-        def checked(layer: int, weights: torch.Tensor) -> None:
+        def checked_block(layer: int, first: int, weights: torch.Tensor) -> None:
             if weights.shape[-1] != layout.token_count:
                 raise UnsupportedModelError(
                     f"{self.name} attended over {weights.shape[-1]} tokens in layer {layer + 1}, where its "
@@ -162,9 +176,11 @@ class VisionModel:
                     f"{layout.grid[0]} x {layout.grid[1]} patches of {self.patch_size[0]} px): its tokens "
                     "cannot be placed on the picture for this input size"
                 )
-            on_block(layer, 0, weights[0])
+            on_block(layer, first, weights[0])
 
-        return self.run(model_input, checked)
+        if self.query_selection:
+            return self.run_fast(model_input, checked_block, block_bytes, rows)
+        return self.run(model_input, lambda layer, weights: checked_block(layer, 0, weights))
 
     def predictions(self, outputs: Any) -> list[Prediction]:
         """A classifier's top classes (empty for a model without a classification head)."""
@@ -182,16 +198,39 @@ class VisionModel:
 
     def run(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
         """Forward pass that hands each layer's attention [1, H, N, N] to `on_layer` as it finishes."""
+        hooks = capture_attention(self.attention_modules, self.output_index, on_layer)
+        return self._forward(pixel_values, self.eager_attention(), hooks, self._asked)
+
+    def run_fast(
+        self,
+        pixel_values: torch.Tensor,
+        on_block: BlockCallback,
+        block_bytes: int | None = None,
+        rows: Sequence[int] | None = None,
+    ) -> Any:
+        """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
+        weights of query rows `rows` (default: all) to `on_block(layer, first, weights)`, blocks of at
+        most `block_bytes` (and `FAST_BLOCK_BYTES`) [1, H, rows, N], `first` counting among `rows`."""
+        register_fast_attention()
+        budget = min(block_bytes or FAST_BLOCK_BYTES, FAST_BLOCK_BYTES)
+        blocks = capture_attention_blocks(self.attention_modules, on_block, budget, rows)
+        return self._forward(pixel_values, self._eager(FAST_ATTENTION), blocks, {})
+
+    def _forward(
+        self,
+        pixel_values: torch.Tensor,
+        implementation: AbstractContextManager[None],
+        capture: AbstractContextManager[None],
+        asked: dict[str, bool],
+    ) -> Any:
         try:
             with (
-                self.eager_attention(),
+                implementation,
                 patches_in_order(self.model, self.forward_module) as extra_inputs,
                 torch.no_grad(),
-                capture_attention(self.attention_modules, self.output_index, on_layer),
+                capture,
             ):
-                return self.forward_module(
-                    pixel_values=pixel_values, **extra_inputs(pixel_values), **self._asked
-                )
+                return self.forward_module(pixel_values=pixel_values, **extra_inputs(pixel_values), **asked)
         except (ValueError, RuntimeError) as error:
             self._explain_input_mismatch(pixel_values, error)
             raise
@@ -240,51 +279,7 @@ class VisionModel:
 
     def eager_attention(self) -> AbstractContextManager[None]:
         """Within the block the model computes eager attention, which returns weights; restored after."""
-        return self._eager()
-
-
-class EagerSwitch:
-    """Switches a model to eager attention while attention is captured (sdpa and flash attention
-    return no weights) and back afterwards, saying so once."""
-
-    def __init__(self, model: nn.Module, attention_module: nn.Module, name: str):
-        self.model, self.attention_module, self.name = model, attention_module, name
-        self._told = False
-
-    @contextmanager
-    def __call__(self, implementation: str = "eager", *, announce: bool = True) -> Iterator[None]:
-        """Within the block the model computes attention with `implementation` (eager by default);
-        the first switch to eager is announced unless `announce` is False."""
-        current = _attention_implementation(self.attention_module, self.model)
-        if current == implementation:
-            yield
-            return
-        if not hasattr(self.model, "set_attn_implementation"):
-            raise UnsupportedModelError(
-                f"the model uses {current!r} attention and cannot switch to {implementation!r}; load it "
-                "with attn_implementation='eager'"
-            )
-        if implementation == "eager" and announce and not self._told:
-            warnings.warn(
-                f"{self.name} uses {current!r} attention, which returns no attention weights; "
-                "attnwidget switches it to 'eager' while it captures and back afterwards",
-                stacklevel=4,
-            )
-            self._told = True
-        try:
-            self.model.set_attn_implementation(implementation)
-        except (ValueError, ImportError, NotImplementedError) as error:
-            with suppress(Exception):  # a switch that failed half-way (some sub-models) is undone
-                self.model.set_attn_implementation(current)
-            raise UnsupportedModelError(
-                f"{self.name} uses {current!r} attention, which returns no attention weights, and cannot "
-                f"switch to {implementation!r} ({error}); attnwidget shows attention only for models that "
-                "can compute it eagerly. Grad-CAM (`attnwidget.methods.grad_cam_for`) needs no weights"
-            ) from error
-        try:
-            yield
-        finally:
-            self.model.set_attn_implementation(current)
+        return self._eager(why=fast_path_refusal(self.model, self.attention_modules[0]))
 
 
 def find_attention_modules(
@@ -405,11 +400,6 @@ def load_config(name_or_path: str | Path, *, trust_remote_code: bool = False) ->
 def _processor_backend() -> dict[str, str]:
     """Pillow-backed processors where torchvision is missing (transformers would warn and fall back)."""
     return {} if importlib.util.find_spec("torchvision") else {"backend": "pil"}
-
-
-def _attention_implementation(module: nn.Module, model: nn.Module) -> str:
-    config = getattr(module, "config", None) or model.config
-    return getattr(config, "_attn_implementation", None) or "eager"
 
 
 def _as_pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
