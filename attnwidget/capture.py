@@ -82,21 +82,25 @@ class _BlockCapture:
     rows: tuple[int, ...] | None = None
     """Only these query rows, in this order (numbered from 0 in `on_block`); None: every row."""
 
-    def block_queries(self, query: torch.Tensor, key: torch.Tensor) -> int:
-        """Queries per block so that one block's float32 weights fit in `block_bytes`."""
-        batch, heads, _, _ = query.shape
-        return max(1, self.block_bytes // (batch * heads * key.shape[-2] * 4))
-
     def blocks(self, query: torch.Tensor, key: torch.Tensor) -> Iterator[tuple[int, slice | torch.Tensor]]:
-        """(first row handed over, the query rows: a slice, or an index among `rows`) of each block."""
-        count = query.shape[-2] if self.rows is None else len(self.rows)
-        step = self.block_queries(query, key)
-        for start in range(0, count, step):
-            stop = min(start + step, count)
-            if self.rows is None:
-                yield start, slice(start, stop)
-            else:
-                yield start, torch.tensor(self.rows[start:stop], device=query.device)
+        """`query_blocks` of this capture's `block_bytes` and `rows`."""
+        return query_blocks(query, key, self.block_bytes, self.rows)
+
+
+def query_blocks(
+    query: torch.Tensor, key: torch.Tensor, block_bytes: int, rows: Sequence[int] | None = None
+) -> Iterator[tuple[int, slice | torch.Tensor]]:
+    """(first row handed over, the query rows: a slice, or an index among `rows`) of each block of
+    query rows (default: every row) whose float32 weights fit in `block_bytes`."""
+    batch, heads, _, _ = query.shape
+    step = max(1, block_bytes // (batch * heads * key.shape[-2] * 4))
+    count = query.shape[-2] if rows is None else len(rows)
+    for start in range(0, count, step):
+        stop = min(start + step, count)
+        if rows is None:
+            yield start, slice(start, stop)
+        else:
+            yield start, torch.tensor(rows[start:stop], device=query.device)
 
 
 _active: ContextVar[_BlockCapture | None] = ContextVar("attnwidget_block_capture", default=None)

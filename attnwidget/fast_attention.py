@@ -6,7 +6,8 @@ Beside it, from the very `query` and `key` it receives (after rotary embeddings;
 mask, sliding window and position bias the layer passes), it computes the weights of the query rows
 the capture asks for with the architecture's own `eager_attention_forward`, a block of queries at a
 time, given an empty value so no weights x values product is computed, and hands them to the
-capture's `on_block` (`capture.capture_attention_blocks`).
+capture's `on_block` (`capture.capture_attention_blocks`). Within `keeping`, each layer's query and key
+are kept (within a budget) so later exact questions are answered without running the model again.
 
 Only architectures whose eager attention was checked against `output_attentions` take this path
 (`EXACT_ARCHITECTURES`); `fast_path_refusal` names why any other model does not.
@@ -14,12 +15,16 @@ Only architectures whose eager attention was checked against `output_attentions`
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .capture import active_capture, eager_function, eager_rows
+from .capture import active_capture, eager_function, eager_rows, query_blocks
 from .implementation import attention_implementation
 
 #: The name the fast attention is registered under in transformers.
@@ -96,6 +101,82 @@ def eager_form_mask(
     return eager_form_mask(seen[None, None], module, query, key)
 
 
+@dataclass(frozen=True)
+class LayerInputs:
+    """What one layer's attention function received, enough to compute its weights again."""
+
+    module: nn.Module
+    query: torch.Tensor
+    key: torch.Tensor
+    value_heads: tuple[int, ...]
+    """The value's shape but its last dimension: the weights alone need no values."""
+    attention_mask: torch.Tensor | None
+    args: tuple
+    kwargs: dict[str, Any]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """The tensors held."""
+        held = [self.query, self.key, self.attention_mask, *self.args, *self.kwargs.values()]
+        return [tensor for tensor in held if isinstance(tensor, torch.Tensor)]
+
+    def weights(
+        self, block_bytes: int, rows: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(first row, weights [batch, heads, block rows, keys]) of each block of the query rows `rows`
+        (default: all), by the architecture's own eager attention, with an empty value so no weights x
+        values product is computed."""
+        eager = eager_function(self.module)
+        mask = eager_form_mask(self.attention_mask, self.module, self.query, self.key, **self.kwargs)
+        no_values = self.key.new_empty((*self.value_heads, 0))
+        for start, block in query_blocks(self.query, self.key, block_bytes, rows):
+            _, weights = eager_rows(
+                eager, self.module, self.query, self.key, no_values, mask, block, self.args, self.kwargs
+            )
+            yield start, weights.detach()
+
+
+class KeptQueriesKeys:
+    """Every layer's `LayerInputs` of one run, while the storage they hold stays within `budget` bytes
+    (a layer's query and key are far smaller than its weights): later exact questions are answered
+    from them without running the model again. Past the budget nothing is kept."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.layers: dict[int, LayerInputs] = {}
+        self.overflowed = False
+        self._storage: dict[int, int] = {}
+
+    def add(self, layer: int, inputs: LayerInputs) -> None:
+        if self.overflowed:
+            return
+        for tensor in inputs.tensors():
+            storage = tensor.untyped_storage()
+            self._storage[storage.data_ptr()] = storage.nbytes()
+        if sum(self._storage.values()) > self.budget:
+            self.overflowed = True
+            self.layers.clear()
+            self._storage.clear()
+            return
+        self.layers[layer] = inputs
+
+    def complete(self, layer_count: int) -> bool:
+        """Whether every one of `layer_count` layers is kept."""
+        return not self.overflowed and len(self.layers) == layer_count
+
+
+_kept: ContextVar[KeptQueriesKeys | None] = ContextVar("attnwidget_kept", default=None)
+
+
+@contextmanager
+def keeping(kept: KeptQueriesKeys | None) -> Iterator[None]:
+    """Within the block, fast captures add each layer's `LayerInputs` to `kept` (None: keep none)."""
+    token = _kept.set(kept)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+
+
 def sdpa_with_weights(
     module: nn.Module,
     query: torch.Tensor,
@@ -106,7 +187,8 @@ def sdpa_with_weights(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """sdpa attention for transformers' attention interface, handing the weights of the query rows
-    the active capture asks for to its `on_block`, a block at a time. Returns sdpa's output only."""
+    the active capture asks for to its `on_block`, a block at a time (`LayerInputs.weights`), and
+    keeping the layer's inputs where asked (`keeping`). Returns sdpa's output only."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
@@ -114,12 +196,12 @@ def sdpa_with_weights(
     layer = capture.layers.get(module) if capture is not None else None
     if layer is None:
         return output, None
-    eager = eager_function(module)
-    mask = eager_form_mask(attention_mask, module, query, key, **kwargs)
-    no_values = value[..., :0]  # the weights alone: eager's weights x values costs nothing
-    for start, rows in capture.blocks(query, key):
-        _, weights = eager_rows(eager, module, query, key, no_values, mask, rows, args, kwargs)
-        capture.on_block(layer, start, weights.detach())
+    inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
+    kept = _kept.get()
+    if kept is not None:
+        kept.add(layer, inputs)
+    for start, weights in inputs.weights(capture.block_bytes, capture.rows):
+        capture.on_block(layer, start, weights)
     return output, None
 
 

@@ -8,6 +8,9 @@ streams cancels it: the earlier one stops at its next layer and publishes nothin
 
 A source with `query_selection` (a model captured beside its own sdpa attention) is asked for only the
 query tokens' rows when the grid needs nothing else (no matrices, no cache): `capture(..., rows=)`.
+Where the cache does not fit, such a run keeps every layer's query and key instead, within the same
+`cache_budget` (`fast_attention.KeptQueriesKeys`): later questions compute the layer asked for from
+them, exactly, without running the model again.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from .capture import StopCapture
 from .encode import encode_rows, float32_bytes
+from .fast_attention import KeptQueriesKeys, keeping
 from .reduce import LayerBlocks, pool_columns, pool_rows
 from .source import AttentionCallback, Source, SourceInput, TokenLayout
 
@@ -77,6 +81,8 @@ class RunSession:
         self.input: RunInput | None = None
         self.cache: list[torch.Tensor] | None = None
         """Every layer's attention [heads, queries, keys] of `input`, float32 on the CPU, or None."""
+        self.kept: KeptQueriesKeys | None = None
+        """Every layer's query and key of `input` (a fast capture, no `cache`), or None."""
         self.busy = False
         self._lock = threading.RLock()
         self._tickets = itertools.count(1)
@@ -156,7 +162,10 @@ class RunSession:
         self.busy = True
         try:
             if rerun:
-                outputs = self.capture(run, on_block, wanted)
+                kept = None if keep_cache else KeptQueriesKeys(self.cache_budget)
+                with keeping(kept):
+                    outputs = self.capture(run, on_block, wanted)
+                self.kept = kept if kept is not None and kept.complete(self.source.layer_count) else None
             else:
                 outputs = None
                 for layer, attention in enumerate(self.cache or []):
@@ -182,12 +191,16 @@ class RunSession:
             return self.source.capture(run.model_input, on_block, block_bytes)
         return self.source.capture(run.model_input, on_block, block_bytes, rows=rows)
 
-    def replay(self, on_block: AttentionCallback) -> None:
-        """Hand the current input's attention to `on_block` again: from the cache, or by running the
-        source until `on_block` raises `StopCapture` (it has what it needs)."""
+    def replay(self, on_block: AttentionCallback, layer: int) -> None:
+        """Hand the current input's attention to `on_block` again, layer `layer` (0-based) at least: from
+        the cache, from the kept queries and keys (that layer only), or by running the source until
+        `on_block` raises `StopCapture` (it has what it needs)."""
         run = self.current()
         with contextlib.suppress(StopCapture):
-            if self.cache is None:
+            if self.cache is None and self.kept is not None:
+                for first_query, weights in self.kept.layers[layer].weights(self.block_bytes):
+                    on_block(layer, first_query, weights[0])
+            elif self.cache is None:
                 self.capture(run, on_block)
             for layer, attention in enumerate(self.cache or []):
                 on_block(layer, 0, attention)
@@ -205,7 +218,7 @@ class RunSession:
                 if first_query + weights.shape[1] == queries:
                     raise StopCapture
 
-        self.replay(keep)
+        self.replay(keep, layer - 1)
         return torch.cat(blocks, dim=1)
 
     def head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
@@ -219,7 +232,7 @@ class RunSession:
                 if reductions.complete:
                     raise StopCapture
 
-        self.replay(keep)
+        self.replay(keep, layer - 1)
         return reductions
 
     def head_region(
@@ -249,12 +262,13 @@ class RunSession:
             if first_query + weights.shape[1] >= stop_row:
                 raise StopCapture
 
-        self.replay(keep)
+        self.replay(keep, layer - 1)
         return pool_rows(torch.cat(pieces, dim=1), height, self.pooling)[0].cpu()
 
     def forget(self) -> None:
         """Let go of the attention kept (the widget was closed)."""
         self.cache = None
+        self.kept = None
 
     def _layer_bytes(self, layout: TokenLayout) -> int:
         return self.source.head_count * layout.query_count * layout.token_count * 4

@@ -236,3 +236,29 @@ def test_every_architecture_on_the_fast_path_is_verified_here():
     verified = {"gpt2", "llama", "t5", "bart", "mistral", "qwen2", "bert", "dinov2"}
     verified |= {"vit", "deit", "dinov2_with_registers", "beit", "clip", "siglip"}  # ARCHITECTURES
     assert verified == EXACT_ARCHITECTURES
+
+
+def test_exact_questions_are_answered_from_kept_queries_and_keys_without_a_rerun(text_dirs):  # noqa: F811
+    from attnwidget import AttentionGrid
+
+    text_model = TextModel.from_pretrained(text_dirs["llama"])
+    text = " ".join([TEXT] * 3)
+    inputs = text_model.prepare(text)
+    tokens = len(inputs.tokens)
+    whole_cache = text_model.layer_count * text_model.head_count * tokens * tokens * 4
+    expected = eager_reference(text_model.model, **_arguments(inputs)).attentions
+    forwards = []
+    text_model.model.register_forward_pre_hook(lambda *args: forwards.append(1))
+    grid = AttentionGrid(text_model, text, cache_budget=whole_cache // 2, block_bytes=4 * 5 * tokens * 4)
+    session = grid._session
+    assert session.cache is None and session.kept is not None and len(forwards) == 1
+    torch.testing.assert_close(grid.full_attention(3), expected[2][0])
+    torch.testing.assert_close(grid.head_region(2, 3, (5, 12), (2, 11)), expected[1][0, 2, 5:12, 2:11])
+    head = grid._head_reductions(1, 4, tokens)
+    torch.testing.assert_close(head.matrices()[0], expected[0][0, 3])
+    assert len(forwards) == 1  # no question ran the model again
+
+    small = AttentionGrid(text_model, text, cache_budget=1)  # nothing fits: questions re-run the model
+    assert small._session.cache is None and small._session.kept is None
+    torch.testing.assert_close(small.full_attention(3), expected[2][0])
+    assert len(forwards) == 3
