@@ -12,7 +12,9 @@ Contenders, timed interleaved in one process (`timing.interleaved_times`), media
 - "grid, pooled matrices": `AttentionGrid` run (the default `saved_detail`): every head's query rows
   and its token x token matrix pooled to the payload, every row of every layer computed;
 - "grid, query rows only": `saved_detail="maps"`: only the query tokens' rows are computed;
-- "eager forward": the same model on eager attention (what capture cost before), unless `--no-eager`.
+- "eager forward": the same model on eager attention, unless `--no-eager`;
+- "grid on eager (before)": the pooled grid with the model on eager attention, as attnwidget
+  captured before (vision cases, unless `--no-eager`).
 
 Peak memory: each contender runs once more, alone in a fresh process: the peak resident set (VmHWM)
 above the resident set after loading the model, preparing the input and handing the memory freed
@@ -36,6 +38,8 @@ from long_context import peak_kib, reset_peak, resident_kib
 
 BASELINE = "sdpa forward"
 CONTENDERS = (BASELINE, "grid, pooled matrices", "grid, query rows only", "eager forward")
+#: The grid on the model switched to eager, as attnwidget captured before (vision cases only).
+BEFORE = "grid on eager (before)"
 
 
 def dinov2_large(layers: int):
@@ -105,18 +109,22 @@ def contenders(case: str, names: list[str], dinov2_layers: int) -> dict[str, Cal
 
         return run
 
-    def eager_forward() -> None:
-        model.set_attn_implementation("eager")
-        try:
-            sdpa()
-        finally:
-            model.set_attn_implementation("sdpa")
+    def on_eager(run: Callable[[], None]) -> Callable[[], None]:
+        def switched() -> None:
+            model.set_attn_implementation("eager")
+            try:
+                run()
+            finally:
+                model.set_attn_implementation("sdpa")
+
+        return switched
 
     made = {
         BASELINE: lambda: sdpa,
         "grid, pooled matrices": grid_run,
         "grid, query rows only": lambda: grid_run(saved_detail="maps"),
-        "eager forward": lambda: eager_forward,
+        "eager forward": lambda: on_eager(sdpa),
+        BEFORE: lambda: on_eager(grid_run()),
     }
     return {name: made[name]() for name in names}
 
@@ -153,7 +161,8 @@ def main() -> None:
     print("| case | contender | median s | vs sdpa | peak MiB above the model | vs sdpa |")
     print("| ---- | --------- | -------- | ------- | ------------------------ | ------- |")
     for case in args.cases:
-        names = [name for name in CONTENDERS if not (args.no_eager and name == "eager forward")]
+        names = list(CONTENDERS) if case.startswith("llama-") else [*CONTENDERS, BEFORE]
+        names = [name for name in names if not (args.no_eager and name in ("eager forward", BEFORE))]
         runs = contenders(case, names, args.dinov2_layers)
         times = {
             name: statistics.median(seconds)
