@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dinov2-layers", type=int, default=6)
     parser.add_argument("--no-eager", action="store_true", help="leave out the eager forward")
+    parser.add_argument("--contenders", nargs="+", help="only these (the sdpa forward is always run)")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -163,6 +164,7 @@ def main() -> None:
     for case in args.cases:
         names = list(CONTENDERS) if case.startswith("llama-") else [*CONTENDERS, BEFORE]
         names = [name for name in names if not (args.no_eager and name in ("eager forward", BEFORE))]
+        names = [name for name in names if name == BASELINE or name in (args.contenders or names)]
         runs = contenders(case, names, args.dinov2_layers)
         times = {
             name: statistics.median(seconds)
