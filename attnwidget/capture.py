@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -79,11 +79,28 @@ class _BlockCapture:
     layers: dict[nn.Module, int]
     on_block: BlockCallback
     block_bytes: int
+    rows: tuple[int, ...] | None = None
+    """Only these query rows, in this order (numbered from 0 in `on_block`); None: every row."""
 
-    def block_queries(self, query: torch.Tensor, key: torch.Tensor) -> int:
-        """Queries per block so that one block's float32 weights fit in `block_bytes`."""
-        batch, heads, _, _ = query.shape
-        return max(1, self.block_bytes // (batch * heads * key.shape[-2] * 4))
+    def blocks(self, query: torch.Tensor, key: torch.Tensor) -> Iterator[tuple[int, slice | torch.Tensor]]:
+        """`query_blocks` of this capture's `block_bytes` and `rows`."""
+        return query_blocks(query, key, self.block_bytes, self.rows)
+
+
+def query_blocks(
+    query: torch.Tensor, key: torch.Tensor, block_bytes: int, rows: Sequence[int] | None = None
+) -> Iterator[tuple[int, slice | torch.Tensor]]:
+    """(first row handed over, the query rows: a slice, or an index among `rows`) of each block of
+    query rows (default: every row) whose float32 weights fit in `block_bytes`."""
+    batch, heads, _, _ = query.shape
+    step = max(1, block_bytes // (batch * heads * key.shape[-2] * 4))
+    count = query.shape[-2] if rows is None else len(rows)
+    for start in range(0, count, step):
+        stop = min(start + step, count)
+        if rows is None:
+            yield start, slice(start, stop)
+        else:
+            yield start, torch.tensor(rows[start:stop], device=query.device)
 
 
 _active: ContextVar[_BlockCapture | None] = ContextVar("attnwidget_block_capture", default=None)
@@ -91,29 +108,76 @@ _active: ContextVar[_BlockCapture | None] = ContextVar("attnwidget_block_capture
 
 @contextmanager
 def capture_attention_blocks(
-    modules: Sequence[nn.Module], on_block: BlockCallback, block_bytes: int
+    modules: Sequence[nn.Module],
+    on_block: BlockCallback,
+    block_bytes: int,
+    rows: Sequence[int] | None = None,
 ) -> Iterator[None]:
-    """Within the block, attention computed under `BLOCKED_ATTENTION` hands its weights to
-    `on_block(layer, first_query, weights)` one block of queries at a time, each block's weights
-    taking at most `block_bytes` (float32): a layer's full attention never exists at once.
+    """Within the block, attention computed under `BLOCKED_ATTENTION` (or `fast_attention.FAST_ATTENTION`)
+    hands its weights to `on_block(layer, first_query, weights)` one block of queries at a time, each
+    block's weights taking at most `block_bytes` (float32): a layer's full attention never exists at once.
 
     `modules` are those `capture_attention` hooks; the attention function may run in one of their
     submodules (T5's). The model must run with `model.set_attn_implementation(BLOCKED_ATTENTION)`,
     after `register_query_block_attention()`.
     Each block is computed by the architecture's own eager attention function, so outputs equal
     eager's (up to float rounding: matrix products of fewer rows may sum in another order).
+    `rows` (only with `FAST_ATTENTION`) limits the weights to those query rows: `first_query` then
+    counts among them.
     """
     token = _active.set(
         _BlockCapture(
             {inner: layer for layer, module in enumerate(modules) for inner in module.modules()},
             on_block,
             block_bytes,
+            None if rows is None else tuple(rows),
         )
     )
     try:
         yield
     finally:
         _active.reset(token)
+
+
+def active_capture() -> _BlockCapture | None:
+    """The capture the attention functions hand their weights to, if any."""
+    return _active.get()
+
+
+def eager_function(module: nn.Module) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """The `eager_attention_forward` of the module's architecture (its scaling, softcaps, sinks and
+    dtype handling); an `AttentionNotReturnedError` when its module has none."""
+    eager = getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
+    if eager is None:
+        raise AttentionNotReturnedError(
+            f"{type(module).__name__} has no eager attention function to compute in blocks; "
+            "give the widget a larger block_bytes so the layer is captured whole"
+        )
+    return eager
+
+
+def eager_rows(
+    eager: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    rows: slice | torch.Tensor,
+    args: tuple,
+    kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`eager` for the query rows `rows` only: every query row of eager attention depends on that row's
+    scores only, so it equals those rows of the whole layer's. Tensors with one entry per query (the
+    mask, T5's position bias) are cut to the rows."""
+    queries = query.shape[-2]
+
+    def cut(tensor: Any) -> Any:
+        per_query = isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[-2] == queries
+        return tensor[..., rows, :] if per_query and queries > 1 else tensor
+
+    block_kwargs = {name: cut(argument) for name, argument in kwargs.items()}
+    return eager(module, query[..., rows, :], key, value, cut(attention_mask), *args, **block_kwargs)
 
 
 def query_block_attention(
@@ -127,33 +191,17 @@ def query_block_attention(
 ) -> tuple[torch.Tensor, None]:
     """Attention in blocks of queries, for transformers' attention interface.
 
-    Every query row of eager attention depends on that row's scores only, so computing the rows a
-    block at a time with the architecture's own `eager_attention_forward` (its scaling, softcaps,
-    sinks and dtype handling included) gives eager's output. Tensors with one entry per query (the
-    mask, T5's position bias) are cut to the block. Returns no weights: they went to `on_block`.
+    Computing the rows a block at a time with the architecture's own `eager_attention_forward`
+    (`eager_rows`) gives eager's output. Returns no weights: they went to `on_block`.
     """
-    eager = getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
-    if eager is None:
-        raise AttentionNotReturnedError(
-            f"{type(module).__name__} has no eager attention function to compute in blocks; "
-            "give the widget a larger block_bytes so the layer is captured whole"
-        )
+    eager = eager_function(module)
     capture = _active.get()
     layer = capture.layers.get(module) if capture is not None else None
-    queries = query.shape[-2]
-    step = capture.block_queries(query, key) if capture is not None else queries
+    if capture is None:
+        return eager(module, query, key, value, attention_mask, *args, **kwargs)[0], None
     outputs = []
-    for start in range(0, queries, step):
-        stop = min(start + step, queries)
-
-        def cut(tensor: Any, start: int = start, stop: int = stop) -> Any:
-            per_query = isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[-2] == queries
-            return tensor[..., start:stop, :] if per_query and queries > 1 else tensor
-
-        block_kwargs = {name: cut(argument) for name, argument in kwargs.items()}
-        output, weights = eager(
-            module, query[..., start:stop, :], key, value, cut(attention_mask), *args, **block_kwargs
-        )
+    for start, rows in replace(capture, rows=None).blocks(query, key):
+        output, weights = eager_rows(eager, module, query, key, value, attention_mask, rows, args, kwargs)
         if layer is not None:
             capture.on_block(layer, start, weights.detach())
         outputs.append(output)

@@ -2,13 +2,14 @@
 
 It finds the attention modules by running the model once (`attention_probe`), measures its token
 layout (prefix tokens = keys - patches, named from the model's own token parameters), turns pictures
-into model inputs and switches sdpa / flash attention to eager only for the capture.
+into model inputs and captures beside the model's own sdpa / flash attention where its architecture
+is verified exact (`fast_attention`), switching any other to eager only for the capture.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
@@ -19,14 +20,16 @@ from PIL import Image
 from torch import nn
 
 from .attention_probe import patches_in_order, prefix_token_names, probe_attention
-from .capture import LayerCallback, capture_attention
+from .capture import BlockCallback, LayerCallback, capture_attention, capture_attention_blocks
 from .contract import METHODS
 from .errors import UnsupportedModelError
 from .explain import Explanation, class_index, explain
+from .fast_attention import FAST_ATTENTION, FAST_BLOCK_BYTES, fast_path_refusal, register_fast_attention
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
+from .implementation import EagerSwitch
 from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLayout, predictions
-from .transformers_support import EagerSwitch, find_attention_modules, load_config, quiet_weight_loading
+from .transformers_support import find_attention_modules, load_config, quiet_weight_loading
 
 #: Pictures larger than this (pixels) are shrunk before the processor sees them (`VisionModel.prepare`).
 SHRINK_ABOVE_PIXELS = 4096 * 4096
@@ -141,26 +144,40 @@ class VisionModel:
             Picture(picture, tuple(geometry.crop_box), input_size, self.patch_size, geometry.known),
         )
 
+    @property
+    def query_selection(self) -> bool:
+        """Whether `capture` runs the model's own sdpa / flash attention and computes the weights
+        beside it (`fast_attention`), only for the query rows it is given (`rows`)."""
+        return fast_path_refusal(self.model, self.attention_modules[0]) is None
+
     def capture(
-        self, model_input: torch.Tensor, on_block: AttentionCallback, block_bytes: int | None = None
+        self,
+        model_input: torch.Tensor,
+        on_block: AttentionCallback,
+        block_bytes: int | None = None,
+        rows: Sequence[int] | None = None,
     ) -> Any:
-        """`run`, handing each whole layer's weights [H, N, N] to `on_block(layer, 0, weights)`; a layer
-        over more or fewer tokens than the layout accounts for is refused, never drawn misplaced."""
-        return self.capture_batch(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
+        """`run_fast` where the model takes the fast path (`query_selection`; `rows` as there), else
+        `run`, handing each layer's weights [H, N, N] (or blocks of rows) to `on_block(layer, first,
+        weights)`; a layer over more or fewer tokens than the layout accounts for is refused, never
+        drawn misplaced."""
+        layout = self.layout(model_input)
+
+        def checked_block(layer: int, first: int, weights: torch.Tensor) -> None:
+            self._check_tokens(layer, weights, layout)
+            on_block(layer, first, weights[0])
+
+        if self.query_selection:
+            return self.run_fast(model_input, checked_block, block_bytes, rows)
+        return self.run(model_input, lambda layer, weights: checked_block(layer, 0, weights))
 
     def capture_batch(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
-        """`run` on a batch [B, C, H, W], handing each layer's weights [B, H, N, N] to `on_layer`,
-        checked against the layout as `capture` does."""
+        """`run` on a batch [B, C, H, W] (eager attention), handing each layer's weights [B, H, N, N] to
+        `on_layer`, checked against the layout as `capture` does."""
         layout = self.layout(pixel_values)
 
         def checked(layer: int, weights: torch.Tensor) -> None:
-            if weights.shape[-1] != layout.token_count:
-                raise UnsupportedModelError(
-                    f"{self.name} attended over {weights.shape[-1]} tokens in layer {layer + 1}, where its "
-                    f"layout has {layout.token_count} ({layout.special_count} prefix tokens + "
-                    f"{layout.grid[0]} x {layout.grid[1]} patches of {self.patch_size[0]} px): its tokens "
-                    "cannot be placed on the picture for this input size"
-                )
+            self._check_tokens(layer, weights, layout)
             on_layer(layer, weights)
 
         return self.run(pixel_values, checked)
@@ -168,6 +185,16 @@ class VisionModel:
     def picture_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         """Picture -> the model's input [C, H, W] through its processor; picklable, for loader workers."""
         return partial(processed_pixels, self.processor)
+
+    def _check_tokens(self, layer: int, weights: torch.Tensor, layout: TokenLayout) -> None:
+        """Refuse a layer over more or fewer tokens than the layout accounts for."""
+        if weights.shape[-1] != layout.token_count:
+            raise UnsupportedModelError(
+                f"{self.name} attended over {weights.shape[-1]} tokens in layer {layer + 1}, where its "
+                f"layout has {layout.token_count} ({layout.special_count} prefix tokens + "
+                f"{layout.grid[0]} x {layout.grid[1]} patches of {self.patch_size[0]} px): its tokens "
+                "cannot be placed on the picture for this input size"
+            )
 
     def predictions(self, outputs: Any) -> list[Prediction]:
         """A classifier's top classes (empty for a model without a classification head)."""
@@ -185,16 +212,39 @@ class VisionModel:
 
     def run(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
         """Forward pass that hands each layer's attention [1, H, N, N] to `on_layer` as it finishes."""
+        hooks = capture_attention(self.attention_modules, self.output_index, on_layer)
+        return self._forward(pixel_values, self.eager_attention(), hooks, self._asked)
+
+    def run_fast(
+        self,
+        pixel_values: torch.Tensor,
+        on_block: BlockCallback,
+        block_bytes: int | None = None,
+        rows: Sequence[int] | None = None,
+    ) -> Any:
+        """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
+        weights of query rows `rows` (default: all) to `on_block(layer, first, weights)`, blocks of at
+        most `block_bytes` (and `FAST_BLOCK_BYTES`) [1, H, rows, N], `first` counting among `rows`."""
+        register_fast_attention()
+        budget = min(block_bytes or FAST_BLOCK_BYTES, FAST_BLOCK_BYTES)
+        blocks = capture_attention_blocks(self.attention_modules, on_block, budget, rows)
+        return self._forward(pixel_values, self._eager(FAST_ATTENTION), blocks, {})
+
+    def _forward(
+        self,
+        pixel_values: torch.Tensor,
+        implementation: AbstractContextManager[None],
+        capture: AbstractContextManager[None],
+        asked: dict[str, bool],
+    ) -> Any:
         try:
             with (
-                self.eager_attention(),
+                implementation,
                 patches_in_order(self.model, self.forward_module) as extra_inputs,
                 torch.no_grad(),
-                capture_attention(self.attention_modules, self.output_index, on_layer),
+                capture,
             ):
-                return self.forward_module(
-                    pixel_values=pixel_values, **extra_inputs(pixel_values), **self._asked
-                )
+                return self.forward_module(pixel_values=pixel_values, **extra_inputs(pixel_values), **asked)
         except (ValueError, RuntimeError) as error:
             self._explain_input_mismatch(pixel_values, error)
             raise
@@ -243,7 +293,7 @@ class VisionModel:
 
     def eager_attention(self) -> AbstractContextManager[None]:
         """Within the block the model computes eager attention, which returns weights; restored after."""
-        return self._eager()
+        return self._eager(why=fast_path_refusal(self.model, self.attention_modules[0]))
 
 
 def processed_pixels(processor: Any, image: Image.Image) -> torch.Tensor:

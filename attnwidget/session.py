@@ -5,6 +5,12 @@
 fits in `cache_budget`, and answers later questions (a head's exact values, a region, a layer) from
 that cache or by running the source again until it has what it needs. A run asked for while another
 streams cancels it: the earlier one stops at its next layer and publishes nothing.
+
+A source with `query_selection` (a model captured beside its own sdpa attention) is asked for only the
+query tokens' rows when the grid needs nothing else (no matrices, no cache): `capture(..., rows=)`.
+Where the cache does not fit, such a run keeps every layer's query and key instead, within the same
+`cache_budget` (`fast_attention.KeptQueriesKeys`): later questions compute the layer asked for from
+them, exactly, without running the model again.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import torch
 
 from .capture import StopCapture
 from .encode import encode_rows, float32_bytes
+from .fast_attention import KeptQueriesKeys, keeping
 from .reduce import LayerBlocks, pool_columns, pool_rows
 from .source import AttentionCallback, Source, SourceInput, TokenLayout
 
@@ -74,6 +81,8 @@ class RunSession:
         self.input: RunInput | None = None
         self.cache: list[torch.Tensor] | None = None
         """Every layer's attention [heads, queries, keys] of `input`, float32 on the CPU, or None."""
+        self.kept: KeptQueriesKeys | None = None
+        """Every layer's query and key of `input` (a fast capture, no `cache`), or None."""
         self.busy = False
         self._lock = threading.RLock()
         self._tickets = itertools.count(1)
@@ -119,21 +128,24 @@ class RunSession:
         head_index = torch.tensor(list(heads))
         every_head = len(heads) == self.source.head_count  # the heads are sorted: no copy needed
         keep_cache = not self.in_blocks(layout) and self._cache_bytes(layout) <= self.cache_budget
+        wanted = None  # every query row
+        query, queries = run.query, layout.query_count
+        if rerun and not size and not keep_cache and getattr(self.source, "query_selection", False):
+            wanted = tuple(sorted(set(run.query)))  # only the query tokens' rows, numbered among them
+            query, queries = range(len(wanted)), len(wanted)
         reduced = ReducedGrid()
-        cache: list[torch.Tensor] = []
+        cache: dict[int, list[torch.Tensor]] = {}
         layer_blocks: dict[int, LayerBlocks] = {}
 
         def on_block(layer: int, first_query: int, weights: torch.Tensor) -> None:
             if self._newest_ticket != ticket:
                 raise RunCancelled
             if rerun and keep_cache:
-                cache.append(weights.float().cpu())  # whole layers: blocks come only beyond block_bytes
+                cache.setdefault(layer, []).append(weights.float().cpu())
             if layer not in rows:
                 return
             selected = weights if every_head else weights.index_select(0, head_index.to(weights.device))
-            blocks = layer_blocks.setdefault(
-                layer, LayerBlocks(run.query, size, self.pooling, queries=layout.query_count)
-            )
+            blocks = layer_blocks.setdefault(layer, LayerBlocks(query, size, self.pooling, queries=queries))
             blocks.add(first_query, selected)
             if not blocks.complete:
                 return
@@ -150,7 +162,10 @@ class RunSession:
         self.busy = True
         try:
             if rerun:
-                outputs = self.capture(run, on_block)
+                kept = None if keep_cache else KeptQueriesKeys(self.cache_budget)
+                with keeping(kept):
+                    outputs = self.capture(run, on_block, wanted)
+                self.kept = kept if kept is not None and kept.complete(self.source.layer_count) else None
             else:
                 outputs = None
                 for layer, attention in enumerate(self.cache or []):
@@ -164,22 +179,28 @@ class RunSession:
                 "layer's blocks of queries did not cover it)"
             )
         if rerun:
-            self.cache = cache if keep_cache else None
+            self.cache = [_joined(cache[layer]) for layer in sorted(cache)] if keep_cache else None
         self.input = run
         return reduced, outputs
 
-    def capture(self, run: RunInput, on_block: AttentionCallback) -> Any:
+    def capture(self, run: RunInput, on_block: AttentionCallback, rows: Sequence[int] | None = None) -> Any:
         """Run the source on `run`, whole layers or, when a layer is larger than `block_bytes`, blocks
-        of queries (outputs stay those of eager attention)."""
+        of queries (outputs stay those of the model's attention); only query rows `rows` when given."""
         block_bytes = self.block_bytes if self.in_blocks(run.layout) else None
-        return self.source.capture(run.model_input, on_block, block_bytes)
+        if rows is None:
+            return self.source.capture(run.model_input, on_block, block_bytes)
+        return self.source.capture(run.model_input, on_block, block_bytes, rows=rows)
 
-    def replay(self, on_block: AttentionCallback) -> None:
-        """Hand the current input's attention to `on_block` again: from the cache, or by running the
-        source until `on_block` raises `StopCapture` (it has what it needs)."""
+    def replay(self, on_block: AttentionCallback, layer: int) -> None:
+        """Hand the current input's attention to `on_block` again, layer `layer` (0-based) at least: from
+        the cache, from the kept queries and keys (that layer only), or by running the source until
+        `on_block` raises `StopCapture` (it has what it needs)."""
         run = self.current()
         with contextlib.suppress(StopCapture):
-            if self.cache is None:
+            if self.cache is None and self.kept is not None:
+                for first_query, weights in self.kept.layers[layer].weights(self.block_bytes):
+                    on_block(layer, first_query, weights[0])
+            elif self.cache is None:
                 self.capture(run, on_block)
             for layer, attention in enumerate(self.cache or []):
                 on_block(layer, 0, attention)
@@ -197,7 +218,7 @@ class RunSession:
                 if first_query + weights.shape[1] == queries:
                     raise StopCapture
 
-        self.replay(keep)
+        self.replay(keep, layer - 1)
         return torch.cat(blocks, dim=1)
 
     def head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
@@ -211,7 +232,7 @@ class RunSession:
                 if reductions.complete:
                     raise StopCapture
 
-        self.replay(keep)
+        self.replay(keep, layer - 1)
         return reductions
 
     def head_region(
@@ -241,15 +262,21 @@ class RunSession:
             if first_query + weights.shape[1] >= stop_row:
                 raise StopCapture
 
-        self.replay(keep)
+        self.replay(keep, layer - 1)
         return pool_rows(torch.cat(pieces, dim=1), height, self.pooling)[0].cpu()
 
     def forget(self) -> None:
         """Let go of the attention kept (the widget was closed)."""
         self.cache = None
+        self.kept = None
 
     def _layer_bytes(self, layout: TokenLayout) -> int:
         return self.source.head_count * layout.query_count * layout.token_count * 4
 
     def _cache_bytes(self, layout: TokenLayout) -> int:
         return self.source.layer_count * self._layer_bytes(layout)
+
+
+def _joined(blocks: list[torch.Tensor]) -> torch.Tensor:
+    """A layer's attention from its blocks of queries (one block: as it is, no copy)."""
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)

@@ -2,12 +2,14 @@
 
 Encoders (BERT family), decoders (GPT-2, Llama, Mistral, Qwen) and encoder-decoders (T5, BART):
 for the last, `stack` picks the encoder's self-attention, the decoder's, or the decoder's cross
-attention over the encoder's tokens. The attention modules are found by the model's own structure;
-sdpa / flash attention is switched to eager only while capturing.
+attention over the encoder's tokens. The attention modules are found by the model's own structure.
+A model on sdpa / flash attention whose architecture is verified exact is captured beside its own
+attention (`fast_attention`); any other is switched to eager only while capturing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -25,8 +27,10 @@ from .capture import (
     register_query_block_attention,
 )
 from .errors import UnsupportedModelError
+from .fast_attention import FAST_ATTENTION, FAST_BLOCK_BYTES, fast_path_refusal, register_fast_attention
+from .implementation import EagerSwitch
 from .source import AttentionCallback, Prediction, SourceInput, TokenLayout, predictions
-from .transformers_support import EagerSwitch, find_attention_modules, load_config, quiet_weight_loading
+from .transformers_support import find_attention_modules, load_config, quiet_weight_loading
 
 Stack = Literal["auto", "encoder", "decoder", "cross"]
 
@@ -77,11 +81,18 @@ class TextModel:
         self.context_length = _context_length(config, tokenizer)
         self._eager = EagerSwitch(model, self.attention_modules[0], self.name)
 
+    @property
+    def query_selection(self) -> bool:
+        """Whether `capture` computes only the query rows it is given (`rows`): the model runs its own
+        sdpa / flash attention and the weights are computed beside it (`fast_attention`)."""
+        return fast_path_refusal(self.model, self.attention_modules[0]) is None
+
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | Path, *, stack: Stack = "auto", tokenizer: Any = None, **kwargs: Any
     ) -> TextModel:
-        """Load a model and its tokenizer from a hub id or a local directory, with eager attention.
+        """Load a model and its tokenizer from a hub id or a local directory, with the attention
+        implementation transformers picks for it (sdpa where the architecture has it).
 
         `kwargs` go to the model's `from_pretrained`. Code shipped with a checkpoint runs only with
         `trust_remote_code=True`, which then applies to its config, model and tokenizer alike.
@@ -102,9 +113,7 @@ class TextModel:
         else:
             loader = AutoModel
         with quiet_weight_loading():
-            model = loader.from_pretrained(
-                name_or_path, attn_implementation="eager", trust_remote_code=trust_remote_code, **kwargs
-            )
+            model = loader.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **kwargs)
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, stack=stack, name=source)
@@ -153,15 +162,26 @@ class TextModel:
         return SourceInput(inputs, self.layout(inputs))
 
     def capture(
-        self, model_input: TextInput, on_block: AttentionCallback, block_bytes: int | None = None
+        self,
+        model_input: TextInput,
+        on_block: AttentionCallback,
+        block_bytes: int | None = None,
+        rows: Sequence[int] | None = None,
     ) -> Any:
-        """`run`, or `run_in_blocks` when `block_bytes` is given, handing `on_block` weights without
-        the batch dimension."""
+        """`run_fast` where the model takes the fast path (`query_selection`), else `run`, or
+        `run_in_blocks` when `block_bytes` is given; `on_block` gets weights without the batch
+        dimension. `rows` (only with `query_selection`): the query rows wanted, numbered among them."""
+
+        def unbatched(layer: int, first: int, weights: torch.Tensor) -> None:
+            on_block(layer, first, weights[0])
+
+        if self.query_selection:
+            return self.run_fast(model_input, unbatched, block_bytes, rows)
+        if rows is not None:
+            raise ValueError(f"{self.name} computes every query row: it does not take the fast path")
         if block_bytes is None:
             return self.run(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
-        return self.run_in_blocks(
-            model_input, lambda layer, first, weights: on_block(layer, first, weights[0]), block_bytes
-        )
+        return self.run_in_blocks(model_input, unbatched, block_bytes)
 
     def predictions(self, outputs: Any) -> list[Prediction]:
         """The most probable next tokens of a language model; empty for other models."""
@@ -193,7 +213,7 @@ class TextModel:
     def run(self, inputs: TextInput, on_layer: LayerCallback) -> Any:
         """Forward pass that hands each layer's attention [1, H, queries, keys] to `on_layer`."""
         with (
-            self._eager(),
+            self._eager(why=fast_path_refusal(self.model, self.attention_modules[0])),
             torch.no_grad(),
             capture_attention(self.attention_modules, self.output_index, on_layer),
         ):
@@ -204,6 +224,31 @@ class TextModel:
         block of queries at a time ([1, H, block queries, keys], at most `block_bytes` in float32), for
         contexts where one layer's whole attention would not fit. Outputs equal eager attention's."""
         register_query_block_attention()
+        return self._run_with(BLOCKED_ATTENTION, inputs, on_block, block_bytes)
+
+    def run_fast(
+        self,
+        inputs: TextInput,
+        on_block: BlockCallback,
+        block_bytes: int | None = None,
+        rows: Sequence[int] | None = None,
+    ) -> Any:
+        """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
+        weights of query rows `rows` (default: all, in order) to `on_block(layer, first, weights)`, a
+        block of at most `block_bytes` (and `FAST_BLOCK_BYTES`) at a time ([1, H, block rows, keys];
+        `first` counts among `rows`). Only for models that take the fast path (`query_selection`)."""
+        register_fast_attention()
+        budget = min(block_bytes or FAST_BLOCK_BYTES, FAST_BLOCK_BYTES)
+        return self._run_with(FAST_ATTENTION, inputs, on_block, budget, rows)
+
+    def _run_with(
+        self,
+        implementation: str,
+        inputs: TextInput,
+        on_block: BlockCallback,
+        block_bytes: int,
+        rows: Sequence[int] | None = None,
+    ) -> Any:
         layers_seen: set[int] = set()
 
         def record(layer: int, first_query: int, weights: torch.Tensor) -> None:
@@ -211,9 +256,9 @@ class TextModel:
             on_block(layer, first_query, weights)
 
         with (
-            self._eager(BLOCKED_ATTENTION),
+            self._eager(implementation),
             torch.no_grad(),
-            capture_attention_blocks(self.attention_modules, record, block_bytes),
+            capture_attention_blocks(self.attention_modules, record, block_bytes, rows),
         ):
             outputs = self.model(**_arguments(inputs))
         if len(layers_seen) < self.layer_count:

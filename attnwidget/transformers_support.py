@@ -1,12 +1,11 @@
-"""What every transformers wrapper shares: switching to eager attention while capturing, finding the
-attention modules a model declares, and loading configs and weights quietly, with errors that name
-the fix."""
+"""What the transformers wrappers share: finding the attention modules a model declares, and loading
+configs and weights quietly, with errors that name the fix. (Switching the attention implementation
+while capturing is `implementation.EagerSwitch`.)"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,50 +14,6 @@ from torch import nn
 from .errors import UnsupportedModelError
 
 KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
-
-
-class EagerSwitch:
-    """Switches a model to eager attention while attention is captured (sdpa and flash attention
-    return no weights) and back afterwards, saying so once."""
-
-    def __init__(self, model: nn.Module, attention_module: nn.Module, name: str):
-        self.model, self.attention_module, self.name = model, attention_module, name
-        self._told = False
-
-    @contextmanager
-    def __call__(self, implementation: str = "eager", *, announce: bool = True) -> Iterator[None]:
-        """Within the block the model computes attention with `implementation` (eager by default);
-        the first switch to eager is announced unless `announce` is False."""
-        current = _attention_implementation(self.attention_module, self.model)
-        if current == implementation:
-            yield
-            return
-        if not hasattr(self.model, "set_attn_implementation"):
-            raise UnsupportedModelError(
-                f"the model uses {current!r} attention and cannot switch to {implementation!r}; load it "
-                "with attn_implementation='eager'"
-            )
-        if implementation == "eager" and announce and not self._told:
-            warnings.warn(
-                f"{self.name} uses {current!r} attention, which returns no attention weights; "
-                "attnwidget switches it to 'eager' while it captures and back afterwards",
-                stacklevel=4,
-            )
-            self._told = True
-        try:
-            self.model.set_attn_implementation(implementation)
-        except (ValueError, ImportError, NotImplementedError) as error:
-            with suppress(Exception):  # a switch that failed half-way (some sub-models) is undone
-                self.model.set_attn_implementation(current)
-            raise UnsupportedModelError(
-                f"{self.name} uses {current!r} attention, which returns no attention weights, and cannot "
-                f"switch to {implementation!r} ({error}); attnwidget shows attention only for models that "
-                "can compute it eagerly. Grad-CAM (`attnwidget.methods.grad_cam_for`) needs no weights"
-            ) from error
-        try:
-            yield
-        finally:
-            self.model.set_attn_implementation(current)
 
 
 def find_attention_modules(
@@ -150,8 +105,3 @@ def load_config(name_or_path: str | Path, *, trust_remote_code: bool = False) ->
             "and pass it in: AttentionGrid(model, processor=processor), TextModel(model, tokenizer) for text"
         )
     return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-
-
-def _attention_implementation(module: nn.Module, model: nn.Module) -> str:
-    config = getattr(module, "config", None) or model.config
-    return getattr(config, "_attn_implementation", None) or "eager"

@@ -4,9 +4,9 @@ against the forward the user would run anyway, peak GPU memory and time.
 Contenders, each after the same warm-up, in one process (peak memory is reset between them):
 - "forward, sdpa": the forward without attentions, as the model is usually run,
 - "forward, eager": the same with eager attention (the implementation that returns weights),
-- "attnwidget": `AttentionGrid.run` (switching the model from sdpa to attnwidget's attention for the
-  run and back), which computes a layer larger than `block_bytes` a block of
-  queries at a time and reduces each block on the GPU (query rows, pooled matrices),
+- "attnwidget": `AttentionGrid.run`: the model keeps its sdpa attention and attnwidget computes the
+  weights beside it from the same q and k (`attnwidget.fast_attention`), a block of queries at a
+  time, and reduces each block on the GPU (query rows, pooled matrices),
 - "output_attentions" is not run: it would keep 32 layers x 32 heads x 8K x 8K bf16 weights
   (128 GiB), which no single GPU holds; its size is printed.
 

@@ -30,8 +30,9 @@ CONTENDERS = ("forward", "output_attentions", "attnwidget, layers", "attnwidget,
 WHOLE_LAYERS = 2**62  # a block_bytes no layer exceeds
 
 
-def build():
-    """The decoder and MiniLM's WordPiece tokenizer (offline, from its pip package)."""
+def build(implementation: str = "eager"):
+    """The decoder (attention `implementation`) and MiniLM's WordPiece tokenizer (offline, from its pip
+    package)."""
     import torch
     import transformers as tf
 
@@ -48,7 +49,7 @@ def build():
         num_attention_heads=HEADS,
         num_key_value_heads=HEADS,
         max_position_embeddings=8192,
-        attn_implementation="eager",
+        attn_implementation=implementation,
     )
     model = tf.LlamaForCausalLM(config).eval()
     return TextModel(model, tokenizer, name="llama-shaped 32 x 32 (random weights)")

@@ -31,7 +31,7 @@ def captured_in_blocks(text_model: TextModel, inputs, block_bytes: int):
 
 @pytest.mark.parametrize(("name", "stack", "field"), STACKS)
 def test_blocks_equal_output_attentions_and_outputs_equal_eager(text_dirs, name, stack, field):  # noqa: F811
-    text_model = TextModel.from_pretrained(text_dirs[name], stack=stack)
+    text_model = TextModel.from_pretrained(text_dirs[name], stack=stack, attn_implementation="eager")
     inputs = text_model.prepare(TEXT, target=TARGET)
     queries, keys = len(inputs.tokens), len(inputs.key_tokens)
     blocks, outputs = captured_in_blocks(text_model, inputs, block_bytes_for(text_model, 3, keys))
@@ -78,7 +78,7 @@ def test_layer_blocks_reduce_as_the_whole_layer():
 
 
 def test_a_grid_in_blocks_shows_what_whole_layers_show(text_dirs):  # noqa: F811
-    text_model = TextModel.from_pretrained(text_dirs["llama"])
+    text_model = TextModel.from_pretrained(text_dirs["llama"], attn_implementation="eager")
     tokens = len(text_model.prepare(TEXT).tokens)
     whole = AttentionGrid(text_model, TEXT, saved_detail="full")
     blocked = AttentionGrid(
@@ -105,7 +105,7 @@ def test_a_grid_in_blocks_shows_what_whole_layers_show(text_dirs):  # noqa: F811
 
 
 def test_head_regions_are_exact_blocks_of_the_layer(text_dirs):  # noqa: F811
-    text_model = TextModel.from_pretrained(text_dirs["gpt2"])
+    text_model = TextModel.from_pretrained(text_dirs["gpt2"], attn_implementation="eager")
     inputs = text_model.prepare(TEXT)
     tokens = len(inputs.tokens)
     expected = reference(text_model, inputs).attentions[1][0, 2]

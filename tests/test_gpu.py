@@ -1,5 +1,6 @@
-"""On a CUDA GPU: attention captured there equals the model's own, and repeated runs do not grow the
-memory allocated on the device. Skipped where torch sees no CUDA device."""
+"""On a CUDA GPU: attention captured there, on eager or beside the model's own sdpa attention,
+equals eager `output_attentions`, and repeated runs do not grow the memory allocated on the device.
+Skipped where torch sees no CUDA device."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import gc
 
 import pytest
 import torch
+from test_text import eager_reference
 from tiny_text_models import save_tiny_text_models
 
 from attnwidget import AttentionGrid
@@ -29,15 +31,22 @@ def llama(tmp_path_factory) -> TextModel:
 def test_attention_captured_on_the_gpu_equals_output_attentions(llama, dtype):
     llama.model.to(dtype)
     inputs = llama.prepare(TEXT)
-    layers: list[torch.Tensor] = []
-    llama.run(inputs, lambda layer, weights: layers.append(weights.float().cpu()))
+    switched: list[torch.Tensor] = []
+    llama.run(inputs, lambda layer, weights: switched.append(weights.float().cpu()))  # on eager
+    beside: dict[int, list[torch.Tensor]] = {}
+    outputs = llama.run_fast(
+        inputs, lambda layer, first, weights: beside.setdefault(layer, []).append(weights)
+    )
+    expected = eager_reference(llama.model, input_ids=inputs.input_ids, attention_mask=inputs.attention_mask)
+    assert len(switched) == len(beside) == len(expected.attentions)
+    tolerance = {} if dtype == torch.float32 else {"atol": 1e-2, "rtol": 2e-2}
+    for layer, theirs in enumerate(expected.attentions):
+        torch.testing.assert_close(switched[layer], theirs.float().cpu())
+        ours = torch.cat(beside[layer], dim=2).float().cpu()
+        torch.testing.assert_close(ours, theirs.float().cpu(), **tolerance)
     with torch.no_grad():
-        expected = llama.model(
-            input_ids=inputs.input_ids, attention_mask=inputs.attention_mask, output_attentions=True
-        ).attentions
-    assert len(layers) == len(expected)
-    for ours, theirs in zip(layers, expected, strict=True):
-        torch.testing.assert_close(ours, theirs.float().cpu())
+        sdpa = llama.model(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask)
+    assert torch.equal(outputs.logits, sdpa.logits)  # the model's own sdpa outputs
     llama.model.to(torch.float32)
 
 

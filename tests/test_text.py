@@ -26,12 +26,23 @@ def captured(text_model: TextModel, inputs) -> tuple[list[torch.Tensor], object]
     return layers, outputs
 
 
+def eager_reference(model: torch.nn.Module, forward: torch.nn.Module | None = None, **arguments):
+    """`forward` (default: the model) with eager attention and `output_attentions`, as transformers
+    computes them; the model's attention implementation is restored afterwards."""
+    current = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            return (forward or model)(**arguments, output_attentions=True)
+    finally:
+        model.set_attn_implementation(current)
+
+
 def reference(text_model: TextModel, inputs):
     arguments = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
     if inputs.decoder_input_ids is not None:
         arguments["decoder_input_ids"] = inputs.decoder_input_ids
-    with torch.no_grad():
-        return text_model.model(**arguments, output_attentions=True)
+    return eager_reference(text_model.model, **arguments)
 
 
 #: (architecture, stack, field of the model's output holding that stack's attention)
@@ -49,7 +60,7 @@ STACKS = [
 
 @pytest.mark.parametrize(("name", "stack", "field"), STACKS)
 def test_captured_attention_equals_output_attentions(text_dirs, name, stack, field):
-    text_model = TextModel.from_pretrained(text_dirs[name], stack=stack)
+    text_model = TextModel.from_pretrained(text_dirs[name], stack=stack, attn_implementation="eager")
     inputs = text_model.prepare(TEXT, target=TARGET)
     layers, outputs = captured(text_model, inputs)
     expected = getattr(reference(text_model, inputs), field)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -215,7 +217,8 @@ def test_model_in_memory_with_its_processor(tiny_model_dirs):
     directory = tiny_model_dirs["beit"]
     model = tf.BeitForImageClassification.from_pretrained(directory, attn_implementation="sdpa")
     processor = tf.BeitImageProcessorPil.from_pretrained(directory)
-    with pytest.warns(UserWarning, match="eager"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # captured beside its own sdpa attention: no switch to announce
         widget = AttentionGrid(model, PICTURE, processor=processor)
     assert widget.status == "done" and model.config._attn_implementation == "sdpa"
     assert isinstance(widget.vision_model, VisionModel)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..models import find_attention_modules
+from ..transformers_support import find_attention_modules
 
 
 def attention_paths(model: Any) -> tuple[list[str], int]:

@@ -1,0 +1,215 @@
+"""Capture beside the model's own sdpa attention instead of switching it to eager.
+
+The attention function registered as `FAST_ATTENTION` returns transformers' own
+`sdpa_attention_forward` output (with sdpa's masks), so the model's outputs are its sdpa outputs.
+Beside it, from the very `query` and `key` it receives (after rotary embeddings; with the scaling,
+mask, sliding window and position bias the layer passes), it computes the weights of the query rows
+the capture asks for with the architecture's own `eager_attention_forward`, a block of queries at a
+time, given an empty value so no weights x values product is computed, and hands them to the
+capture's `on_block` (`capture.capture_attention_blocks`). Within `keeping`, each layer's query and key
+are kept (within a budget) so later exact questions are answered without running the model again.
+
+Only architectures whose eager attention was checked against `output_attentions` take this path
+(`EXACT_ARCHITECTURES`); `fast_path_refusal` names why any other model does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .capture import active_capture, eager_function, eager_rows, query_blocks
+from .implementation import attention_implementation
+
+#: The name the fast attention is registered under in transformers.
+FAST_ATTENTION = "attnwidget_sdpa"
+#: Largest float32 weights of one block of queries on the fast path: the blocks stay small beside
+#: the forward's own memory (a layer's whole attention is never built).
+FAST_BLOCK_BYTES = 8 * 1024**2
+#: Implementations whose outputs the fast path reproduces (flash attention's up to rounding).
+FAST_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "flash_attention_3", FAST_ATTENTION)
+#: Modeling modules (transformers.models.<name>) whose eager attention is scaled
+#: softmax(QK^T + mask (+ position bias)), verified against `output_attentions` in the tests.
+EXACT_ARCHITECTURES = frozenset(
+    {
+        "bart",
+        "beit",
+        "bert",
+        "clip",
+        "deit",
+        "dinov2",
+        "dinov2_with_registers",
+        "gpt2",
+        "llama",
+        "mistral",
+        "qwen2",
+        "siglip",
+        "t5",
+        "vit",
+    }
+)
+
+
+def fast_path_refusal(model: nn.Module, attention_module: nn.Module) -> str | None:
+    """Why `model` cannot be captured beside its own fast attention, or None when it can.
+
+    A model on eager attention keeps it (it returns the weights, and it is what the model runs).
+    """
+    current = attention_implementation(attention_module, model)
+    if current not in FAST_IMPLEMENTATIONS:
+        return f"it runs {current!r} attention"
+    family = type(attention_module).__module__.rpartition(".modeling_")[2]
+    if family not in EXACT_ARCHITECTURES:
+        return (
+            f"its attention ({type(attention_module).__name__}) is not among the architectures whose "
+            "weights attnwidget reproduces exactly beside sdpa"
+        )
+    try:
+        eager_function(attention_module)
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def eager_form_mask(
+    attention_mask: torch.Tensor | None,
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    **kwargs: Any,
+) -> torch.Tensor | None:
+    """The additive mask eager attention would get, from the one sdpa got: a boolean mask as 0 and the
+    dtype's minimum (as `masking_utils.eager_mask`), a float one as is, and None as the causal mask
+    `sdpa_attention_forward` then asks of sdpa (`is_causal`), or None for full attention."""
+    if attention_mask is not None:
+        if attention_mask.dtype != torch.bool:
+            return attention_mask
+        zero = torch.zeros((), dtype=query.dtype, device=query.device)
+        return torch.where(attention_mask, zero, torch.finfo(query.dtype).min)
+    is_causal = kwargs.get("is_causal")
+    is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    queries, keys = query.shape[-2], key.shape[-2]
+    if not (queries > 1 and is_causal):
+        return None
+    seen = torch.arange(queries, device=query.device)[:, None] >= torch.arange(keys, device=query.device)
+    return eager_form_mask(seen[None, None], module, query, key)
+
+
+@dataclass(frozen=True)
+class LayerInputs:
+    """What one layer's attention function received, enough to compute its weights again."""
+
+    module: nn.Module
+    query: torch.Tensor
+    key: torch.Tensor
+    value_heads: tuple[int, ...]
+    """The value's shape but its last dimension: the weights alone need no values."""
+    attention_mask: torch.Tensor | None
+    args: tuple
+    kwargs: dict[str, Any]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """The tensors held."""
+        held = [self.query, self.key, self.attention_mask, *self.args, *self.kwargs.values()]
+        return [tensor for tensor in held if isinstance(tensor, torch.Tensor)]
+
+    def weights(
+        self, block_bytes: int, rows: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(first row, weights [batch, heads, block rows, keys]) of each block of the query rows `rows`
+        (default: all), by the architecture's own eager attention, with an empty value so no weights x
+        values product is computed."""
+        eager = eager_function(self.module)
+        mask = eager_form_mask(self.attention_mask, self.module, self.query, self.key, **self.kwargs)
+        no_values = self.key.new_empty((*self.value_heads, 0))
+        for start, block in query_blocks(self.query, self.key, block_bytes, rows):
+            _, weights = eager_rows(
+                eager, self.module, self.query, self.key, no_values, mask, block, self.args, self.kwargs
+            )
+            yield start, weights.detach()
+
+
+class KeptQueriesKeys:
+    """Every layer's `LayerInputs` of one run, while the storage they hold stays within `budget` bytes
+    (a layer's query and key are far smaller than its weights): later exact questions are answered
+    from them without running the model again. Past the budget nothing is kept."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.layers: dict[int, LayerInputs] = {}
+        self.overflowed = False
+        self._storage: dict[int, int] = {}
+
+    def add(self, layer: int, inputs: LayerInputs) -> None:
+        if self.overflowed:
+            return
+        for tensor in inputs.tensors():
+            storage = tensor.untyped_storage()
+            self._storage[storage.data_ptr()] = storage.nbytes()
+        if sum(self._storage.values()) > self.budget:
+            self.overflowed = True
+            self.layers.clear()
+            self._storage.clear()
+            return
+        self.layers[layer] = inputs
+
+    def complete(self, layer_count: int) -> bool:
+        """Whether every one of `layer_count` layers is kept."""
+        return not self.overflowed and len(self.layers) == layer_count
+
+
+_kept: ContextVar[KeptQueriesKeys | None] = ContextVar("attnwidget_kept", default=None)
+
+
+@contextmanager
+def keeping(kept: KeptQueriesKeys | None) -> Iterator[None]:
+    """Within the block, fast captures add each layer's `LayerInputs` to `kept` (None: keep none)."""
+    token = _kept.set(kept)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+
+
+def sdpa_with_weights(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """sdpa attention for transformers' attention interface, handing the weights of the query rows
+    the active capture asks for to its `on_block`, a block at a time (`LayerInputs.weights`), and
+    keeping the layer's inputs where asked (`keeping`). Returns sdpa's output only."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+    capture = active_capture()
+    layer = capture.layers.get(module) if capture is not None else None
+    if layer is None:
+        return output, None
+    inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
+    kept = _kept.get()
+    if kept is not None:
+        kept.add(layer, inputs)
+    for start, weights in inputs.weights(capture.block_bytes, capture.rows):
+        capture.on_block(layer, start, weights)
+    return output, None
+
+
+def register_fast_attention() -> None:
+    """Register `sdpa_with_weights` with transformers as `FAST_ATTENTION`, with sdpa's mask function, so
+    a model can switch to it; done on first use, not on import. Idempotent."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(FAST_ATTENTION, sdpa_with_weights)
+    AttentionMaskInterface.register(FAST_ATTENTION, sdpa_mask)

@@ -1,0 +1,264 @@
+"""Capture beside the model's own sdpa attention (`attnwidget.fast_attention`): for every text and
+vision family tested, full, causal, sliding-window and padded inputs, the weights handed over equal
+eager `output_attentions` (fp32, and bf16 within its precision) and the model's outputs are its sdpa
+outputs, bit for bit; only the query rows asked for are computed; a model whose architecture is not
+verified falls back to eager and says why, once."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import transformers as tf
+from PIL import Image
+from test_text import STACKS, TARGET, TEXT, eager_reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
+from tiny_text_models import byte_level_tokenizer
+
+from attnwidget.fast_attention import EXACT_ARCHITECTURES
+from attnwidget.models import VisionModel
+from attnwidget.text import TextInput, TextModel, _arguments
+
+from tiny_models import ARCHITECTURES
+
+SMALL = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64}
+
+
+def fast_capture(source, model_input, block_bytes: int | None = None, rows=None):
+    """Each layer's weights as `run_fast` hands them over (blocks joined, checked in order), and the
+    outputs."""
+    blocks: dict[int, list[tuple[int, torch.Tensor]]] = {}
+
+    def keep(layer: int, first: int, weights: torch.Tensor) -> None:
+        blocks.setdefault(layer, []).append((first, weights.clone()))
+
+    outputs = source.run_fast(model_input, keep, block_bytes, rows)
+    layers = {}
+    for layer, parts in blocks.items():
+        firsts = [first for first, _ in parts]
+        sizes = [weights.shape[2] for _, weights in parts]
+        assert firsts == [sum(sizes[:index]) for index in range(len(parts))]  # in order, none missed
+        layers[layer] = torch.cat([weights for _, weights in parts], dim=2)
+    return layers, outputs
+
+
+def padded(inputs: TextInput) -> TextInput:
+    """The input with its first two tokens masked as padding (left padding, as for generation)."""
+    mask = inputs.attention_mask.clone()
+    mask[:, :2] = 0
+    return replace(inputs, attention_mask=mask)
+
+
+def check_text(text_model: TextModel, inputs: TextInput, field: str, rows_per_block: int = 3, **tolerance):
+    """The fast capture of `inputs` equals eager's `field` attentions; the outputs equal sdpa's."""
+    assert text_model.query_selection
+    block_bytes = text_model.head_count * rows_per_block * len(inputs.key_tokens) * 4
+    layers, outputs = fast_capture(text_model, inputs, block_bytes)
+    expected = eager_reference(text_model.model, **_arguments(inputs))
+    assert len(layers) == text_model.layer_count
+    for layer, weights in enumerate(getattr(expected, field)):
+        assert layers[layer].dtype == weights.dtype
+        torch.testing.assert_close(layers[layer], weights, **tolerance)
+    with torch.no_grad():
+        sdpa = text_model.model(**_arguments(inputs))
+    assert torch.equal(outputs.logits, sdpa.logits)  # the model's own sdpa outputs
+    assert text_model.model.config._attn_implementation == "sdpa"  # restored after the run
+
+
+@pytest.mark.parametrize("padding", ["none", "padded"])
+@pytest.mark.parametrize(("name", "stack", "field"), STACKS)
+def test_text_families_equal_eager_attentions_and_sdpa_outputs(text_dirs, name, stack, field, padding):  # noqa: F811
+    text_model = TextModel.from_pretrained(text_dirs[name], stack=stack)
+    assert text_model.model.config._attn_implementation == "sdpa"  # transformers' default is kept
+    inputs = text_model.prepare(TEXT, target=TARGET)
+    check_text(text_model, padded(inputs) if padding == "padded" else inputs, field)
+
+
+def decoder(family: str) -> TextModel:
+    tokenizer = byte_level_tokenizer()
+    common = {"vocab_size": len(tokenizer), "num_key_value_heads": 2, "max_position_embeddings": 64, **SMALL}
+    torch.manual_seed(0)
+    if family == "mistral":
+        model = tf.MistralForCausalLM(tf.MistralConfig(sliding_window=4, **common))
+    else:
+        layer_types = ["sliding_attention", "full_attention", "sliding_attention"]
+        config = tf.Qwen2Config(use_sliding_window=True, sliding_window=4, layer_types=layer_types, **common)
+        model = tf.Qwen2ForCausalLM(config)
+    return TextModel(model, tokenizer, name=family)
+
+
+@pytest.mark.parametrize("padding", ["none", "padded"])
+@pytest.mark.parametrize("family", ["mistral", "qwen2"])
+def test_sliding_windows_equal_eager_attentions(family, padding):
+    text_model = decoder(family)
+    inputs = text_model.prepare(TEXT)
+    check_text(text_model, padded(inputs) if padding == "padded" else inputs, "attentions")
+    layers, _ = fast_capture(text_model, inputs)
+    assert torch.all(layers[0][0, :, 10, :6] == 0)  # the window: query 10 sees keys 7 to 10 only
+
+
+def test_bf16_within_its_precision(text_dirs):  # noqa: F811
+    text_model = TextModel.from_pretrained(text_dirs["llama"], dtype=torch.bfloat16)
+    inputs = text_model.prepare(TEXT)
+    check_text(text_model, padded(inputs), "attentions", atol=8e-3, rtol=2e-2)
+
+
+def test_only_the_rows_asked_for_are_computed(text_dirs):  # noqa: F811
+    text_model = TextModel.from_pretrained(text_dirs["gpt2"])
+    inputs = text_model.prepare(TEXT)
+    rows = (1, 4, 9)
+    layers, _ = fast_capture(text_model, inputs, rows=rows)
+    expected = eager_reference(text_model.model, **_arguments(inputs)).attentions
+    for layer, weights in enumerate(expected):
+        assert layers[layer].shape[2] == len(rows)
+        torch.testing.assert_close(layers[layer], weights[:, :, list(rows)])
+
+
+def picture() -> Image.Image:
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_vision_families_equal_eager_attentions_and_sdpa_outputs(name, tiny_model_dirs):
+    saved = VisionModel.from_pretrained(tiny_model_dirs[name])
+    model = type(saved.model).from_pretrained(tiny_model_dirs[name], attn_implementation="sdpa")
+    vision = VisionModel(model, saved.processor)
+    assert vision.query_selection
+    pixel_values, _ = vision.prepare(picture())
+    layers, outputs = fast_capture(vision, pixel_values, block_bytes=vision.head_count * 5 * 4 * 30)
+    expected = eager_reference(model, vision.forward_module, pixel_values=pixel_values)
+    for layer, weights in enumerate(expected.attentions):
+        torch.testing.assert_close(layers[layer], weights)
+    with torch.no_grad():
+        assert torch.equal(outputs[0], vision.forward_module(pixel_values=pixel_values)[0])
+
+
+def test_the_grid_of_an_sdpa_model_equals_the_grid_of_its_eager_twin(text_dirs):  # noqa: F811
+    from attnwidget import AttentionGrid
+
+    fast = TextModel.from_pretrained(text_dirs["llama"])
+    eager = TextModel.from_pretrained(text_dirs["llama"], attn_implementation="eager")
+    assert fast.query_selection and not eager.query_selection
+    tokens = len(fast.prepare(TEXT).tokens)
+    in_blocks = fast.head_count * 5 * tokens * 4
+    asked_rows = []
+    run_fast = fast.run_fast
+    fast.run_fast = lambda inputs, on_block, block_bytes, rows: (
+        asked_rows.append(rows) or run_fast(inputs, on_block, block_bytes, rows)
+    )
+    for options in (
+        {"saved_detail": "full"},
+        {"saved_detail": "full", "block_bytes": in_blocks},
+        {"saved_detail": "maps", "cache_budget": 0},
+    ):
+        grids = [AttentionGrid(source, TEXT, **options) for source in (fast, eager)]
+        for trait in ("maps", "matrices", "specials"):
+            assert getattr(grids[0], trait) == getattr(grids[1], trait), (options, trait)
+        labels = [[prediction["label"] for prediction in grid.predictions] for grid in grids]
+        assert labels[0] == labels[1]
+    assert asked_rows == [None, None, (tokens - 1,)]  # maps alone: the last token's rows only
+    grid = AttentionGrid(fast, TEXT, cache_budget=0, block_bytes=in_blocks)  # exact values re-run
+    expected = eager_reference(fast.model, **_arguments(fast.prepare(TEXT))).attentions[1][0]
+    torch.testing.assert_close(grid.full_attention(2), expected)
+    torch.testing.assert_close(grid.head_region(2, 3, (5, 12), (2, 11)), expected[2, 5:12, 2:11])
+
+
+def test_an_unverified_architecture_falls_back_to_eager_and_says_why_once():
+    tokenizer = byte_level_tokenizer()
+    config = tf.OPTConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        word_embed_proj_dim=32,
+        num_hidden_layers=2,
+        ffn_dim=64,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+    )
+    model = tf.OPTForCausalLM(config)
+    assert model.config._attn_implementation == "sdpa" and "opt" not in EXACT_ARCHITECTURES
+    text_model = TextModel(model, tokenizer)
+    assert not text_model.query_selection
+    inputs = text_model.prepare(TEXT)
+    layers: list[torch.Tensor] = []
+    with pytest.warns(UserWarning, match=r"cannot compute them beside it \(its attention \(OPTAttention\)"):
+        text_model.capture(inputs, lambda layer, first, weights: layers.append(weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text_model.capture(inputs, lambda layer, first, weights: None)  # said once
+    expected = eager_reference(model, **_arguments(inputs)).attentions
+    torch.testing.assert_close(layers[1], expected[1][0])
+    with pytest.raises(ValueError, match="does not take the fast path"):
+        text_model.capture(inputs, lambda layer, first, weights: None, rows=(0,))
+
+
+def test_a_model_loaded_eager_keeps_eager_attention(tiny_model_dirs):
+    vision = VisionModel.from_pretrained(tiny_model_dirs["vit"])
+    assert not vision.query_selection
+    calls = []
+    vision.capture(torch.zeros(1, 3, 32, 32), lambda layer, first, weights: calls.append(first))
+    assert calls == [0, 0, 0] and vision.model.config._attn_implementation == "eager"
+
+
+def test_minilm_real_weights_on_sdpa():
+    from attnwidget.pretrained import minilm_directory
+
+    directory = minilm_directory()
+    text_model = TextModel(
+        tf.AutoModel.from_pretrained(directory), tf.AutoTokenizer.from_pretrained(directory)
+    )
+    inputs = text_model.prepare(TEXT)
+    layers, outputs = fast_capture(text_model, padded(inputs), block_bytes=12 * 4 * len(inputs.tokens) * 4)
+    expected = eager_reference(text_model.model, **_arguments(padded(inputs)))
+    for layer, weights in enumerate(expected.attentions):
+        torch.testing.assert_close(layers[layer], weights)
+    with torch.no_grad():
+        sdpa = text_model.model(**_arguments(padded(inputs)))
+    assert torch.equal(outputs.last_hidden_state, sdpa.last_hidden_state)
+
+
+def test_dinov2_on_sdpa():
+    torch.manual_seed(0)
+    model = tf.Dinov2Model(tf.Dinov2Config(image_size=28, patch_size=7, **SMALL))
+    processor = tf.BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 28, "width": 28})
+    vision = VisionModel(model, processor)
+    pixel_values, _ = vision.prepare(picture())
+    layers, outputs = fast_capture(vision, pixel_values)
+    expected = eager_reference(model, pixel_values=pixel_values)
+    for layer, weights in enumerate(expected.attentions):
+        torch.testing.assert_close(layers[layer], weights)
+    with torch.no_grad():
+        assert torch.equal(outputs.last_hidden_state, model(pixel_values=pixel_values).last_hidden_state)
+
+
+def test_every_architecture_on_the_fast_path_is_verified_here():
+    verified = {"gpt2", "llama", "t5", "bart", "mistral", "qwen2", "bert", "dinov2"}
+    verified |= {"vit", "deit", "dinov2_with_registers", "beit", "clip", "siglip"}  # ARCHITECTURES
+    assert verified == EXACT_ARCHITECTURES
+
+
+def test_exact_questions_are_answered_from_kept_queries_and_keys_without_a_rerun(text_dirs):  # noqa: F811
+    from attnwidget import AttentionGrid
+
+    text_model = TextModel.from_pretrained(text_dirs["llama"])
+    text = " ".join([TEXT] * 3)
+    inputs = text_model.prepare(text)
+    tokens = len(inputs.tokens)
+    whole_cache = text_model.layer_count * text_model.head_count * tokens * tokens * 4
+    expected = eager_reference(text_model.model, **_arguments(inputs)).attentions
+    forwards = []
+    text_model.model.register_forward_pre_hook(lambda *args: forwards.append(1))
+    grid = AttentionGrid(text_model, text, cache_budget=whole_cache // 2, block_bytes=4 * 5 * tokens * 4)
+    session = grid._session
+    assert session.cache is None and session.kept is not None and len(forwards) == 1
+    torch.testing.assert_close(grid.full_attention(3), expected[2][0])
+    torch.testing.assert_close(grid.head_region(2, 3, (5, 12), (2, 11)), expected[1][0, 2, 5:12, 2:11])
+    head = grid._head_reductions(1, 4, tokens)
+    torch.testing.assert_close(head.matrices()[0], expected[0][0, 3])
+    assert len(forwards) == 1  # no question ran the model again
+
+    small = AttentionGrid(text_model, text, cache_budget=1)  # nothing fits: questions re-run the model
+    assert small._session.cache is None and small._session.kept is None
+    torch.testing.assert_close(small.full_attention(3), expected[2][0])
+    assert len(forwards) == 3
