@@ -679,12 +679,15 @@ def test_a_swin_stage_opens_a_query_patch_over_its_shifted_window(
     name, grid, patch = live_notebook.evaluate("(grid21.model_name, grid21.grid, grid21.patch_size)")
     assert name.endswith("stage 1 of 2") and grid == [16, 16] and patch == 4
 
+    # Asked of the kernel before the clicks: a cell run later would scroll the notebook under the pointer.
+    expected = live_notebook.evaluate(
+        "[[float(v) for v in row] for row in grid21.full_attention(2)[1, 0].view(16, 16)]"
+    )
     widget.click_tile(1, 1)  # layer 2 (shifted windows), head 2
     expect(widget.overlay_canvas).to_have_attribute("data-grid", "16,16")
     expect_overlay_drawn(widget)
     widget.click_patch(0, 0)
     expect(widget.query_text).to_contain_text("(0, 0)", timeout=DRAW_TIMEOUT_MS)
-    assert live_notebook.evaluate("grid21.query") == [0]
 
     def value(row: int, col: int) -> float:
         return float(widget.read_patch(row, col).splitlines()[0].rpartition("·")[2])
@@ -694,15 +697,13 @@ def test_a_swin_stage_opens_a_query_patch_over_its_shifted_window(
     deadline = time.monotonic() + DRAW_TIMEOUT_MS / 1000
     while value(8, 8) != 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    expected = live_notebook.evaluate(
-        "[[float(v) for v in row] for row in grid21.full_attention(2)[1, 0].view(16, 16)]"
-    )
     values = {cell: value(*cell) for cell in [(0, 0), (1, 1), (0, 2), (2, 0), (15, 15), (15, 0), (8, 8)]}
     inside = [values[0, 0], values[1, 1]]
     assert all(value > 1e-3 for value in inside), values
     assert all(abs(values[cell]) < 1e-6 for cell in [(0, 2), (2, 0), (15, 15), (15, 0), (8, 8)]), values
     for (row, col), value in values.items():
         assert abs(value - expected[row][col]) <= 1e-3 * max(1.0, expected[row][col]), (row, col, value)
+    assert live_notebook.evaluate("grid21.query") == [0]
     widget.root.screenshot(path=artifacts / f"{jupyter_server.flavor}-21-swin.png")
 
 

@@ -181,7 +181,9 @@ class Widget:
         self.overlay_canvas.click(position=self._patch_centre(row, col))
 
     def hover_patch(self, row: int, col: int) -> None:
-        """Move the pointer to the centre of patch (row, col) of the overlay's patch grid."""
+        """Move the pointer to the centre of patch (row, col) of the overlay's patch grid (the overlay
+        scrolled to the middle of the page first, so no toolbar or edge of the notebook covers it)."""
+        self.overlay_canvas.evaluate("canvas => canvas.scrollIntoView({block: 'center', inline: 'center'})")
         self.overlay_canvas.hover(position=self._patch_centre(row, col))
 
     def read_patch(self, row: int, col: int, attempts: int = 3) -> str:
@@ -198,7 +200,9 @@ class Widget:
                 ).json_value()
             except PlaywrightTimeoutError:
                 if attempt == attempts:
-                    raise
+                    raise AssertionError(
+                        f"hovering patch ({row}, {col}) {attempts} times, the read-out says {readout.text_content()!r}"
+                    ) from None
                 self.overlay_canvas.page.mouse.move(0, 0)  # leave, so the next hover is a new one
         raise ValueError(f"attempts must be at least 1, got {attempts}")
 
