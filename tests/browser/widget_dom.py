@@ -200,8 +200,9 @@ class Widget:
                 ).json_value()
             except PlaywrightTimeoutError:
                 if attempt == attempts:
+                    said = readout.text_content()
                     raise AssertionError(
-                        f"hovering patch ({row}, {col}) {attempts} times, the read-out says {readout.text_content()!r}"
+                        f"hovered patch ({row}, {col}) {attempts} times; the read-out says {said!r}"
                     ) from None
                 self.overlay_canvas.page.mouse.move(0, 0)  # leave, so the next hover is a new one
         raise ValueError(f"attempts must be at least 1, got {attempts}")
