@@ -2,10 +2,12 @@
 each layer finishes, summed exactly (`moments.Moments`) and returned with their intervals.
 
     frame = attnwidget.head_statistics_over(model, "pictures/", batch_size=64, num_workers=4)
+    frame = attnwidget.head_statistics_over(model, "pictures/", engine="ray", replica_gpus=1)
 
 Pictures are read and put through the model's own processor or transform in loader workers
 (`torch.utils.data.DataLoader`); a picture that cannot be read is skipped, counted and named. Ctrl-C
 (or the notebook's interrupt) ends the run after the batch in flight and returns what it counted.
+`engine="ray"` runs the same count on Ray Data, over a pool of model replicas (`dataset_ray`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -40,11 +42,13 @@ BUILT_IN = ("distance", "entropy", "special_mass", "high_norm_mass")
 
 @dataclass
 class Tally:
-    """What a run counted: the moments of every statistic, the pictures skipped and why."""
+    """What a run counted: the moments of every statistic, the pictures skipped and why, and those
+    whose batch could not be run (a Ray replica that died twice)."""
 
     moments: Moments = field(default_factory=Moments)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def head_statistics_over(
@@ -58,6 +62,10 @@ def head_statistics_over(
     high_norm_factor: float = 4.0,
     confidence: float = 0.95,
     progress: bool = True,
+    engine: Literal["local", "ray"] = "local",
+    replicas: int | None = None,
+    replica_cpus: float = 1,
+    replica_gpus: float = 0,
 ) -> pandas.DataFrame:
     """Per-head statistics of `model` over every picture of `images`, one row per layer and head.
 
@@ -67,19 +75,40 @@ def head_statistics_over(
     picture first, or dicts with an "image" / "img" entry), or a `DataLoader` of such items or of
     ready input batches [B, C, H, W]. `statistics` adds statistics of your own (see `Statistic`).
 
+    `engine="ray"` (or a Ray dataset as `images`, with an "image" column and optionally "path") runs
+    on Ray Data: `replicas` model replicas (default: as many as fit), each with `replica_cpus` CPUs and
+    `replica_gpus` GPUs; the sums merge exactly, so the result is the one-process result.
+
     Columns: `layer`, `head` (from 1), `pictures`, and per statistic its mean, `_std`, and `_low` /
     `_high`, the Student's t interval of the mean at `confidence`. `frame.attrs` holds `pictures`,
-    `skipped` ([(name, reason)]), `interrupted` and `confidence`.
+    `skipped` ([(name, reason)]), `failed` ([(name, reason)], Ray only), `interrupted` and `confidence`.
     """
     from tqdm.auto import tqdm
 
+    from .dataset_ray import is_ray_dataset, ray_tally
     from .loading import as_source
 
+    if engine not in ("local", "ray"):
+        raise ValueError(f'engine must be "local" or "ray", got {engine!r}')
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if engine == "ray" or is_ray_dataset(images):
+        tally = ray_tally(
+            model,
+            processor,
+            images,
+            batch_size=batch_size,
+            statistics=dict(statistics or {}),
+            high_norm_factor=high_norm_factor,
+            replicas=replicas,
+            replica_cpus=replica_cpus,
+            replica_gpus=replica_gpus,
+            progress=progress,
+        )
+        return statistics_frame(tally, confidence)
     source = as_source(model, processor)
     if not (hasattr(source, "capture_batch") and hasattr(source, "picture_transform")):
         raise TypeError(f"{source.name} is not a vision model: dataset statistics are per picture")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     tally = Tally()
     batches, total = _batches(images, source.picture_transform(), batch_size, num_workers)
     bar = tqdm(total=total, desc="attnwidget", unit="picture", disable=not progress)
@@ -173,6 +202,7 @@ def statistics_frame(tally: Tally, confidence: float = 0.95) -> pandas.DataFrame
     frame.attrs.update(
         pictures=moments.count,
         skipped=list(tally.skipped),
+        failed=list(tally.failed),
         interrupted=tally.interrupted,
         confidence=confidence,
     )
@@ -208,7 +238,7 @@ def read_item(
     """(name, model input [C, H, W], "") for a readable item; (name, None, reason) for another."""
     name = f"item {index}"
     try:
-        picture = _picture_of(item)
+        picture = picture_of(item)
         if isinstance(picture, (str, Path)):
             name = str(picture)
         return name, transform(load_image(picture)), ""
@@ -224,15 +254,15 @@ def _batches(
     if isinstance(images, loader_class):
         total = len(images.dataset) if hasattr(images.dataset, "__len__") else None
         return (_ready_batch(batch, transform) for batch in images), total
-    items = _sequence(images)
+    items = as_sequence(images)
     if items is None:  # an iterable of unknown length: read in this process, a batch at a time
-        return (_collate(chunk) for chunk in _chunks(images, transform, batch_size)), None
+        return (collate(chunk) for chunk in _chunks(images, transform, batch_size)), None
     dataset = PictureDataset(items, transform)
-    loader = loader_class(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+    loader = loader_class(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate)
     return loader, len(items)
 
 
-def _sequence(images: Any) -> Sequence[Any] | None:
+def as_sequence(images: Any) -> Sequence[Any] | None:
     """`images` as an indexable sequence (a folder's files, a list, a map-style dataset), or None."""
     if isinstance(images, (str, Path)):
         folder = Path(images).expanduser()
@@ -255,7 +285,7 @@ def _chunks(images: Iterable[Any], transform: Callable, batch_size: int) -> Iter
         yield chunk
 
 
-def _collate(results: list[tuple[str, torch.Tensor | None, str]]) -> Batch:
+def collate(results: list[tuple[str, torch.Tensor | None, str]]) -> Batch:
     """Stack the inputs read, grouped by size; keep the names and reasons of the others."""
     groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
     skipped = []
@@ -282,14 +312,14 @@ def _ready_batch(batch: Any, transform: Callable) -> Batch:
     if isinstance(batch, torch.Tensor) and batch.ndim == 4:
         return [batch], []
     if isinstance(batch, (list, tuple)):
-        return _collate([read_item(index, item, transform) for index, item in enumerate(batch)])
+        return collate([read_item(index, item, transform) for index, item in enumerate(batch)])
     raise TypeError(
         f"a DataLoader batch of {type(batch).__name__} is neither model inputs [B, C, H, W] nor a list of "
         "pictures: use collate_fn=list for pictures"
     )
 
 
-def _picture_of(item: Any) -> Any:
+def picture_of(item: Any) -> Any:
     """The picture in a dataset item: the item, the first of a tuple, a dict's image entry or an
     object's `image`."""
     if isinstance(item, Mapping):

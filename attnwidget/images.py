@@ -39,16 +39,23 @@ def load_image(image: ImageLike) -> Image.Image:
 
     Accepts a file path, a PIL image, a numpy array (H x W, H x W x 1/3/4; uint8, or float in [0, 1])
     or a torch tensor (C x H x W or H x W x C). EXIF orientation is applied; transparency is
-    composited on white.
+    composited on white. A picture with no pixels is refused.
     """
     if isinstance(image, (str, Path)):
-        return _from_path(Path(image))
-    if isinstance(image, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(image))
-    if isinstance(image, np.ndarray):
-        return _from_array(image)
-    if type(image).__module__.startswith("torch"):
-        return _from_tensor(image)
+        loaded = _from_path(Path(image))
+    elif isinstance(image, Image.Image):
+        loaded = _to_rgb(ImageOps.exif_transpose(image))
+    elif isinstance(image, np.ndarray):
+        loaded = _from_array(image)
+    elif type(image).__module__.startswith("torch"):
+        loaded = _from_tensor(image)
+    else:
+        loaded = None
+    if loaded is not None:
+        if loaded.width == 0 or loaded.height == 0:
+            size = f"{loaded.width} x {loaded.height}"
+            raise ValueError(f"the picture is empty ({size} pixels): give one with pixels")
+        return loaded
     raise TypeError(
         f"cannot use an object of type {type(image).__name__} as an image: pass a file path, "
         "a PIL.Image, a numpy array (H x W x C) or a torch tensor (C x H x W)"

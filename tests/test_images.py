@@ -58,6 +58,8 @@ def test_exif_orientation_is_applied(tmp_path):
         (np.full((4, 4, 3), np.nan), "NaN"),
         (np.zeros((4, 4, 3), dtype=np.int64), "uint8 or float"),
         ({"not": "an image"}, "file path"),
+        (np.zeros((0, 0, 3), dtype=np.uint8), "empty"),
+        (Image.new("RGB", (0, 5)), "empty"),
     ],
 )
 def test_bad_arrays_and_objects_are_named(bad, message):
