@@ -72,11 +72,11 @@ export interface BarLayout {
 }
 
 /** Sizes of the plot, in CSS pixels. */
-export const PLOT = { left: 28, top: 22, height: 64, bottom: 10, minStep: 3, maxStep: 22, gap: 1, minWidth: 200 } as const;
+export const PLOT = { left: 28, top: 22, height: 64, bottom: 10, minStep: 3, maxStep: 22, gap: 1, minWidth: 300 } as const;
 
 /**
  * Bars for `values` (`SHARE_KINDS.length` per token): equal steps filling `maxWidth` (between 3 and 22
- * pixels a token; beyond `maxWidth` when the tokens need more; the legend needs 200 pixels), each share's height in proportion,
+ * pixels a token; beyond `maxWidth` when the tokens need more; the legend needs 300 pixels), each share's height in proportion,
  * stacked from the bottom and cut at the plot's top (shares of one token sum to 1 or less).
  */
 export function barLayout(values: Float32Array, maxWidth: number): BarLayout {
@@ -222,7 +222,7 @@ export class SharesPlot {
         context.fillRect(bar.rect.x, layout.plot.y + layout.plot.height + 2, bar.rect.width, chosen ? 4 : 2);
       }
     }
-    this.drawAxesAndLegend(context, layout, palette, text);
+    this.drawAxesAndLegend(context, layout, palette, text, layerName(layer));
   }
 
   dispose(): void {
@@ -241,12 +241,14 @@ export class SharesPlot {
           element(doc, "option", { text: layerName(layer), attrs: { value: layer === null ? "mean" : String(layer) } }),
         ),
       );
-      syncSelect(this.select, Number(chosen) < layers ? chosen : "mean");
+      const kept = Array.from(this.select.options).some((option) => option.value === chosen);
+      syncSelect(this.select, kept ? chosen : "mean");
     }
-    return this.select.value === "mean" || this.select.value === "" ? null : Number(this.select.value);
+    return this.select.value === "mean" ? null : Number(this.select.value);
   }
 
-  private drawAxesAndLegend(context: CanvasRenderingContext2D, layout: BarLayout, palette: Readonly<Record<ShareKind, string>>, text: string): void {
+  /** The 0 and 1 of the share axis, and the legend: each kind's colour and name, then what is shown (`caption`). */
+  private drawAxesAndLegend(context: CanvasRenderingContext2D, layout: BarLayout, palette: Readonly<Record<ShareKind, string>>, text: string, caption: string): void {
     const { plot } = layout;
     context.fillStyle = text;
     context.font = "11px system-ui, sans-serif";
@@ -265,5 +267,6 @@ export class SharesPlot {
       context.fillText(kind, x + 14, 3);
       x += 14 + context.measureText(kind).width + 12;
     }
+    context.fillText(`(${caption})`, x, 3);
   }
 }

@@ -234,6 +234,11 @@ describe("render", () => {
     const plot = byTestId<HTMLCanvasElement>(el, "attnwidget-shares");
     expect(byTestId(el, "attnwidget-shares-panel").hidden).toBe(false);
     expect(JSON.parse(plot.dataset.barRects ?? "[]")).toHaveLength(3);
+    const layer = byTestId<HTMLSelectElement>(el, "attnwidget-shares-layer");
+    expect([layer.value, layer.options.length, plot.dataset.layer]).toEqual(["mean", 4, "mean"]);
+    layer.value = "1";
+    layer.dispatchEvent(new Event("change"));
+    expect(plot.dataset.layer).toBe("2");
     words[0].dispatchEvent(new MouseEvent("click", { bubbles: true }));
     words[1].dispatchEvent(new MouseEvent("click", { bubbles: true, shiftKey: true }));
     expect(model.get("query")).toEqual([0, 1]);

@@ -50,7 +50,7 @@ describe("barLayout", () => {
   });
 
   it("narrows the bars to fit, down to 3 pixels a token, and keeps room for the legend", () => {
-    expect(barLayout(values, 100).width).toBe(200);
+    expect(barLayout(values, 100).width).toBe(300);
     const many = barLayout(new Float32Array(3 * 400), 700);
     expect(many.bars[1].rect.x - many.bars[0].rect.x).toBe(3);
     expect(many.width).toBeGreaterThan(700);
