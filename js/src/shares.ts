@@ -14,7 +14,7 @@ import { element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } 
 import type { Rect } from "./layout";
 import { type QuerySpan, formatValue, visibleToken } from "./tokens";
 
-export type ShareKind = (typeof SHARE_KINDS)[number];
+type ShareKind = (typeof SHARE_KINDS)[number];
 
 /** `query_shares` decoded: `values[(token * layers + layer) * kinds + kind]`. */
 export interface QueryShares {
@@ -72,7 +72,7 @@ export interface BarLayout {
 }
 
 /** Sizes of the plot, in CSS pixels. */
-export const PLOT = { left: 28, top: 22, height: 64, bottom: 10, minStep: 3, maxStep: 22, gap: 1, minWidth: 300 } as const;
+const PLOT = { left: 28, top: 22, height: 64, bottom: 10, minStep: 3, maxStep: 22, gap: 1, minWidth: 300 } as const;
 
 /**
  * Bars for `values` (`SHARE_KINDS.length` per token): equal steps filling `maxWidth` (between 3 and 22
@@ -110,7 +110,7 @@ export function barAt(layout: BarLayout, x: number, y: number): number | null {
 }
 
 /** What the layer selector shows: "mean over layers" or "l=3". */
-export function layerName(layer: number | null): string {
+function layerName(layer: number | null): string {
   return layer === null ? "mean over layers" : `l=${layer + 1}`;
 }
 

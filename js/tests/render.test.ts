@@ -244,10 +244,16 @@ describe("render", () => {
     expect(model.get("query")).toEqual([0, 1]);
     await frame();
     expect(byTestId(el, "attnwidget-status").textContent).toContain('query "A <b>cat</b>" (tokens 0–1)');
+    // Generation streams: a token more, with its shares; the words shown stay as they are.
+    model.update({ query_labels: [...labels, " on"], query_shares: float32View(Array.from({ length: 4 * 3 * 3 }, () => 0.25)) });
+    await frame();
+    const grown = Array.from(byTestId(el, "attnwidget-transcript-words").children);
+    expect([grown.length, grown[0] === words[0], grown[3].textContent]).toEqual([4, true, " on"]);
+    expect(JSON.parse(plot.dataset.barRects ?? "[]")).toHaveLength(4);
     model.update({ query_shares: float32View([0.5, 0.5]) });
     await frame();
     expect(byTestId(el, "attnwidget-shares-panel").hidden).toBe(true);
-    expect(byTestId(el, "attnwidget-status").textContent).toContain("query_shares: 2 float32 values, expected 3 tokens × 3 layers × 3 shares = 27");
+    expect(byTestId(el, "attnwidget-status").textContent).toContain("query_shares: 2 float32 values, expected 4 tokens × 3 layers × 3 shares = 36");
     model.update({ query_labels: [], query_shares: new DataView(new ArrayBuffer(0)) });
     await frame();
     expect(byTestId(el, "attnwidget-transcript").hidden).toBe(true);
