@@ -1,12 +1,13 @@
 /**
- * One view of the widget: toolbar, status line, grid and overlay, kept in step with the model's
- * traits (all views of a model share them) and with the model's data store. Only the pointer hover
- * is local to a view.
+ * One view of the widget: toolbar, status line, the generated tokens (transcript and shares plot),
+ * grid and overlay, kept in step with the model's traits (all views of a model share them) and with
+ * the model's data store. Only the pointer hover and the shares plot's layer are local to a view.
  *
  * Longer than the ~300 lines aimed at: `renderView` is one closure because its draw, the scenes it
  * hands the overlay and its listeners share the view's state (hover, zoom, the scheduled frame).
  * Its parts without that state live apart: the toolbar (toolbar.ts), captions (captions.ts),
- * read-outs (readout.ts) and the picture loader (picture.ts).
+ * read-outs (readout.ts), the picture loader (picture.ts), the transcript (transcript.ts) and the
+ * shares plot (shares.ts).
  */
 import { colormap } from "./colormaps";
 import { DATA_TRAITS, GRID_TRAIT_NAMES, type Method, VALUE_KIND_LABELS } from "./contract";
@@ -39,7 +40,7 @@ import { PictureLoader } from "./picture";
 import { matrixCellName } from "./readout";
 import { backgroundsBehind, composeSnapshot, downloadPng, fileName } from "./snapshot";
 import { pendingNotice, rangeCaption, valuesNote, withValueKind } from "./captions";
-import { SharesPlot, readQueryShares } from "./shares";
+import { type QueryShares, SharesPlot, readQueryShares } from "./shares";
 import { statusLine } from "./status";
 import { Toolbar } from "./toolbar";
 import type { AttentionStore, TileSource } from "./store";
@@ -172,7 +173,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     const labels = shape.queryLabels;
     const span = querySpan(shape, readQuery(model));
     transcript.sync(labels, span, hoveredWord);
-    let read = null;
+    let read: QueryShares | null = null;
     try {
       read = labels.length ? readQueryShares(model.get("query_shares"), labels.length, readCount(model, "layer_count")) : null;
       sharesError = "";
