@@ -40,6 +40,10 @@ ROLLOUT_FUSIONS = ("mean", "max", "min")
 """`rollout_fusion`: how rollout fuses the heads of a layer."""
 STATUSES = ("empty", "running", "done", "error")
 """`status`: no run yet, a run streaming, a run finished, a run failed (the last good grid shows)."""
+SHARE_KINDS = ("image", "text", "sink")
+"""`query_shares`: where a generated token's attention goes, as shares of it: on the image tokens, on
+the other text tokens, and on the sink tokens (the first token and other keys that draw unusually
+high mass)."""
 
 METHOD_LABELS: dict[str, str] = {
     "attention": "per head",

@@ -1,7 +1,8 @@
 """Attention already at hand as a `Source`: `HeldAttention` replays layers the user holds (from any
 library: `arrays` converts them), or layers handed over one at a time while their loop runs
 (`held_grid.LiveLayers`). `held_layout` says how its tokens are laid out: named tokens (also cross
-attention) or patches over a picture, with errors naming what was expected and what was given.
+attention) or patches over a picture (also named query tokens over them: a vision-language model's
+generated tokens), with errors naming what was expected and what was given.
 """
 
 from __future__ import annotations
@@ -140,10 +141,15 @@ def _picture_layout(
 ) -> tuple[TokenLayout, Picture]:
     if options.image is None:
         raise ValueError("grid= places the patches over a picture: give image= too")
-    if options.tokens is not None or options.query_tokens is not None or options.key_tokens is not None:
+    if options.tokens is not None or options.key_tokens is not None:
         raise ValueError("a picture's tokens are its patches: give grid= and prefix_tokens=, not tokens=")
-    if options.causal or queries != keys:
-        raise ValueError(f"patches over a picture need self-attention without a causal mask; given {shape}")
+    if options.causal:
+        raise ValueError(f"patches over a picture take no causal mask; given {shape}")
+    if options.query_tokens is None and queries != keys:
+        raise ValueError(
+            f"patches over a picture: the attention has {shape}; give query_tokens= (one per query) for "
+            "queries that are not the patches, such as a vision-language model's generated tokens"
+        )
     prefix = _prefix_names(options.prefix_tokens)
     patches = keys - len(prefix)
     grid = options.grid
@@ -169,7 +175,10 @@ def _picture_layout(
     picture = Picture(
         load_image(options.image), (x0, y0, x1, y1), input_size=(rows, columns), patch_size=(1, 1)
     )
-    return TokenLayout(prefix, (rows, columns)), picture
+    query_labels = (
+        () if options.query_tokens is None else _named(options.query_tokens, queries, "query_tokens", shape)
+    )
+    return TokenLayout(prefix, (rows, columns), query_labels=query_labels), picture
 
 
 def _prefix_names(prefix: int | Sequence[str]) -> tuple[str, ...]:

@@ -11,9 +11,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
-from .arrays import attention_layers, check_values
+from .arrays import attention_layers, check_values, shape_text
+from .contract import SHARE_KINDS
 from .held import CheckedLayers, HeldAttention, LayoutOptions, held_layout
 from .images import ImageLike
 
@@ -68,6 +70,7 @@ def empty_grid(
     grid: tuple[int, int] | None = None,
     prefix_tokens: int | Sequence[str] = 0,
     crop_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+    query_shares: Any = None,
     name: str = "attention",
     **widget_options: Any,
 ) -> AttentionGrid:
@@ -78,8 +81,11 @@ def empty_grid(
     cross attention (indices when not given). `causal` greys each query's later keys. `values` is
     "attention" (probabilities) or signed "scores", "attribution", "difference" (the diverging
     colormap, mean pooling). `image` with `grid` (rows, columns), `prefix_tokens` (a count or names)
-    and `crop_box` (x0, y0, x1, y1 as fractions of the picture) lay patches over a picture. `name` is
-    the status line's; `widget_options` go to `AttentionGrid`."""
+    and `crop_box` (x0, y0, x1, y1 as fractions of the picture) lay patches over a picture; with
+    `query_tokens` its queries are other tokens (a vision-language model's generated tokens over the
+    image tokens), and `query_shares` [query tokens, layers, `contract.SHARE_KINDS`] says where each
+    one's attention went per layer (shares of its image, text and sink tokens). `name` is the status
+    line's; `widget_options` go to `AttentionGrid`."""
     from .widget import AttentionGrid
 
     check_values([], values)
@@ -88,13 +94,32 @@ def empty_grid(
     layout, picture = held_layout(queries, keys, options)
     if head_names is not None and len(head_names) != heads:
         raise ValueError(f"head_names: {len(head_names)} given, but the attention has {heads} heads")
+    shares = b"" if query_shares is None else share_bytes(query_shares, len(layout.query_labels), layers)
     source = HeldAttention((layers, heads, queries, keys), layout, picture, values=values, name=name)
     if values != "attention":  # signed: max-pooling would hide the negative values
         widget_options.setdefault("colormap", SIGNED_COLORMAP)
         widget_options.setdefault("pooling", "mean")
     widget = AttentionGrid(source, value_kind=values, **widget_options)
     widget.head_names = [str(head) for head in head_names or ()]
+    widget.query_shares = shares
     return widget
+
+
+def share_bytes(shares: Any, queries: int, layers: int) -> bytes:
+    """`query_shares` as the trait holds it: float32 little-endian [queries, layers, SHARE_KINDS],
+    checked (shape, finite, never negative)."""
+    values = np.asarray(shares.detach().cpu() if isinstance(shares, torch.Tensor) else shares, dtype="<f4")
+    expected = (queries, layers, len(SHARE_KINDS))
+    if queries == 0:
+        raise ValueError("query_shares are the shares of query tokens: give query_tokens= too")
+    if values.shape != expected:
+        raise ValueError(
+            f"query_shares: expected [query tokens, layers, {'/'.join(SHARE_KINDS)}] = "
+            f"{shape_text(expected)}, given {shape_text(values.shape)}"
+        )
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise ValueError("query_shares: shares are finite and never negative")
+    return values.tobytes()
 
 
 class LiveLayers(CheckedLayers):

@@ -90,8 +90,9 @@ class AttentionGrid(GridTraits):
         """A grid of attention already at hand, drawn: the layouts of BertViz, CircuitsVis and Inspectus,
         TransformerLens caches; numpy, torch, `__array__` or DLPack arrays. `options`: `query_tokens`,
         `key_tokens`, `head_names`, `causal`, `batch_index`, `values`, `image`, `grid`, `prefix_tokens`,
-        `crop_box` (see `attnwidget.held_grid.empty_grid`) and the widget's. Bad input raises a
-        ValueError naming the expected and the given shape; nothing is drawn."""
+        `crop_box`, `query_shares` (see `attnwidget.held_grid.empty_grid`) and the widget's. A
+        vision-language model's generated tokens over a picture: `query_tokens` with `image` and `grid`.
+        Bad input raises a ValueError naming the expected and the given shape; nothing is drawn."""
         from .held_grid import from_attention
 
         return from_attention(attention, tokens, **options)

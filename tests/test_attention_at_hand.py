@@ -151,6 +151,28 @@ def test_a_picture_grid_places_the_patches_after_the_prefix_tokens():
     assert square.grid == [3, 3] and square.special_tokens == []
 
 
+def test_generated_tokens_over_a_picture_query_its_patches_with_their_shares():
+    """A vision-language model's generated tokens (rows) over CLS and a 2 x 3 patch grid (keys)."""
+    words = ["A", " cat", "\n", "<img src=x onerror=alert(1)>"]
+    vlm = attention(queries=len(words), keys=1 + 6)
+    shares = np.random.default_rng(3).dirichlet(np.ones(3), size=(len(words), LAYERS)).astype(np.float32)
+    picture = Image.new("RGB", (60, 40), "white")
+    grid = AttentionGrid.from_attention(
+        vlm, image=picture, grid=(2, 3), prefix_tokens=1, query_tokens=words, query_shares=shares
+    )
+    assert (grid.view, grid.query_labels, grid.query, grid.token_count) == ("query", words, [3], 7)
+    assert np.frombuffer(grid.query_shares, "<f4").tolist() == shares.ravel().tolist()
+    grid.query = [1, 2]  # a span of generated tokens: their rows averaged
+    maps = decode_rows(grid.maps, grid.maps_range, 6).reshape(LAYERS, HEADS, 6)
+    np.testing.assert_allclose(maps, vlm[:, :, 1:3, 1:].mean(2).numpy(), atol=1 / 255)
+    with pytest.raises(ValueError, match=r"query_shares: expected .* = \[4, 2, 3\], given \[4, 1, 3\]"):
+        AttentionGrid.from_attention(
+            vlm, image=picture, grid=(2, 3), prefix_tokens=1, query_tokens=words, query_shares=shares[:, :1]
+        )
+    with pytest.raises(ValueError, match=r"give query_tokens="):
+        AttentionGrid.from_attention(vlm, image=picture, grid=(2, 3), prefix_tokens=1)
+
+
 BAD = {
     "rank 6": (
         torch.rand(1, 1, 1, 1, 2, 2),

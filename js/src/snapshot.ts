@@ -2,7 +2,8 @@
  * "Save PNG": what a view shows, as one picture. The view's canvases (grid, overlay, colour bars)
  * and the overlay's title are drawn where they lie on screen, at the canvases' own resolution
  * (device pixels), on the page's background behind the view (white where there is none), so text
- * drawn in a dark theme's light colours stays readable; the result is downloaded as a PNG file.
+ * drawn in a dark theme's light colours stays readable; a text's own background (a highlighted word
+ * of the transcript) is painted under it. The result is downloaded as a PNG file.
  */
 export interface Box {
   readonly x: number;
@@ -90,12 +91,24 @@ export function composeSnapshot(
   for (const node of shownTexts) {
     const { x, y } = box(node);
     const style = view?.getComputedStyle(node);
+    const behind = style?.backgroundColor ?? "";
+    if (!isTransparent(behind)) {
+      const { width, height } = box(node);
+      context.fillStyle = behind; // a highlighted word's background
+      context.fillRect(x - bounds.x, y - bounds.y, width, height);
+    }
     context.font = style ? `${style.fontWeight} ${style.fontSize} ${style.fontFamily}` : "bold 13px sans-serif";
     context.fillStyle = style?.color || "black";
     context.textBaseline = "top";
     context.fillText(node.textContent ?? "", x - bounds.x, y - bounds.y);
   }
   return picture;
+}
+
+/** True for a CSS colour that paints nothing: "", "transparent" or one of alpha 0. */
+export function isTransparent(colour: string): boolean {
+  const alpha = colour.match(/^rgba?\((?:[^,)]*,){3}\s*([\d.]+)\s*\)$/) ?? colour.match(/\/\s*([\d.]+)\s*\)$/);
+  return colour === "" || colour === "transparent" || (alpha !== null && Number(alpha[1]) === 0);
 }
 
 /** Downloads `picture` as the PNG file `name`. */

@@ -37,6 +37,17 @@ const CSS = `
 .attnwidget .aw-notice:empty { display: none; }
 .attnwidget .aw-controls { display: flex; flex-wrap: wrap; gap: 6px 14px; align-items: center; margin-top: 6px; }
 .attnwidget .aw-number { font-variant-numeric: tabular-nums; min-width: 3.5em; }
+.attnwidget .aw-generated { margin: 0 0 8px; max-width: 100%; }
+.attnwidget .aw-words { display: flex; flex-wrap: wrap; gap: 2px 1px; line-height: 1.6; overflow-wrap: anywhere; }
+.attnwidget .aw-words:focus { outline: none; }
+.attnwidget .aw-words:focus-visible { outline: 2px solid var(--jp-brand-color1, #1976d2); outline-offset: 2px; }
+.attnwidget .aw-word { white-space: pre-wrap; padding: 0 2px; border-radius: 3px; cursor: pointer; }
+.attnwidget .aw-word.aw-hovered { text-decoration: underline; }
+.attnwidget .aw-word[aria-selected="true"] { background: var(--jp-layout-color3, Highlight); color: var(--jp-ui-font-color0, HighlightText); }
+.attnwidget .aw-words:focus-visible .aw-word.aw-cursor { outline: 1px dashed currentColor; }
+.attnwidget .aw-shares { margin-top: 6px; }
+.attnwidget .aw-shares-scroll { overflow-x: auto; max-width: 100%; }
+.attnwidget .aw-shares-plot { display: block; cursor: pointer; }
 `;
 
 /** Adds the widget's stylesheet to the document or shadow root holding `el`, unless it is there already. */

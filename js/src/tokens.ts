@@ -27,7 +27,7 @@ export function patchToken(layout: TokenLayout, row: number, col: number): numbe
  */
 export function tokenName(layout: TokenLayout, token: number): string {
   const label = layout.tokenLabels?.[token];
-  if (label !== undefined) return `"${label}"`;
+  if (label !== undefined) return `"${visibleToken(label)}"`;
   const s = layout.specialTokens.length;
   if (token >= 0 && token < s) return layout.specialTokens[token] || `special ${token}`;
   const patch = token - s;
@@ -40,7 +40,25 @@ export function tokenName(layout: TokenLayout, token: number): string {
 /** The name of query token `token`: a decoder token of cross attention, else as `tokenName`. */
 export function queryName(layout: TokenLayout, token: number): string {
   const label = layout.queryLabels?.length ? layout.queryLabels[token] : undefined;
-  return label !== undefined ? `"${label}"` : tokenName(layout, token);
+  return label !== undefined ? `"${visibleToken(label)}"` : tokenName(layout, token);
+}
+
+/** Marks that stand for characters a token's text would not show. */
+const VISIBLE: Readonly<Record<string, string>> = { " ": "␣", "\n": "↵", "\r": "↵", "\t": "⇥" };
+
+/**
+ * A token's text as it is shown (as text, never as HTML): the empty token as "∅", a token of
+ * whitespace alone with each character marked ("␣", "↵", "⇥"), newlines and tabs inside others marked,
+ * other control characters as `\u{..}` escapes. Spaces inside a word's token stay spaces.
+ */
+export function visibleToken(text: string): string {
+  if (text === "") return "∅";
+  const blank = text.trim() === "";
+  return Array.from(text, (char) => {
+    if (char in VISIBLE && (blank || char !== " ")) return VISIBLE[char];
+    if (blank && /\s/.test(char)) return "␣";
+    return /\p{Cc}/u.test(char) ? `\\u{${char.codePointAt(0)?.toString(16)}}` : char;
+  }).join("");
 }
 
 /** True for the name of a class token ("CLS", "cls_token", "[CLS]", "class"). */
@@ -77,6 +95,8 @@ export function describeQuery(layout: TokenLayout, query: readonly number[]): st
   const patches = layout.gh * layout.gw;
   const s = layout.specialTokens.length;
   if (tokens.length === 1) return queryName(layout, tokens[0]);
+  const span = querySpan(layout, tokens);
+  if (span) return `"${spanText(layout.queryLabels ?? [], span)}" (tokens ${span.first}–${span.last})`;
   if (patches > 0 && tokens.length === patches && tokens.every((t) => t >= s && t < s + patches)) {
     return `all ${patches} ${layout.tokenLabels?.length ? "tokens" : "patches"}`;
   }
@@ -90,4 +110,31 @@ export function formatValue(value: number): string {
   const magnitude = Math.abs(value);
   if (magnitude < 1e-3 || magnitude >= 1e5) return value.toExponential(2);
   return String(Number(value.toPrecision(4)));
+}
+
+/** A run of query tokens `first..last` (inclusive). */
+export interface QuerySpan {
+  readonly first: number;
+  readonly last: number;
+}
+
+/** The query as a run of named query tokens (cross attention), or null when it is not one. */
+export function querySpan(layout: TokenLayout, query: readonly number[]): QuerySpan | null {
+  const count = layout.queryLabels?.length ?? 0;
+  const tokens = [...new Set(query)];
+  if (count === 0 || tokens.length === 0) return null;
+  const first = Math.min(...tokens);
+  const last = Math.max(...tokens);
+  return first >= 0 && last < count && last - first + 1 === tokens.length ? { first, last } : null;
+}
+
+/** The longest text of a span shown in a line: longer ones are cut in the middle. */
+const SPAN_TEXT_LIMIT = 40;
+
+/** The span's tokens joined as they are shown ("A cat sat"), cut in the middle past 40 characters. */
+export function spanText(labels: readonly string[], span: QuerySpan): string {
+  const text = labels.slice(span.first, span.last + 1).map(visibleToken).join("");
+  if (text.length <= SPAN_TEXT_LIMIT) return text;
+  const half = Math.floor((SPAN_TEXT_LIMIT - 1) / 2);
+  return `${text.slice(0, half)}…${text.slice(text.length - half)}`;
 }

@@ -1,12 +1,13 @@
 /**
- * One view of the widget: toolbar, status line, grid and overlay, kept in step with the model's
- * traits (all views of a model share them) and with the model's data store. Only the pointer hover
- * is local to a view.
+ * One view of the widget: toolbar, status line, the generated tokens (transcript and shares plot),
+ * grid and overlay, kept in step with the model's traits (all views of a model share them) and with
+ * the model's data store. Only the pointer hover and the shares plot's layer are local to a view.
  *
  * Longer than the ~300 lines aimed at: `renderView` is one closure because its draw, the scenes it
  * hands the overlay and its listeners share the view's state (hover, zoom, the scheduled frame).
  * Its parts without that state live apart: the toolbar (toolbar.ts), captions (captions.ts),
- * read-outs (readout.ts) and the picture loader (picture.ts).
+ * read-outs (readout.ts), the picture loader (picture.ts), the transcript (transcript.ts) and the
+ * shares plot (shares.ts).
  */
 import { colormap } from "./colormaps";
 import { DATA_TRAITS, GRID_TRAIT_NAMES, type Method, VALUE_KIND_LABELS } from "./contract";
@@ -39,11 +40,13 @@ import { PictureLoader } from "./picture";
 import { matrixCellName } from "./readout";
 import { backgroundsBehind, composeSnapshot, downloadPng, fileName } from "./snapshot";
 import { pendingNotice, rangeCaption, valuesNote, withValueKind } from "./captions";
+import { type QueryShares, SharesPlot, readQueryShares } from "./shares";
 import { statusLine } from "./status";
 import { Toolbar } from "./toolbar";
 import type { AttentionStore, TileSource } from "./store";
 import { ensureStyles } from "./styles";
-import { defaultQuery, describeQuery, formatValue, sameQuery } from "./tokens";
+import { defaultQuery, describeQuery, formatValue, querySpan, sameQuery } from "./tokens";
+import { TranscriptLine } from "./transcript";
 import { type MatrixWindow, type TokenRegion, cutRegion, wholeMatrix } from "./window";
 
 /** Traits that change what a view shows: all but the data traits (they reach it through the store) and the panel link. */
@@ -92,10 +95,22 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
   /** The zoomed-in region of the matrix shown in the overlay, for the head it was chosen on. */
   let zoom: { layer: number; head: number; region: TokenRegion } | null = null;
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
+  /** The generated token under the pointer, in the transcript or the shares plot; null for none. */
+  let hoveredWord: number | null = null;
+  /** A problem reading `query_shares`, for the status line; "" when there is none. */
+  let sharesError = "";
+  const hoverWord = (token: number | null): void => {
+    if (token === hoveredWord) return;
+    hoveredWord = token;
+    drawGenerated();
+  };
+  const transcript = new TranscriptLine(doc, { choose: (query) => saveTraits(model, { query }), hover: hoverWord });
+  const shares = new SharesPlot(doc, { click: (token, shift) => transcript.click(token, shift), hover: hoverWord });
   const root = element(doc, "div", { className: "attnwidget", testId: "attnwidget-root" }, [
     toolbar.root,
     status,
     predictions,
+    element(doc, "div", { className: "aw-generated" }, [transcript.root, shares.root]),
     element(doc, "div", { className: "aw-body" }, [gridPanel, overlay.root]),
   ]);
   el.append(root);
@@ -113,6 +128,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     toolbar.sync();
     const top = readPredictions(model);
     syncText(predictions, top.length ? `Predicted: ${describePredictions(top)}` : "");
+    drawGenerated();
     drawStatus();
     drawGridAndOverlay(state);
     describeHover();
@@ -143,12 +159,32 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
         layerCount: shape.layers.length,
         headCount: shape.heads.length,
         query: describeQuery(shape, readQuery(model)),
-        dataError: store.error,
+        dataError: [store.error, sharesError].filter(Boolean).join("; "),
         queryPending: store.queryPending,
         savedBytes: readCount(model, "saved_bytes"),
         matricesMissing: value === "done" && readViewState(model).view === "matrix" && shape.matrixSize === 0,
       }),
     );
+  };
+
+  /** The transcript of generated tokens and the plot of their attention shares (when there are some). */
+  const drawGenerated = (): void => {
+    const shape = store.shape;
+    const labels = shape.queryLabels;
+    const span = querySpan(shape, readQuery(model));
+    transcript.sync(labels, span, hoveredWord);
+    let read: QueryShares | null = null;
+    try {
+      read = labels.length ? readQueryShares(model.get("query_shares"), labels.length, readCount(model, "layer_count")) : null;
+      sharesError = "";
+    } catch (error) {
+      sharesError = error instanceof Error ? error.message : String(error);
+    }
+    if (!read) {
+      shares.hide();
+      return;
+    }
+    shares.draw({ labels, shares: read, span, hovered: hoveredWord, maxWidth: el.clientWidth || GRID_MAX_WIDTH });
   };
 
   const drawGridAndOverlay = (state: ViewState): void => {
@@ -372,7 +408,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
 
   const savePng = (): void => {
     const overlayParts = overlay.snapshotParts();
-    const picture = composeSnapshot(doc, [grid.canvas, ...overlayParts.canvases], overlayParts.texts, backgroundsBehind(root));
+    const canvases = [shares.canvas, grid.canvas, ...overlayParts.canvases];
+    const picture = composeSnapshot(doc, canvases, [...transcript.wordElements, ...overlayParts.texts], backgroundsBehind(root));
     if (!picture) return;
     const state = readViewState(model);
     const head = state.overlayOpen && state.selected ? [`l${state.selected[0]}`, `h${state.selected[1]}`] : [];
@@ -421,6 +458,8 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     for (const name of VIEW_TRAITS) model.off(`change:${name}`, schedule);
     for (const [target, type, listener] of domListeners) target.removeEventListener(type, listener);
     toolbar.dispose();
+    transcript.dispose();
+    shares.dispose();
     pictures.dispose();
     root.remove();
   };

@@ -220,6 +220,45 @@ describe("render", () => {
     }
   });
 
+  it("shows the generated tokens and their attention shares, queries them on click and names bad shares", async () => {
+    const labels = ["A", " <b>cat</b>", "\n"];
+    const shares = float32View(Array.from({ length: 3 * 3 * 3 }, (_, i) => [0.5, 0.3, 0.2][i % 3]));
+    const model = new FakeModel(widgetTraits({ ...finishedRun(), layer_count: 3, query_labels: labels, query: [2], query_shares: shares }));
+    initialize(model);
+    const { el } = mount(model);
+    await frame();
+    const words = Array.from(byTestId(el, "attnwidget-transcript-words").children) as HTMLElement[];
+    expect(words.map((word) => word.textContent)).toEqual(["A", " <b>cat</b>", "↵"]);
+    expect(el.querySelector("b")).toBeNull();
+    expect(byTestId(el, "attnwidget-status").textContent).toContain('query "↵"');
+    const plot = byTestId<HTMLCanvasElement>(el, "attnwidget-shares");
+    expect(byTestId(el, "attnwidget-shares-panel").hidden).toBe(false);
+    expect(JSON.parse(plot.dataset.barRects ?? "[]")).toHaveLength(3);
+    const layer = byTestId<HTMLSelectElement>(el, "attnwidget-shares-layer");
+    expect([layer.value, layer.options.length, plot.dataset.layer]).toEqual(["mean", 4, "mean"]);
+    layer.value = "1";
+    layer.dispatchEvent(new Event("change"));
+    expect(plot.dataset.layer).toBe("2");
+    words[0].dispatchEvent(new MouseEvent("click", { bubbles: true }));
+    words[1].dispatchEvent(new MouseEvent("click", { bubbles: true, shiftKey: true }));
+    expect(model.get("query")).toEqual([0, 1]);
+    await frame();
+    expect(byTestId(el, "attnwidget-status").textContent).toContain('query "A <b>cat</b>" (tokens 0–1)');
+    // Generation streams: a token more, with its shares; the words shown stay as they are.
+    model.update({ query_labels: [...labels, " on"], query_shares: float32View(Array.from({ length: 4 * 3 * 3 }, () => 0.25)) });
+    await frame();
+    const grown = Array.from(byTestId(el, "attnwidget-transcript-words").children);
+    expect([grown.length, grown[0] === words[0], grown[3].textContent]).toEqual([4, true, " on"]);
+    expect(JSON.parse(plot.dataset.barRects ?? "[]")).toHaveLength(4);
+    model.update({ query_shares: float32View([0.5, 0.5]) });
+    await frame();
+    expect(byTestId(el, "attnwidget-shares-panel").hidden).toBe(true);
+    expect(byTestId(el, "attnwidget-status").textContent).toContain("query_shares: 2 float32 values, expected 4 tokens × 3 layers × 3 shares = 36");
+    model.update({ query_labels: [], query_shares: new DataView(new ArrayBuffer(0)) });
+    await frame();
+    expect(byTestId(el, "attnwidget-transcript").hidden).toBe(true);
+  });
+
   it("shows kernel text as text", async () => {
     const model = new FakeModel(widgetTraits({ status: "error", message: '<img src=x onerror="alert(1)">' }));
     const { el } = mount(model);

@@ -1,8 +1,13 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import { backgroundsBehind, boundingBox, fileName } from "../src/snapshot";
+import { backgroundsBehind, boundingBox, fileName, isTransparent } from "../src/snapshot";
 
 describe("snapshot", () => {
+  it("paints a text's background only when it shows one", () => {
+    expect(["", "transparent", "rgba(0, 0, 0, 0)", "rgb(0 0 0 / 0)"].every(isTransparent)).toBe(true);
+    expect(["rgb(189, 189, 189)", "rgb(0, 0, 0)", "rgba(0, 0, 0, 0.5)", "Highlight"].some(isTransparent)).toBe(false);
+  });
+
   it("bounds the shown parts, ignoring empty ones", () => {
     const grid = { x: 10, y: 20, width: 300, height: 200 };
     const overlay = { x: 330, y: 20, width: 256, height: 300 };

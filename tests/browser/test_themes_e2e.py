@@ -2,18 +2,30 @@
 
 A lab-only server starts with "JupyterLab Dark" as its settings default; each test switches the
 theme as a user would (Settings > Theme), displays a grid with its overlay open and measures its DOM
-text, its canvas text and a "Save PNG" picture (see contrast.py).
+text, its canvas text and a "Save PNG" picture (see contrast.py); a vision-language grid's transcript
+(a span of words chosen) and its shares plot: their text, and the bars against the page (3:1).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contrast import canvas_texts, dom_texts, expect_aa, node_text, saved_texts
+from contrast import (
+    Measured,
+    canvas_texts,
+    contrast,
+    dom_texts,
+    expect_aa,
+    node_text,
+    read_canvas,
+    saved_texts,
+)
 from harness import SETUP, JupyterServer, Notebook, open_notebook, start_server, write_notebook
 from playwright.sync_api import Browser, Page, expect
+from test_vision_language_e2e import CODE as GENERATED_TOKENS
 from test_widget_e2e import save_png
 from widget_dom import DRAW_TIMEOUT_MS, Widget, expect_full_grid, expect_overlay_drawn
 
@@ -137,3 +149,44 @@ def test_canvas_text_follows_a_theme_switch(themed_notebook: Notebook, artifacts
     widget.root.screenshot(path=artifacts / "theme-switched-to-dark.png")
     readings = canvas_texts(widget)
     expect_aa(readings, f"after the switch to {DARK}")
+
+
+@pytest.mark.parametrize("theme", [LIGHT, DARK], ids=["light", "dark"])
+def test_the_transcript_and_the_shares_are_readable(themed_notebook: Notebook, theme: str, artifacts: Path):
+    slug = theme.split()[-1].lower()
+    set_theme(themed_notebook.page, theme)
+    widget = Widget(themed_notebook.run_cell(GENERATED_TOKENS))
+    expect(widget.status).to_contain_text("query", timeout=DRAW_TIMEOUT_MS)
+    words = widget.root.locator("[data-testid=attnwidget-transcript-words] [data-index]")
+    words.nth(1).click()
+    words.nth(3).click(modifiers=["Shift"])
+    expect(words.nth(2)).to_have_attribute("aria-selected", "true")
+    plot = widget.root.locator("[data-testid=attnwidget-shares]")
+    x, y, w, h = json.loads(plot.get_attribute("data-bar-rects"))[0]
+    plot.hover(position={"x": x + w / 2, "y": y + h / 2})
+    widget.root.screenshot(path=artifacts / f"theme-{slug}-transcript.png")
+
+    texts, _ = dom_texts(widget.root)
+    names = " ".join(m.name for m in texts)
+    assert sum(m.name.startswith(".aw-word") for m in texts) == 5, names  # the words, chosen ones too
+    for expected in ["attnwidget-shares-readout", 'label "Attention shares:"']:
+        assert expected in names, f"{expected} was not measured: {names}"
+    axis = read_canvas(plot, [("shares: axis 0 and 1", [0, y - 8, x - 3, h + 16])])
+    # Token 0's bar, over the mean of the layers: image 2/16, text 4/16, sink 10/16 of its height, bottom up.
+    behind = node_text(plot, "shares plot").background
+    bars = [
+        Measured(f"shares: {kind} bar", plot.evaluate(PIXEL_JS, [x + w / 2, y + h - h * at]), behind)
+        for kind, at in [("image", 1 / 16), ("text", 4 / 16), ("sink", 11 / 16)]
+    ]
+    print("\n".join(map(str, texts + axis + bars)))
+    expect_aa(texts + axis, theme)
+    low = [str(bar) for bar in bars if contrast(bar.colour, bar.background) < 3]
+    assert not low, f"{theme}: bars below 3:1 against the page:\n" + "\n".join(low)
+
+
+#: The RGB of a canvas's pixel at (x, y), CSS px.
+PIXEL_JS = """(canvas, [x, y]) => {
+  const s = canvas.width / canvas.getBoundingClientRect().width;
+  const pixel = canvas.getContext("2d").getImageData(Math.round(x * s), Math.round(y * s), 1, 1).data;
+  return Array.from(pixel).slice(0, 3);
+}"""
