@@ -1,6 +1,7 @@
 """attnwidget: stream a transformer's attention into a layer x head grid in Jupyter."""
 
 from .capture import AttentionNotReturnedError, capture_attention
+from .dataset_panel import DatasetStatisticsPanel
 from .dataset_statistics import head_statistics_over
 from .default_model import default_model
 from .export import to_html
@@ -17,6 +18,7 @@ __all__ = [
     "AttentionGrid",
     "AttentionNotReturnedError",
     "AttentionStream",
+    "DatasetStatisticsPanel",
     "InputGeometry",
     "Picture",
     "Source",

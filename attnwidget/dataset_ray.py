@@ -16,7 +16,7 @@ import contextlib
 import math
 import pickle
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,7 @@ def ray_tally(
     replica_cpus: float,
     replica_gpus: float,
     progress: bool,
+    on_batch: Callable[[Tally], None],
 ) -> Tally:
     """Count the statistics of every picture of `images` on Ray Data (see the module's docstring)."""
     ray = import_ray()
@@ -177,6 +178,7 @@ def ray_tally(
             seen.update(result.items)
             rows += result.rows
             bar.update(result.rows)
+            on_batch(tally)
     except KeyboardInterrupt:
         tally.interrupted = True
     finally:

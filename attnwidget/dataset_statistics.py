@@ -12,7 +12,9 @@ Pictures are read and put through the model's own processor or transform in load
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,7 @@ def head_statistics_over(
     replicas: int | None = None,
     replica_cpus: float = 1,
     replica_gpus: float = 0,
+    on_update: Callable[[pandas.DataFrame], None] | None = None,
 ) -> pandas.DataFrame:
     """Per-head statistics of `model` over every picture of `images`, one row per layer and head.
 
@@ -78,6 +81,9 @@ def head_statistics_over(
     `engine="ray"` (or a Ray dataset as `images`, with an "image" column and optionally "path") runs
     on Ray Data: `replicas` model replicas (default: as many as fit), each with `replica_cpus` CPUs and
     `replica_gpus` GPUs; the sums merge exactly, so the result is the one-process result.
+
+    `on_update(frame)` receives the frame so far as batches are counted (at most twice a second, and
+    once at the end): `DatasetStatisticsPanel.update` draws it live.
 
     Columns: `layer`, `head` (from 1), `pictures`, and per statistic its mean, `_std`, and `_low` /
     `_high`, the Student's t interval of the mean at `confidence`. `frame.attrs` holds `pictures`,
@@ -92,6 +98,7 @@ def head_statistics_over(
         raise ValueError(f'engine must be "local" or "ray", got {engine!r}')
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    updates = Updates(on_update, confidence)
     if engine == "ray" or is_ray_dataset(images):
         tally = ray_tally(
             model,
@@ -104,7 +111,9 @@ def head_statistics_over(
             replica_cpus=replica_cpus,
             replica_gpus=replica_gpus,
             progress=progress,
+            on_batch=updates,
         )
+        updates(tally, final=True)
         return statistics_frame(tally, confidence)
     source = as_source(model, processor)
     if not (hasattr(source, "capture_batch") and hasattr(source, "picture_transform")):
@@ -118,11 +127,30 @@ def head_statistics_over(
             for group in pixel_values:
                 tally.moments.add(batch_statistics(source, group, dict(statistics or {}), high_norm_factor))
             bar.update(sum(len(group) for group in pixel_values) + len(skipped))
+            updates(tally)
     except KeyboardInterrupt:
         tally.interrupted = True
     finally:
         bar.close()
+    updates(tally, final=True)
     return statistics_frame(tally, confidence)
+
+
+class Updates:
+    """Calls `on_update(frame so far)` after a batch, at most every `every` seconds, and at the end."""
+
+    def __init__(
+        self, on_update: Callable[[pandas.DataFrame], None] | None, confidence: float, every: float = 0.5
+    ):
+        self.on_update, self.confidence, self.every = on_update, confidence, every
+        self.last = -math.inf
+
+    def __call__(self, tally: Tally, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.on_update is None or not tally.moments.count or (not final and now - self.last < self.every):
+            return
+        self.last = now
+        self.on_update(statistics_frame(tally, self.confidence))
 
 
 def batch_statistics(

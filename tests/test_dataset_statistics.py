@@ -228,3 +228,52 @@ def test_timm_and_windowed_models_too(scenes):
     processor = tf.ViTImageProcessorPil(size={"height": 32, "width": 32})
     frame = head_statistics_over(swin, scenes[:3], processor=processor, progress=False)
     assert len(frame) == 2 and "special_mass" not in frame  # stage 1: 2 layers of 1 head, no CLS
+
+
+def test_the_panel_follows_a_run_and_draws_each_heads_interval(model, scenes):
+    frames = []
+    panel = attnwidget.DatasetStatisticsPanel()
+    frame = head_statistics_over(
+        model, scenes, batch_size=2, progress=False, on_update=lambda f: (frames.append(f), panel.update(f))
+    )
+    assert frames and frames[-1].attrs["pictures"] == 7  # the last update is the whole run
+    pandas.testing.assert_frame_equal(frames[-1], frame)
+    assert panel.picker.options == ("distance", "entropy", "special_mass", "high_norm_mass")
+    np.testing.assert_allclose(panel.dots.y, frame["distance"])
+    np.testing.assert_allclose(panel.intervals.y, frame[["distance_low", "distance_high"]].to_numpy())
+    # Each head's bar stands at its dot's x; the heads of a layer sit apart, around the layer.
+    np.testing.assert_allclose(panel.intervals.x[:, 0], panel.dots.x)
+    assert len(set(np.round(panel.dots.x, 6))) == 64 and np.all(np.abs(panel.dots.x - frame["layer"]) < 0.5)
+    panel.statistic = "entropy"
+    np.testing.assert_allclose(panel.dots.y, frame["entropy"])
+    panel.dots.hovered_point = 9  # layer 2, head 2
+    assert panel.caption.value.startswith("layer 2, head 2: ") and "7 pictures" in panel.caption.value
+
+
+def test_updates_come_per_batch_and_one_picture_has_no_interval_yet(model, scenes):
+    from attnwidget.dataset_statistics import Tally, Updates, batch_statistics
+
+    counts = []
+    updates = Updates(lambda frame: counts.append(frame.attrs["pictures"]), 0.95, every=0)
+    tally = Tally()
+    updates(tally)  # nothing counted: nothing to show
+    source = attnwidget.default_model()
+    transform = source.picture_transform()
+    for picture in scenes[:3]:
+        tally.moments.add(batch_statistics(source, transform(picture)[None], {}))
+        updates(tally)
+    assert counts == [1, 2, 3]
+    panel = attnwidget.DatasetStatisticsPanel(statistics_frame_of(tally))
+    assert panel.intervals.y.shape == (64, 2)
+    one = Tally()
+    one.moments.add(batch_statistics(source, transform(scenes[0])[None], {}))
+    panel.update(statistics_frame_of(one))
+    assert panel.intervals.y.shape == (0, 2) and len(panel.dots.y) == 64  # a mean, no interval
+    with pytest.raises(ValueError, match="no statistics"):
+        panel.update(pandas.DataFrame({"layer": [1], "head": [1]}))
+
+
+def statistics_frame_of(tally):
+    from attnwidget.dataset_statistics import statistics_frame
+
+    return statistics_frame(tally)
