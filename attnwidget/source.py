@@ -160,6 +160,23 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class GeneratingSource(Source, Protocol):
+    """A source whose queries are the tokens it generates (a vision-language model): the grid streams
+    the generation, then shows the finished input like any other."""
+
+    def generate(
+        self, model_input: Any, on_token: Callable[[int, str, torch.Tensor, torch.Tensor], None]
+    ) -> Any:
+        """Generate from a prepared prompt; `on_token(index, label, rows, shares)` as each token comes:
+        its rows [layers, heads, keys] and shares [layers, heads, len(contract.SHARE_KINDS)]."""
+        ...
+
+    def finished_input(self, generation: Any) -> SourceInput:
+        """The input of a finished generation (its tokens the queries), replayed without the model."""
+        ...
+
+
+@runtime_checkable
 class ExplainingSource(Source, Protocol):
     """A source with explanation methods (`methods` not empty) and classes they can explain."""
 

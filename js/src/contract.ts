@@ -48,6 +48,13 @@ export type RolloutFusion = (typeof ROLLOUT_FUSIONS)[number];
 export const STATUSES = ["empty", "running", "done", "error"] as const;
 export type Status = (typeof STATUSES)[number];
 
+/**
+ * The kinds of key a generated token's attention is split into (`query_shares`, last axis): image
+ * tokens, text tokens (prompt and generated), and sinks (the first token, and prompt tokens that are not
+ * image tokens and take at least a quarter of the layer's head-mean attention); they sum to 1.
+ */
+export const SHARE_KINDS = ["image", "text", "sink"] as const;
+
 /** `method`: every method, in the menu's order, with its menu label. */
 export const METHOD_LABELS = {"attention": "per head", "head-mean": "head mean", "head-max": "head max", "head-min": "head min", "rollout": "rollout", "gradient-rollout": "gradient rollout", "chefer": "Chefer relevance", "grad-cam": "Grad-CAM", "token-norms": "token norms"} as const;
 
@@ -193,6 +200,12 @@ export interface GridTraits {
   query: number[];
   /** Cross attention: the query (decoder) tokens as text; empty when the queries are the keys. */
   query_labels: string[];
+  /**
+   * Vision-language models: float32 little-endian [len(query_labels), layer_count, len(SHARE_KINDS)],
+   * the head-mean share of each generated token's attention per layer on image, text and sink tokens
+   * (`contract.SHARE_KINDS`), appended as tokens are generated; empty for other sources.
+   */
+  query_shares: DataView;
   rollout_fusion: RolloutFusion;
   run_id: number;
   /** What the widget adds to a notebook saved with widget state, in bytes (binary data as base64). */
@@ -222,7 +235,7 @@ export interface GridTraits {
 }
 
 /** The names of the synced traits of `attnwidget.AttentionGrid`. */
-export const GRID_TRAIT_NAMES = ["alpha", "causal", "colormap", "crop_box", "discard_ratio", "explanation", "explanation_title", "grid", "head_count", "head_dots", "head_names", "heads", "image", "image_count", "image_index", "image_size", "input_size", "interpolation", "layer_count", "layers", "layers_done", "maps", "maps_range", "mask_mass", "matrices", "matrices_range", "matrix_size", "message", "method", "model_name", "normalize", "overlay_open", "patch_size", "pooling", "predictions", "query", "query_labels", "rollout_fusion", "run_id", "saved_bytes", "saved_detail", "selected", "special_tokens", "specials", "start_layer", "status", "target", "token_count", "token_labels", "value_kind", "view"] as const;
+export const GRID_TRAIT_NAMES = ["alpha", "causal", "colormap", "crop_box", "discard_ratio", "explanation", "explanation_title", "grid", "head_count", "head_dots", "head_names", "heads", "image", "image_count", "image_index", "image_size", "input_size", "interpolation", "layer_count", "layers", "layers_done", "maps", "maps_range", "mask_mass", "matrices", "matrices_range", "matrix_size", "message", "method", "model_name", "normalize", "overlay_open", "patch_size", "pooling", "predictions", "query", "query_labels", "query_shares", "rollout_fusion", "run_id", "saved_bytes", "saved_detail", "selected", "special_tokens", "specials", "start_layer", "status", "target", "token_count", "token_labels", "value_kind", "view"] as const;
 
 /** Defaults of the synced traits of `attnwidget.AttentionGrid` (binary traits and widgets: none). */
 export const GRID_DEFAULTS = {

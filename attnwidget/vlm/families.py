@@ -1,0 +1,131 @@
+"""The vision-language families attnwidget knows: how to tell them apart, find their language model,
+and build the image-token map and the picture's placement from a processor's real output.
+
+- llava (1.5): the vision tower's patches without CLS ("default" strategy) on a (side, side) canvas,
+  placed by measuring the image processor (`geometry.input_geometry`): a centre crop is placed; a pad
+  to square is not (no place is given, and the grid says so).
+- paligemma: the SigLIP patches on a (side, side) canvas, measured likewise (a plain resize: the
+  whole picture).
+- qwen2_vl, qwen2_5_vl: 2 x 2 merged patches from `image_grid_thw` on an (h / 2, w / 2) canvas over
+  the whole picture (`smart_resize` resizes all of it to multiples of the merged patch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ..errors import UnsupportedModelError
+from ..geometry import input_geometry
+from ..source import Picture
+from .token_maps import ImageTokenMap, image_positions, merged_grid_map, square_grid_map
+
+FAMILIES = {
+    "llava": "llava",
+    "paligemma": "paligemma",
+    "qwen2_vl": "qwen2_vl",
+    "qwen2_5_vl": "qwen2_vl",
+}
+"""`config.model_type` -> the family whose rules apply."""
+SUPPORTED = "LLaVA 1.5, PaliGemma, Qwen2-VL and Qwen2.5-VL"
+
+
+@dataclass(frozen=True)
+class PlacedMap:
+    """An image-token map and where its canvas lies in the picture."""
+
+    token_map: ImageTokenMap
+    picture: Picture
+
+
+def family_of(model: nn.Module) -> str:
+    """The family of a transformers vision-language model; an UnsupportedModelError names those known."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in FAMILIES:
+        kind = f"a {model_type!r} model" if model_type else f"a {type(model).__name__}"
+        raise UnsupportedModelError(
+            f"{kind} is not a vision-language model attnwidget can map onto the picture: supported are "
+            f"{SUPPORTED} (loaded with transformers' *ForConditionalGeneration). For a vision encoder "
+            "use attnwidget.VisionModel, for a text model attnwidget.text.TextModel"
+        )
+    return FAMILIES[model_type]
+
+
+def language_model(model: nn.Module) -> nn.Module:
+    """The language model (decoder stack) inside a vision-language model."""
+    inner = getattr(model, "model", model)
+    found = getattr(inner, "language_model", None)
+    if found is None:
+        raise UnsupportedModelError(f"{type(model).__name__} has no language_model to capture")
+    return found
+
+
+def image_token_id(model: nn.Module) -> int:
+    config = model.config
+    found = getattr(config, "image_token_id", None)
+    if found is None:
+        found = getattr(config, "image_token_index", None)
+    if found is None:
+        raise UnsupportedModelError(f"{type(model).__name__}'s config names no image token")
+    return int(found)
+
+
+def placed_map(model: nn.Module, processor: Any, image: Image.Image, encoded: dict[str, Any]) -> PlacedMap:
+    """The map of the image tokens in `encoded` (the processor's output for `image`) and its placement;
+    an `ImageTokenMismatchError` when the prompt's image tokens do not match the picture."""
+    family = family_of(model)
+    positions = image_positions(encoded["input_ids"], image_token_id(model))
+    vision = model.config.vision_config
+    if family == "qwen2_vl":
+        grid_thw = encoded.get("image_grid_thw")
+        if grid_thw is None or len(grid_thw) != 1:
+            raise ValueError("one picture at a time: the processor gave no single image_grid_thw")
+        merge, patch = int(vision.spatial_merge_size), int(vision.patch_size)
+        token_map = merged_grid_map(positions, grid_thw[0].tolist(), merge)
+        _, height, width = (int(value) for value in grid_thw[0])
+        picture = Picture(image, (0.0, 0.0, 1.0, 1.0), (height * patch, width * patch), (patch * merge,) * 2)
+        return PlacedMap(token_map, picture)
+    patch, size = int(vision.patch_size), int(vision.image_size)
+    side = size // patch
+    if family == "llava" and getattr(model.config, "vision_feature_select_strategy", "default") != "default":
+        raise UnsupportedModelError(
+            "this LLaVA keeps the vision tower's CLS token among the image tokens "
+            "(vision_feature_select_strategy='full'), which stands for no place on the picture"
+        )
+    token_map = square_grid_map(positions, (side, side))
+    geometry = input_geometry(getattr(processor, "image_processor", processor), image.size)
+    picture = Picture(image, geometry.crop_box, (size, size), (patch, patch), placed=geometry.known)
+    return PlacedMap(token_map, picture)
+
+
+def image_placeholder(processor: Any) -> str:
+    """The text that stands for the picture in a prompt (the processor expands it into image tokens)."""
+    token = getattr(processor, "image_token", None)
+    if not token:
+        raise UnsupportedModelError(f"{type(processor).__name__} names no image placeholder (image_token)")
+    return str(token)
+
+
+def prompt_placeholder(model: nn.Module, processor: Any) -> str:
+    """What a prompt must hold where the picture goes: Qwen2-VL's vision markers around its image pad,
+    else the processor's image token."""
+    token = image_placeholder(processor)
+    if family_of(model) == "qwen2_vl":
+        start = getattr(processor, "vision_start_token", "<|vision_start|>")
+        end = getattr(processor, "vision_end_token", "<|vision_end|>")
+        return f"{start}{token}{end}"
+    return token
+
+
+def pixel_count_check(encoded: dict[str, Any]) -> None:
+    """One picture per prompt."""
+    pixels = encoded.get("pixel_values")
+    if pixels is None:
+        raise ValueError("the processor made no pixel_values: give the picture as `image`")
+    if isinstance(pixels, torch.Tensor) and pixels.ndim == 4 and pixels.shape[0] != 1:
+        raise ValueError(f"one picture at a time: the processor made {pixels.shape[0]}")

@@ -1,0 +1,93 @@
+"""Streaming a generation into the grid: the transcript (`query_labels`) and the shares
+(`query_shares`) grow token by token and the maps show the current query (the latest token, until
+the user picks others). When the generation ends, the finished input replaces the prompt and runs
+through the ordinary `stream_run`, so the cache, new queries, exact heads and exports work as for
+every grid."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..encode import encode_rows, float32_bytes
+from ..session import RunCancelled, RunInput
+from ..source import GeneratingSource, SourceInput
+from ..streaming import input_traits, stream_run
+
+if TYPE_CHECKING:
+    from ..widget import AttentionGrid
+
+
+def shares_bytes(shares: torch.Tensor) -> bytes:
+    """One token's head-mean shares [layers, 3] as float32 little-endian (a `query_shares` entry)."""
+    return float32_bytes(shares.float().contiguous())
+
+
+def encoded_maps(rows: torch.Tensor, layers: list[int], heads: list[int], special: int) -> dict[str, bytes]:
+    """The `maps`, `maps_range` and `specials` traits of query rows [layers, heads, special + cells]."""
+    chosen = rows[layers][:, heads]
+    encoded = [encode_rows(layer[:, special:]) for layer in chosen]
+    return {
+        "maps": b"".join(data for data, _ in encoded),
+        "maps_range": b"".join(ranges for _, ranges in encoded),
+        "specials": b"".join(float32_bytes(layer[:, :special]) for layer in chosen),
+    }
+
+
+def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] | None, ticket: int) -> None:
+    """Generate from `prepared` (a prompt of a `GeneratingSource`), streaming each token into `grid`,
+    then publish the finished grid. `query`: the generated tokens to show (None: follow the latest)."""
+    source = grid.source
+    assert isinstance(source, GeneratingSource)
+    prompt = prepared.model_input
+    session = grid._session
+    layers, heads = [layer - 1 for layer in grid.layers], [head - 1 for head in grid.heads]
+    labels: list[str] = []
+    shares: list[bytes] = []
+    token_rows: list[torch.Tensor] = []
+    state = input_traits(prepared)
+    with grid.hold_sync():
+        grid.run_id, grid.status, grid.layers_done, grid.message = grid.run_id + 1, "running", 0, ""
+        grid.grid, grid.special_tokens = list(prepared.layout.grid), list(prepared.layout.special_tokens)
+        grid.token_count = prepared.layout.token_count
+        for name, value in state.items():
+            setattr(grid, name, value)
+        grid.query_shares = b""
+    shown: list[int] = []
+    pinned = list(query) if query is not None else None  # the user's pick; None: the latest token
+
+    def on_token(index: int, label: str, rows: torch.Tensor, token_shares: torch.Tensor) -> None:
+        nonlocal pinned
+        if session._newest_ticket != ticket:
+            raise RunCancelled
+        if shown and grid.query != shown:  # picked in the front-end (or from Python) meanwhile
+            pinned = list(grid.query)
+        labels.append(label)
+        shares.append(shares_bytes(token_shares.mean(1)))
+        token_rows.append(rows)
+        wanted = [token for token in pinned or [] if token <= index] or [index]
+        averaged = torch.stack([token_rows[token] for token in wanted]).mean(0)
+        with grid.hold_sync():
+            grid.query_labels = list(labels)
+            grid.query_shares = b"".join(shares)
+            grid.query = wanted
+            for name, value in encoded_maps(averaged, layers, heads, prepared.layout.special_count).items():
+                setattr(grid, name, value)
+            grid.layers_done = len(layers)
+        shown[:] = wanted
+
+    session.busy = True
+    try:
+        generation = source.generate(prompt, on_token)
+    except RunCancelled:
+        return
+    finally:
+        session.busy = False
+    finished = source.finished_input(generation)
+    if shown and grid.query != shown:
+        pinned = list(grid.query)
+    final_query = [token for token in pinned or [] if token < len(generation.labels)]
+    final_query = final_query or finished.layout.default_query
+    input_state: dict[str, Any] = {**input_traits(finished), "query_shares": b"".join(shares)}
+    stream_run(grid, RunInput(finished, final_query), ticket, True, input_state)

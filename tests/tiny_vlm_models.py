@@ -1,0 +1,127 @@
+"""Random-init vision-language models of the real architectures (LLaVA 1.5, Qwen2-VL, PaliGemma) with
+their real processor classes and a byte-level tokenizer trained here, the family's image tokens added."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import transformers as tf
+from tiny_text_models import byte_level_tokenizer
+
+SMALL_TEXT = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
+
+
+def _tokenizer(*tokens: str) -> tuple[Any, dict[str, int]]:
+    tokenizer = byte_level_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": list(tokens)})
+    return tokenizer, {token: tokenizer.convert_tokens_to_ids(token) for token in tokens}
+
+
+def llava(image_size: int = 56, patch: int = 14, seed: int = 0) -> tuple[torch.nn.Module, Any]:
+    """LLaVA 1.5: CLIP vision tower (CLS dropped), Llama, CLIP's resize + centre crop."""
+    tokenizer, ids = _tokenizer("<image>")
+    vision = tf.CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=image_size,
+        patch_size=patch,
+    )
+    text = tf.LlamaConfig(vocab_size=len(tokenizer), **SMALL_TEXT)
+    config = tf.LlavaConfig(
+        vision_config=vision, text_config=text, image_token_id=ids["<image>"], vision_feature_layer=-1
+    )
+    size = {"shortest_edge": image_size}
+    crop = {"height": image_size, "width": image_size}
+    processor = tf.LlavaProcessor(
+        image_processor=tf.CLIPImageProcessor(size=size, crop_size=crop),
+        tokenizer=tokenizer,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    )
+    return _seeded(seed, lambda: tf.LlavaForConditionalGeneration(config)), processor
+
+
+def qwen2_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Module, Any]:
+    """Qwen2-VL: 14-pixel patches merged 2 x 2, its `smart_resize`, mrope."""
+    tokenizer, ids = _tokenizer("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
+    rope = {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}
+    config = tf.Qwen2VLConfig(
+        vision_config={
+            "depth": 2,
+            "embed_dim": 32,
+            "hidden_size": 32,
+            "num_heads": 4,
+            "mlp_ratio": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        text_config={
+            "vocab_size": len(tokenizer),
+            "rope_parameters": rope,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            **SMALL_TEXT,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    processor = tf.Qwen2VLProcessor(
+        image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels),
+        tokenizer=tokenizer,
+        video_processor=tf.Qwen2VLVideoProcessor(),
+    )
+    return _seeded(seed, lambda: tf.Qwen2VLForConditionalGeneration(config)), processor
+
+
+def paligemma(image_size: int = 56, patch: int = 14, seed: int = 0) -> tuple[torch.nn.Module, Any]:
+    """PaliGemma: SigLIP patches (no CLS), Gemma, a plain resize to a square."""
+    tokenizer, ids = _tokenizer("<image>")
+    tokens = (image_size // patch) ** 2
+    config = tf.PaliGemmaConfig(
+        vision_config={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": image_size,
+            "patch_size": patch,
+        },
+        text_config={"model_type": "gemma", "vocab_size": len(tokenizer), "head_dim": 8, **SMALL_TEXT},
+        image_token_id=ids["<image>"],
+        projection_dim=32,
+    )
+    image_processor = tf.SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    image_processor.image_seq_length = tokens
+    processor = tf.PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    return _seeded(seed, lambda: tf.PaliGemmaForConditionalGeneration(config)), processor
+
+
+FAMILY_BUILDERS = {"llava": llava, "qwen2_vl": qwen2_vl, "paligemma": paligemma}
+PROMPTS = {
+    "llava": "USER: <image> What is in the picture? ASSISTANT:",
+    "qwen2_vl": "The cat <|vision_start|><|image_pad|><|vision_end|> sat on the mat?",
+    "paligemma": "<image>caption en",
+}
+
+
+def _seeded(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build().eval()
