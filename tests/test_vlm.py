@@ -1,4 +1,4 @@
-"""Vision-language models (LLaVA 1.5, Qwen2-VL, PaliGemma), random-init from configs with their real
+"""Vision-language models (LLaVA 1.5, Qwen2-VL, Qwen2.5-VL, PaliGemma), random-init from configs with their real
 processor classes: the image-token map is checked by construction (a marked patch of the picture
 found among the image tokens through the model's own path into the language model), the captured rows
 against `generate(output_attentions=True)`, bad input raises before generating, and a finished grid
@@ -27,6 +27,7 @@ FAMILIES = tuple(FAMILY_BUILDERS)
 MARKS = {
     "llava": ((80, 56), [(45, 17, 52, 24), (15, 43, 22, 52)]),  # centre crop: x 12..68 is seen
     "qwen2_vl": ((100, 60), [(57, 38, 67, 52), (5, 4, 18, 22)]),  # warped to 112 x 56, 2 x 4 merged
+    "qwen2_5_vl": ((100, 60), [(57, 38, 67, 52), (80, 5, 95, 22), (30, 35, 45, 55)]),  # two windows
     "paligemma": ((90, 60), [(51, 33, 61, 41), (70, 3, 86, 12)]),  # warped to 56 x 56, 4 x 4
 }
 

@@ -1,4 +1,5 @@
-"""Random-init vision-language models of the real architectures (LLaVA 1.5, Qwen2-VL, PaliGemma) with
+"""Random-init vision-language models of the real architectures (LLaVA 1.5, Qwen2-VL, Qwen2.5-VL,
+PaliGemma) with
 their real processor classes and a byte-level tokenizer trained here, the family's image tokens added."""
 
 from __future__ import annotations
@@ -89,6 +90,44 @@ def qwen2_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Modul
     return _seeded(seed, lambda: tf.Qwen2VLForConditionalGeneration(config)), processor
 
 
+def qwen2_5_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Module, Any]:
+    """Qwen2.5-VL: as Qwen2-VL, with window attention in the vision tower (windows of 2 x 2 merged
+    patches, so a 2 x 4 picture is reordered into two windows inside the tower)."""
+    tokenizer, ids = _tokenizer("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
+    rope = {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}
+    config = tf.Qwen2_5_VLConfig(
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 4,
+            "out_hidden_size": 32,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+        },
+        text_config={
+            "vocab_size": len(tokenizer),
+            "rope_parameters": rope,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            **SMALL_TEXT,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    processor = tf.Qwen2_5_VLProcessor(
+        image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels),
+        tokenizer=tokenizer,
+        video_processor=tf.Qwen2VLVideoProcessor(),
+    )
+    return _seeded(seed, lambda: tf.Qwen2_5_VLForConditionalGeneration(config)), processor
+
+
 def paligemma(image_size: int = 56, patch: int = 14, seed: int = 0) -> tuple[torch.nn.Module, Any]:
     """PaliGemma: SigLIP patches (no CLS), Gemma, a plain resize to a square."""
     tokenizer, ids = _tokenizer("<image>")
@@ -113,10 +152,11 @@ def paligemma(image_size: int = 56, patch: int = 14, seed: int = 0) -> tuple[tor
     return _seeded(seed, lambda: tf.PaliGemmaForConditionalGeneration(config)), processor
 
 
-FAMILY_BUILDERS = {"llava": llava, "qwen2_vl": qwen2_vl, "paligemma": paligemma}
+FAMILY_BUILDERS = {"llava": llava, "qwen2_vl": qwen2_vl, "qwen2_5_vl": qwen2_5_vl, "paligemma": paligemma}
 PROMPTS = {
     "llava": "USER: <image> What is in the picture? ASSISTANT:",
     "qwen2_vl": "The cat <|vision_start|><|image_pad|><|vision_end|> sat on the mat?",
+    "qwen2_5_vl": "The cat <|vision_start|><|image_pad|><|vision_end|> sat on the mat?",
     "paligemma": "<image>caption en",
 }
 
