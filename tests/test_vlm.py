@@ -1,8 +1,8 @@
-"""Vision-language models (LLaVA 1.5, Qwen2-VL, Qwen2.5-VL, PaliGemma), random-init from configs with their real
-processor classes: the image-token map is checked by construction (a marked patch of the picture
-found among the image tokens through the model's own path into the language model), the captured rows
-against `generate(output_attentions=True)`, bad input raises before generating, and a finished grid
-streams, answers new queries and exports."""
+"""Vision-language models (LLaVA 1.5, Qwen2-VL, Qwen2.5-VL, PaliGemma, Idefics3, SmolVLM), random-init
+from configs with their real processor classes: the image-token map is checked by construction (a
+marked patch of the picture found among the image tokens through the model's own path into the
+language model), the captured rows against `generate(output_attentions=True)`, bad input raises
+before generating, and a finished grid streams, answers new queries and exports."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ MARKS = {
     "qwen2_vl": ((100, 60), [(57, 38, 67, 52), (5, 4, 18, 22)]),  # warped to 112 x 56, 2 x 4 merged
     "qwen2_5_vl": ((100, 60), [(57, 38, 67, 52), (80, 5, 95, 22), (30, 35, 45, 55)]),  # two windows
     "paligemma": ((90, 60), [(51, 33, 61, 41), (70, 3, 86, 12)]),  # warped to 56 x 56, 4 x 4
+    "idefics3": ((100, 60), [(57, 38, 67, 48), (5, 4, 18, 12)]),  # 2 x 2 tiles of 2 x 2, global 2 x 2
+    "smolvlm": ((100, 40), [(57, 23, 67, 35), (5, 3, 18, 15)]),  # 1 x 2 tiles of 2 x 2, global 2 x 2
 }
 
 
@@ -49,7 +51,8 @@ def language_inputs(model: torch.nn.Module, encoded: dict) -> torch.Tensor:
     """The embeddings the language model receives (image features scattered into the image tokens), with
     the vision tower's attention silenced so each image token depends only on its own pixels."""
     seen: list[torch.Tensor] = []
-    vision = model.model.visual if hasattr(model.model, "visual") else model.model.vision_tower
+    inner = model.model
+    vision = getattr(inner, "visual", None) or getattr(inner, "vision_tower", None) or inner.vision_model
     handles = [
         module.register_forward_hook(
             lambda module, args, output: (
@@ -61,7 +64,7 @@ def language_inputs(model: torch.nn.Module, encoded: dict) -> torch.Tensor:
         for module in vision.modules()
         if type(module).__name__.endswith("Attention")
     ]
-    language = model.model.language_model
+    language = getattr(inner, "language_model", None) or inner.text_model
     handles.append(
         language.register_forward_pre_hook(
             lambda module, args, kwargs: seen.append(kwargs["inputs_embeds"].clone()), with_kwargs=True
@@ -76,18 +79,19 @@ def language_inputs(model: torch.nn.Module, encoded: dict) -> torch.Tensor:
     return seen[0][0]
 
 
-def cell_box(prepared, cell: int) -> tuple[float, float, float, float]:
-    """Where canvas cell `cell` lies in the picture, in pixels (x0, y0, x1, y1)."""
+def token_box(prepared, token: int) -> tuple[float, float, float, float]:
+    """Where the canvas cells of image token `token` lie in the picture, in pixels (x0, y0, x1, y1)."""
     picture_ = prepared.placed.picture
     gh, gw = prepared.placed.token_map.grid
     x0, y0, x1, y1 = picture_.crop_box
     width, height = picture_.image.size
-    row, col = divmod(cell, gw)
+    cells = prepared.placed.token_map.cells_of(token)
+    rows, cols = [cell // gw for cell in cells], [cell % gw for cell in cells]
     return (
-        (x0 + (x1 - x0) * col / gw) * width,
-        (y0 + (y1 - y0) * row / gh) * height,
-        (x0 + (x1 - x0) * (col + 1) / gw) * width,
-        (y0 + (y1 - y0) * (row + 1) / gh) * height,
+        (x0 + (x1 - x0) * min(cols) / gw) * width,
+        (y0 + (y1 - y0) * min(rows) / gh) * height,
+        (x0 + (x1 - x0) * (max(cols) + 1) / gw) * width,
+        (y0 + (y1 - y0) * (max(rows) + 1) / gh) * height,
     )
 
 
@@ -100,20 +104,22 @@ def test_the_map_names_the_token_that_holds_a_marked_patch(built, family):
     assert plain.placed.picture.placed
     base = language_inputs(model, plain.encoded)
     token_map = plain.placed.token_map
+    # Views: tokens of one cell (the patches, or tiles), and coarse ones (a global view over tiles).
+    cell_counts = torch.tensor([len(token_map.cells_of(token)) for token in range(token_map.token_count)])
+    views = [cell_counts == count for count in cell_counts.unique().tolist()]
     for mark in marks:
         marked = vlm.prepare(picture(size, mark), PROMPTS[family])
         assert torch.equal(marked.placed.token_map.positions, token_map.positions)
         change = (language_inputs(model, marked.encoded) - base)[token_map.positions].norm(dim=-1)
-        assert change.max() > 0
-        token = int(change.argmax())
-        (cell,) = token_map.cells_of(token)
-        x0, y0, x1, y1 = cell_box(plain, cell)
         centre = ((mark[0] + mark[2]) / 2, (mark[1] + mark[3]) / 2)
-        assert x0 <= centre[0] <= x1 and y0 <= centre[1] <= y1, (family, mark, token, cell)
+        for view in views:  # the token of each view that changed most lies over the mark
+            assert change[view].max() > 0
+            token = int(torch.where(view, change, torch.full_like(change, -1)).argmax())
+            x0, y0, x1, y1 = token_box(plain, token)
+            assert x0 <= centre[0] <= x1 and y0 <= centre[1] <= y1, (family, mark, token)
         # Every token the mark changed lies over the mark or next to it (resampling blurs a pixel or two).
         for other in torch.nonzero(change > 1e-3 * change.max()).flatten().tolist():
-            (other_cell,) = token_map.cells_of(other)
-            ox0, oy0, ox1, oy1 = cell_box(plain, other_cell)
+            ox0, oy0, ox1, oy1 = token_box(plain, other)
             assert ox0 - 3 <= mark[2] and mark[0] <= ox1 + 3 and oy0 - 3 <= mark[3] and mark[1] <= oy1 + 3
 
 
@@ -130,6 +136,20 @@ def test_qwen2_vl_canvas_follows_image_grid_thw():
     assert prepared.encoded["image_grid_thw"].tolist() == [[1, 4, 8]]
     assert prepared.placed.token_map.grid == (2, 4)
     assert prepared.placed.picture.input_size == (56, 112)
+
+
+@pytest.mark.parametrize(
+    ("family", "tiles_grid", "tokens"), [("idefics3", (4, 4), 20), ("smolvlm", (2, 4), 12)]
+)
+def test_tiles_and_the_global_view_cover_the_whole_picture(built, family, tiles_grid, tokens):
+    model, processor = built[family]
+    prepared = VisionLanguageModel(model, processor).prepare(picture(MARKS[family][0]), PROMPTS[family])
+    token_map = prepared.placed.token_map
+    assert (token_map.grid, token_map.token_count) == (tiles_grid, tokens)
+    assert prepared.placed.picture.crop_box == (0.0, 0.0, 1.0, 1.0)
+    # Each global-view token (the last 4) spreads evenly over the tiles' cells it covers: mass is kept.
+    torch.testing.assert_close(token_map.matrix().sum(1), torch.ones(tokens))
+    assert [len(token_map.cells_of(token)) for token in range(tokens - 4, tokens)] == [tokens // 4 - 1] * 4
 
 
 def test_fold_keeps_mass_and_order():

@@ -152,12 +152,52 @@ def paligemma(image_size: int = 56, patch: int = 14, seed: int = 0) -> tuple[tor
     return _seeded(seed, lambda: tf.PaliGemmaForConditionalGeneration(config)), processor
 
 
-FAMILY_BUILDERS = {"llava": llava, "qwen2_vl": qwen2_vl, "qwen2_5_vl": qwen2_5_vl, "paligemma": paligemma}
+def idefics3(smol: bool = False, seed: int = 0) -> tuple[torch.nn.Module, Any]:
+    """Idefics3 (or SmolVLM): 56-pixel tiles of 14-pixel patches, pixel shuffle 2 (4 tokens a tile),
+    a picture resized to at most 112 a side and split into tiles, plus the global view."""
+    tokenizer, ids = _tokenizer("<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>")
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+    vision |= {"image_size": 56, "patch_size": 14}
+    text = {"model_type": "llama", "vocab_size": len(tokenizer), **SMALL_TEXT}
+    common = {
+        "vision_config": vision,
+        "text_config": text,
+        "scale_factor": 2,
+        "image_token_id": ids["<image>"],
+    }
+    sizes = {"size": {"longest_edge": 112}, "max_image_size": {"longest_edge": 56}}
+    if smol:  # SmolVLM's own processor needs num2words; its prompt for one picture is Idefics3's
+        config = tf.SmolVLMConfig(**common)
+        processor = tf.Idefics3Processor(
+            image_processor=tf.Idefics3ImageProcessor(**sizes), tokenizer=tokenizer, image_seq_len=4
+        )
+        return _seeded(seed, lambda: tf.SmolVLMForConditionalGeneration(config)), processor
+    config = tf.Idefics3Config(**common)
+    processor = tf.Idefics3Processor(
+        image_processor=tf.Idefics3ImageProcessor(**sizes), tokenizer=tokenizer, image_seq_len=4
+    )
+    return _seeded(seed, lambda: tf.Idefics3ForConditionalGeneration(config)), processor
+
+
+def smolvlm(seed: int = 0) -> tuple[torch.nn.Module, Any]:
+    return idefics3(smol=True, seed=seed)
+
+
+FAMILY_BUILDERS = {
+    "llava": llava,
+    "qwen2_vl": qwen2_vl,
+    "qwen2_5_vl": qwen2_5_vl,
+    "paligemma": paligemma,
+    "idefics3": idefics3,
+    "smolvlm": smolvlm,
+}
 PROMPTS = {
     "llava": "USER: <image> What is in the picture? ASSISTANT:",
     "qwen2_vl": "The cat <|vision_start|><|image_pad|><|vision_end|> sat on the mat?",
     "qwen2_5_vl": "The cat <|vision_start|><|image_pad|><|vision_end|> sat on the mat?",
     "paligemma": "<image>caption en",
+    "idefics3": "User:<image>What is in the picture?<end_of_utterance>\nAssistant:",
+    "smolvlm": "User:<image>What is in the picture?<end_of_utterance>\nAssistant:",
 }
 
 

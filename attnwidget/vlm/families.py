@@ -8,6 +8,11 @@ and build the image-token map and the picture's placement from a processor's rea
   whole picture).
 - qwen2_vl, qwen2_5_vl: 2 x 2 merged patches from `image_grid_thw` on an (h / 2, w / 2) canvas over
   the whole picture (`smart_resize` resizes all of it to multiples of the merged patch).
+- idefics3, smolvlm: (rows x cols) tiles of the picture resized to multiples of the tile (the image
+  processor's own count, `return_row_col_info`), each tile's tokens after the pixel shuffle (one per
+  scale x scale patches), then the global view (the whole picture resized to one tile), each of its
+  tokens spread evenly over the rows x cols canvas cells it covers; canvas (rows * side, cols * side)
+  over the whole picture (all steps resize the whole picture: nothing is cropped or padded).
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ from torch import nn
 from ..errors import UnsupportedModelError
 from ..geometry import input_geometry
 from ..source import Picture
-from .token_maps import ImageTokenMap, image_positions, merged_grid_map, square_grid_map
+from .token_maps import ImageTokenMap, image_positions, merged_grid_map, square_grid_map, tiled_map
 
 FAMILIES = {
     "llava": "llava",
     "paligemma": "paligemma",
     "qwen2_vl": "qwen2_vl",
     "qwen2_5_vl": "qwen2_vl",
+    "idefics3": "idefics3",
+    "smolvlm": "idefics3",
 }
 """`config.model_type` -> the family whose rules apply."""
-SUPPORTED = "LLaVA 1.5, PaliGemma, Qwen2-VL and Qwen2.5-VL"
+SUPPORTED = "LLaVA 1.5, PaliGemma, Qwen2-VL, Qwen2.5-VL, Idefics3 and SmolVLM"
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def family_of(model: nn.Module) -> str:
 def language_model(model: nn.Module) -> nn.Module:
     """The language model (decoder stack) inside a vision-language model."""
     inner = getattr(model, "model", model)
-    found = getattr(inner, "language_model", None)
+    found = getattr(inner, "language_model", None) or getattr(inner, "text_model", None)
     if found is None:
         raise UnsupportedModelError(f"{type(model).__name__} has no language_model to capture")
     return found
@@ -90,6 +97,8 @@ def placed_map(model: nn.Module, processor: Any, image: Image.Image, encoded: di
         _, height, width = (int(value) for value in grid_thw[0])
         picture = Picture(image, (0.0, 0.0, 1.0, 1.0), (height * patch, width * patch), (patch * merge,) * 2)
         return PlacedMap(token_map, picture)
+    if family == "idefics3":
+        return _idefics3_map(model, processor, image, positions)
     patch, size = int(vision.patch_size), int(vision.image_size)
     side = size // patch
     if family == "llava" and getattr(model.config, "vision_feature_select_strategy", "default") != "default":
@@ -101,6 +110,17 @@ def placed_map(model: nn.Module, processor: Any, image: Image.Image, encoded: di
     geometry = input_geometry(getattr(processor, "image_processor", processor), image.size)
     picture = Picture(image, geometry.crop_box, (size, size), (patch, patch), placed=geometry.known)
     return PlacedMap(token_map, picture)
+
+
+def _idefics3_map(model: nn.Module, processor: Any, image: Image.Image, positions: torch.Tensor) -> PlacedMap:
+    vision = model.config.vision_config
+    patch, tile, scale = int(vision.patch_size), int(vision.image_size), int(model.config.scale_factor)
+    side = tile // patch // scale
+    info = processor.image_processor(images=[[image]], return_row_col_info=True, return_tensors="pt")
+    rows, cols = int(info["rows"][0][0]), int(info["cols"][0][0])
+    token_map = tiled_map(positions, (rows, cols), side)
+    input_size = (max(rows, 1) * tile, max(cols, 1) * tile)
+    return PlacedMap(token_map, Picture(image, (0.0, 0.0, 1.0, 1.0), input_size, (patch * scale,) * 2))
 
 
 def image_placeholder(processor: Any) -> str:

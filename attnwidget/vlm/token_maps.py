@@ -95,6 +95,38 @@ def merged_grid_map(positions: torch.Tensor, grid_thw: Sequence[int], merge: int
     return square_grid_map(positions, (height // merge, width // merge))
 
 
+def tiled_map(positions: torch.Tensor, tiles: tuple[int, int], side: int) -> ImageTokenMap:
+    """Idefics3 / SmolVLM: `tiles` = (rows, cols) tiles of `side` x `side` tokens each (after the pixel
+    shuffle, row-major within a tile), tile after tile in row-major order, then the global view's
+    `side` x `side` tokens, each spread over the (rows x cols) canvas cells it covers. (0, 0) tiles: the
+    global view alone, one cell per token."""
+    rows, cols = tiles
+    if rows == 0 and cols == 0:
+        return square_grid_map(positions, (side, side))
+    per_tile = side * side
+    canvas = (rows * side, cols * side)
+    _check_count(positions, (rows * cols + 1) * per_tile, f"{rows} x {cols} tiles and a global view")
+    local = torch.arange(per_tile)
+    tokens, cells = [], []
+    for tile in range(rows * cols):
+        tile_row, tile_col = divmod(tile, cols)
+        cell_rows = tile_row * side + local // side
+        cell_cols = tile_col * side + local % side
+        tokens.append(tile * per_tile + local)
+        cells.append(cell_rows * canvas[1] + cell_cols)
+    coarse_tokens, coarse_cells, coarse_weights = coarse_view_entries(
+        (side, side), canvas, (0, 0, canvas[0], canvas[1])
+    )
+    fine = rows * cols * per_tile
+    return ImageTokenMap(
+        positions,
+        canvas,
+        torch.cat([*tokens, fine + coarse_tokens]),
+        torch.cat([*cells, coarse_cells]),
+        torch.cat([torch.ones(fine), coarse_weights]),
+    )
+
+
 def coarse_view_entries(
     view: tuple[int, int], canvas: tuple[int, int], box: tuple[int, int, int, int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
