@@ -26,6 +26,7 @@ FAMILIES = tuple(FAMILY_BUILDERS)
 #: family -> (picture size (W, H), mark boxes (x0, y0, x1, y1) in picture pixels)
 MARKS = {
     "llava": ((80, 56), [(45, 17, 52, 24), (15, 43, 22, 52)]),  # centre crop: x 12..68 is seen
+    "llava_next": ((100, 60), [(52, 32, 60, 40), (89, 7, 98, 15)]),  # base 4 x 4, then 4 x 8 unpadded
     "qwen2_vl": ((100, 60), [(57, 38, 67, 52), (5, 4, 18, 22)]),  # warped to 112 x 56, 2 x 4 merged
     "qwen2_5_vl": ((100, 60), [(57, 38, 67, 52), (80, 5, 95, 22), (30, 35, 45, 55)]),  # two windows
     "paligemma": ((90, 60), [(51, 33, 61, 41), (70, 3, 86, 12)]),  # warped to 56 x 56, 4 x 4
@@ -106,7 +107,7 @@ def test_the_map_names_the_token_that_holds_a_marked_patch(built, family):
     token_map = plain.placed.token_map
     # Views: tokens of one cell (the patches, or tiles), and coarse ones (a global view over tiles).
     cell_counts = torch.tensor([len(token_map.cells_of(token)) for token in range(token_map.token_count)])
-    views = [cell_counts == count for count in cell_counts.unique().tolist()]
+    views = [cell_counts == count for count in cell_counts.unique().tolist() if count]  # 0: newlines
     for mark in marks:
         marked = vlm.prepare(picture(size, mark), PROMPTS[family])
         assert torch.equal(marked.placed.token_map.positions, token_map.positions)
@@ -121,6 +122,25 @@ def test_the_map_names_the_token_that_holds_a_marked_patch(built, family):
         for other in torch.nonzero(change > 1e-3 * change.max()).flatten().tolist():
             ox0, oy0, ox1, oy1 = token_box(plain, other)
             assert ox0 - 3 <= mark[2] and mark[0] <= ox1 + 3 and oy0 - 3 <= mark[3] and mark[1] <= oy1 + 3
+
+
+def test_llava_next_places_the_unpadded_rows_exactly(built):
+    """The canvas's first row starts 5.3 pixels into a 100 x 60 picture (the model keeps a feature row
+    of padding on each side): a mark at y 14..17 is in canvas row 0, where a canvas spread over the whole
+    picture would put it in row 1."""
+    model, processor = built["llava_next"]
+    vlm = VisionLanguageModel(model, processor)
+    plain = vlm.prepare(picture((100, 60)), PROMPTS["llava_next"])
+    x0, y0, x1, y1 = plain.placed.picture.crop_box
+    assert (x0, x1) == (0.0, 1.0) and y0 == pytest.approx(6 / 68) and y1 == pytest.approx(62 / 68)
+    marked = vlm.prepare(picture((100, 60), (40, 14, 48, 17)), PROMPTS["llava_next"])
+    token_map = plain.placed.token_map
+    change = (language_inputs(model, marked.encoded) - language_inputs(model, plain.encoded))[
+        token_map.positions
+    ]
+    fine = torch.tensor([len(token_map.cells_of(token)) == 1 for token in range(token_map.token_count)])
+    token = int(torch.where(fine, change.norm(dim=-1), torch.full((len(fine),), -1.0)).argmax())
+    assert token_map.cells_of(token) == [3]  # row 0, col 3 of the 4 x 8 canvas
 
 
 def test_a_centre_crop_is_placed_where_the_processor_cuts():
@@ -215,7 +235,7 @@ def test_not_a_vision_language_model_is_refused():
             num_attention_heads=4,
         )
     )
-    with pytest.raises(UnsupportedModelError, match=r"LLaVA 1\.5, PaliGemma, Qwen2-VL"):
+    with pytest.raises(UnsupportedModelError, match=r"LLaVA 1\.5, LLaVA-NeXT, PaliGemma, Qwen2-VL"):
         VisionLanguageModel(text, tokenizer)
 
 

@@ -55,6 +55,41 @@ def llava(image_size: int = 56, patch: int = 14, seed: int = 0) -> tuple[torch.n
     return _seeded(seed, lambda: tf.LlavaForConditionalGeneration(config)), processor
 
 
+def llava_next(seed: int = 0) -> tuple[torch.nn.Module, Any]:
+    """LLaVA-NeXT: 56-pixel tiles of 14-pixel patches at the best of three resolutions, the base view
+    first, the padding's feature rows cut off and an image-newline token after each row."""
+    tokenizer, ids = _tokenizer("<image>")
+    vision = tf.CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=56,
+        patch_size=14,
+    )
+    text = tf.LlamaConfig(vocab_size=len(tokenizer), **SMALL_TEXT)
+    pinpoints = [[56, 112], [112, 56], [112, 112]]
+    config = tf.LlavaNextConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=ids["<image>"],
+        vision_feature_layer=-1,
+        image_grid_pinpoints=pinpoints,
+    )
+    image_processor = tf.LlavaNextImageProcessor(
+        size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}, image_grid_pinpoints=pinpoints
+    )
+    processor = tf.LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    )
+    return _seeded(seed, lambda: tf.LlavaNextForConditionalGeneration(config)), processor
+
+
 def qwen2_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Module, Any]:
     """Qwen2-VL: 14-pixel patches merged 2 x 2, its `smart_resize`, mrope."""
     tokenizer, ids = _tokenizer("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
@@ -185,6 +220,7 @@ def smolvlm(seed: int = 0) -> tuple[torch.nn.Module, Any]:
 
 FAMILY_BUILDERS = {
     "llava": llava,
+    "llava_next": llava_next,
     "qwen2_vl": qwen2_vl,
     "qwen2_5_vl": qwen2_5_vl,
     "paligemma": paligemma,
@@ -193,6 +229,7 @@ FAMILY_BUILDERS = {
 }
 PROMPTS = {
     "llava": "USER: <image> What is in the picture? ASSISTANT:",
+    "llava_next": "USER: <image> What is in the picture? ASSISTANT:",
     "qwen2_vl": "The cat <|vision_start|><|image_pad|><|vision_end|> sat on the mat?",
     "qwen2_5_vl": "The cat <|vision_start|><|image_pad|><|vision_end|> sat on the mat?",
     "paligemma": "<image>caption en",

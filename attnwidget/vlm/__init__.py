@@ -1,9 +1,10 @@
 """Vision-language models: the attention of each generated token over the picture.
 
-`token_maps` (pure): every image token mapped back onto a picture-aligned canvas; `families`: the
-rules of each supported family and where its canvas lies in the picture; `generation`: the rows of
-each generated token over the image tokens, captured while the model generates; `model`:
-`VisionLanguageModel`, the `Source` the grid shows; `looked`: head means and rollout over the canvas.
+`token_maps` and `anyres` (pure): every image token mapped back onto a picture-aligned canvas;
+`families`: the rules of each supported family and where its canvas lies in the picture;
+`generation`: the rows of each generated token over the image tokens, captured while the model
+generates; `model`: `VisionLanguageModel`, the `Source` the grid shows; `looked`: head means per
+layer and over layers, laid onto the picture (rollout does not apply: see `looked`).
 """
 
 from .families import FAMILIES, SUPPORTED

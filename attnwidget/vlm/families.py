@@ -4,6 +4,8 @@ and build the image-token map and the picture's placement from a processor's rea
 - llava (1.5): the vision tower's patches without CLS ("default" strategy) on a (side, side) canvas,
   placed by measuring the image processor (`geometry.input_geometry`): a centre crop is placed; a pad
   to square is not (no place is given, and the grid says so).
+- llava_next: the base view, then the unpadded tiles with an image-newline token per row (`anyres`);
+  the canvas is the unpadded feature grid, placed exactly from the processor's fit and padding.
 - paligemma: the SigLIP patches on a (side, side) canvas, measured likewise (a plain resize: the
   whole picture).
 - qwen2_vl, qwen2_5_vl: 2 x 2 merged patches from `image_grid_thw` on an (h / 2, w / 2) canvas over
@@ -27,10 +29,12 @@ from torch import nn
 from ..errors import UnsupportedModelError
 from ..geometry import input_geometry
 from ..source import Picture
+from .anyres import anyres_geometry, anyres_map
 from .token_maps import ImageTokenMap, image_positions, merged_grid_map, square_grid_map, tiled_map
 
 FAMILIES = {
     "llava": "llava",
+    "llava_next": "llava_next",
     "paligemma": "paligemma",
     "qwen2_vl": "qwen2_vl",
     "qwen2_5_vl": "qwen2_vl",
@@ -38,7 +42,7 @@ FAMILIES = {
     "smolvlm": "idefics3",
 }
 """`config.model_type` -> the family whose rules apply."""
-SUPPORTED = "LLaVA 1.5, PaliGemma, Qwen2-VL, Qwen2.5-VL, Idefics3 and SmolVLM"
+SUPPORTED = "LLaVA 1.5, LLaVA-NeXT, PaliGemma, Qwen2-VL, Qwen2.5-VL, Idefics3 and SmolVLM"
 
 
 @dataclass(frozen=True)
@@ -99,17 +103,40 @@ def placed_map(model: nn.Module, processor: Any, image: Image.Image, encoded: di
         return PlacedMap(token_map, picture)
     if family == "idefics3":
         return _idefics3_map(model, processor, image, positions)
+    if family == "llava_next":
+        return _llava_next_map(model, encoded, image, positions)
     patch, size = int(vision.patch_size), int(vision.image_size)
     side = size // patch
-    if family == "llava" and getattr(model.config, "vision_feature_select_strategy", "default") != "default":
-        raise UnsupportedModelError(
-            "this LLaVA keeps the vision tower's CLS token among the image tokens "
-            "(vision_feature_select_strategy='full'), which stands for no place on the picture"
-        )
+    if family == "llava":
+        _check_default_strategy(model)
     token_map = square_grid_map(positions, (side, side))
     geometry = input_geometry(getattr(processor, "image_processor", processor), image.size)
     picture = Picture(image, geometry.crop_box, (size, size), (patch, patch), placed=geometry.known)
     return PlacedMap(token_map, picture)
+
+
+def _llava_next_map(
+    model: nn.Module, encoded: dict[str, Any], image: Image.Image, positions: torch.Tensor
+) -> PlacedMap:
+    vision, config = model.config.vision_config, model.config
+    _check_default_strategy(model)
+    patch, tile = int(vision.patch_size), int(vision.image_size)
+    height, width = (int(value) for value in encoded["image_sizes"][0])
+    geometry = anyres_geometry(
+        (height, width), [list(point) for point in config.image_grid_pinpoints], tile, patch
+    )
+    newline = getattr(getattr(model, "model", model), "image_newline", None) is not None
+    token_map = anyres_map(positions, tile // patch, geometry, newline)
+    gh, gw = geometry.canvas
+    return PlacedMap(token_map, Picture(image, geometry.crop_box, (gh * patch, gw * patch), (patch, patch)))
+
+
+def _check_default_strategy(model: nn.Module) -> None:
+    if getattr(model.config, "vision_feature_select_strategy", "default") != "default":
+        raise UnsupportedModelError(
+            "this LLaVA keeps the vision tower's CLS token among the image tokens "
+            "(vision_feature_select_strategy='full'), which stands for no place on the picture"
+        )
 
 
 def _idefics3_map(model: nn.Module, processor: Any, image: Image.Image, positions: torch.Tensor) -> PlacedMap:

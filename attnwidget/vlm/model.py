@@ -77,8 +77,9 @@ def fold_keys(token_map: ImageTokenMap, rows: torch.Tensor, shares: torch.Tensor
 
 
 class VisionLanguageModel:
-    """A transformers vision-language model (LLaVA 1.5, PaliGemma, Qwen2-VL, Qwen2.5-VL, Idefics3,
-    SmolVLM) and its processor: a `Source` of the attention of each generated token over the picture."""
+    """A transformers vision-language model (LLaVA 1.5, LLaVA-NeXT, PaliGemma, Qwen2-VL, Qwen2.5-VL,
+    Idefics3, SmolVLM) and its processor: a `Source` of the attention of each generated token over
+    the picture."""
 
     grid_kind = "patches"
     query_blocks = False
