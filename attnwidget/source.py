@@ -12,7 +12,7 @@ protocol, never the kind of model.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -159,16 +159,19 @@ class Source(Protocol):
         ...
 
 
+RowsOf = Callable[[Sequence[int]], torch.Tensor]
+"""`rows_of(tokens)`: a generating source's rows of generated `tokens`, averaged: [layers, heads, keys]."""
+
+
 @runtime_checkable
 class GeneratingSource(Source, Protocol):
     """A source whose queries are the tokens it generates (a vision-language model): the grid streams
     the generation, then shows the finished input like any other."""
 
-    def generate(
-        self, model_input: Any, on_token: Callable[[int, str, torch.Tensor, torch.Tensor], None]
-    ) -> Any:
-        """Generate from a prepared prompt; `on_token(index, label, rows, shares)` as each token comes:
-        its rows [layers, heads, keys] and shares [layers, heads, len(contract.SHARE_KINDS)]."""
+    def generate(self, model_input: Any, on_token: Callable[[int, str, RowsOf, torch.Tensor], None]) -> Any:
+        """Generate from a prepared prompt; `on_token(index, label, rows_of, shares)` as each token
+        comes: its shares [layers, heads, len(contract.SHARE_KINDS)], and `rows_of(tokens)`, the rows
+        [layers, heads, keys] of any tokens generated so far, averaged."""
         ...
 
     def finished_input(self, generation: Any) -> SourceInput:

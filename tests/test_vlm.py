@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers as tf
 from PIL import Image
 from tiny_vlm_models import FAMILY_BUILDERS, PROMPTS, llava, qwen2_vl
 
@@ -331,3 +332,67 @@ def test_explore_takes_a_loaded_model_its_processor_and_a_prompt(built):
     assert grid.status == "done" and grid.grid == [2, 4] and grid.query_labels
     assert isinstance(grid.source, VisionLanguageModel)
     assert len(grid.query_shares) == len(grid.query_labels) * grid.layer_count * len(SHARE_KINDS) * 4
+
+
+def test_only_the_language_model_runs_eager_while_it_generates(built):
+    model, processor = built["paligemma"]
+    vlm = VisionLanguageModel(model, processor)
+    seen = []
+    config = model.config
+    handle = model.model.language_model.register_forward_pre_hook(
+        lambda *args: seen.append(
+            (config.get_text_config()._attn_implementation, config.vision_config._attn_implementation)
+        )
+    )
+    try:
+        vlm.generate(vlm.prepare(picture((90, 60)), PROMPTS["paligemma"], max_new_tokens=2))
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {("eager", "sdpa")}
+    assert (config.get_text_config()._attn_implementation, config.vision_config._attn_implementation) == (
+        "sdpa",
+        "sdpa",
+    )
+
+
+def test_a_token_picked_while_it_generates_stays_the_query(built):
+    model, processor = built["llava"]
+    grid = AttentionGrid(VisionLanguageModel(model, processor), prompt=PROMPTS["llava"], max_new_tokens=5)
+    queries: list[list[int]] = []
+
+    def pick(change: dict) -> None:
+        queries.append(list(grid.query))
+        if len(grid.query_labels) == 2 and grid.query != [0]:
+            grid.query = [0]  # as the front-end would: the user clicks the first token of the transcript
+
+    grid.observe(pick, "specials")
+    grid.run(picture((80, 56)))
+    assert queries[:2] == [[0], [1]] and all(query == [0] for query in queries[2:])
+    assert grid.query == [0] and grid.status == "done" and len(grid.query_labels) == 5
+    folded = torch.stack([grid._current().model_input.layer_rows(layer) for layer in range(grid.layer_count)])
+    np.testing.assert_allclose(decoded_maps(grid), folded[:, :, 0, 2:].numpy(), atol=2e-3)
+
+
+def test_a_saved_model_loads_by_its_directory(built, tmp_path):
+    model, processor = built["qwen2_vl"]
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    grid = AttentionGrid(str(tmp_path), picture((100, 60)), prompt=PROMPTS["qwen2_vl"], max_new_tokens=3)
+    assert isinstance(grid.source, VisionLanguageModel) and grid.source.family == "qwen2_vl"
+    assert grid.status == "done" and len(grid.query_labels) == 3 and grid.grid == [2, 4]
+
+
+def test_a_processor_that_pads_to_a_square_gives_no_place(built):
+    model, _ = built["llava"]
+    _, processor = llava()
+    processor.image_processor = tf.LlavaImageProcessor(
+        size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}, do_pad=True
+    )
+    with pytest.warns(UserWarning):
+        grid = AttentionGrid(
+            VisionLanguageModel(model, processor),
+            picture((80, 56)),
+            prompt=PROMPTS["llava"],
+            max_new_tokens=2,
+        )
+    assert grid.crop_box == [0.0, 0.0, 1.0, 1.0] and "unknown" in grid.message

@@ -87,13 +87,13 @@ class StepRecorder:
         keys = row.shape[-1]
         image_mask = torch.zeros(keys, dtype=torch.bool, device=row.device)
         image_mask[self.positions.to(row.device)] = True
-        self._rows[layer] = row[:, self.positions.to(row.device)].float().cpu()
-        self._shares[layer] = share_kinds(row, image_mask, self.prompt_length).cpu()
-        if len(self._rows) == self.layer_count:
+        self._rows[layer] = row[:, self.positions.to(row.device)].float()
+        self._shares[layer] = share_kinds(row, image_mask, self.prompt_length)
+        if len(self._rows) == self.layer_count:  # one copy to the CPU per token, not per layer
             order = range(self.layer_count)
             self._pending = (
-                torch.stack([self._rows[i] for i in order]),
-                torch.stack([self._shares[i] for i in order]),
+                torch.stack([self._rows[i] for i in order]).cpu(),
+                torch.stack([self._shares[i] for i in order]).cpu(),
             )
             self._rows, self._shares = {}, {}
 

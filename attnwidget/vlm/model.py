@@ -3,12 +3,13 @@ queries are the tokens it generates and whose keys are its image tokens placed o
 
 Keys are laid out as two special columns, "text" and "sink" (the mass on text and sink tokens, see
 `generation.share_kinds`), then the canvas cells (`token_maps.ImageTokenMap.fold`), so each folded row
-sums to 1. `generate` streams: `on_token` gets each token's label, folded rows and shares as it comes.
+sums to 1. `generate` streams: `on_token` gets each token's label and shares as it comes, and a way to
+fold the rows of any tokens generated so far (averaged), so nothing is kept twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 from ..images import ImageLike, load_image
-from ..source import AttentionCallback, Prediction, SourceInput, TokenLayout
+from ..source import AttentionCallback, Prediction, RowsOf, SourceInput, TokenLayout
 from ..transformers_support import find_attention_modules, quiet_weight_loading
 from . import families
 from .families import PlacedMap
@@ -31,8 +32,8 @@ SPECIAL_KEYS = ("text", "sink")
 #: Tokens generated when the caller does not say.
 DEFAULT_NEW_TOKENS = 32
 
-OnGenerated = Callable[[int, str, torch.Tensor, torch.Tensor], None]
-"""`on_token(index, label, rows, shares)`: rows [layers, heads, 2 + cells], shares [layers, heads, 3]."""
+OnGenerated = Callable[[int, str, RowsOf, torch.Tensor], None]
+"""`on_token(index, label, rows_of, shares)`: shares [layers, heads, 3] of token `index`."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class VisionLanguageModel:
     grid_kind = "patches"
     query_blocks = False
     methods: frozenset[str] = frozenset()
+    replays = True
+    """A finished generation is its own cache: `capture` of it replays the kept rows, so the session
+    keeps no second copy."""
 
     def __init__(
         self,
@@ -171,10 +175,15 @@ class VisionLanguageModel:
         token_map = prompt.placed.token_map
         labels: list[str] = []
 
+        def rows_of(tokens: Sequence[int]) -> torch.Tensor:
+            steps = [recorder.steps[token] for token in tokens]
+            rows = torch.stack([step.rows for step in steps]).mean(0)
+            return fold_keys(token_map, rows, torch.stack([step.shares for step in steps]).mean(0))
+
         def each(index: int, step: TokenStep) -> None:
             labels.append(self.token_label(step.token_id))
             if on_token is not None:
-                on_token(index, labels[-1], fold_keys(token_map, step.rows, step.shares), step.shares)
+                on_token(index, labels[-1], rows_of, step.shares)
 
         recorder = StepRecorder(token_map.positions, prompt.prompt_length, self.layer_count, each)
         arguments = {"do_sample": False, "max_new_tokens": prompt.max_new_tokens, **options}

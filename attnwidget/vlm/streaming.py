@@ -12,8 +12,8 @@ import torch
 
 from ..encode import encode_rows, float32_bytes
 from ..session import RunCancelled, RunInput
-from ..source import GeneratingSource, SourceInput
-from ..streaming import input_traits, stream_run
+from ..source import GeneratingSource, RowsOf, SourceInput
+from ..streaming import input_traits, placement_notice, stream_run
 
 if TYPE_CHECKING:
     from ..widget import AttentionGrid
@@ -42,13 +42,12 @@ def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] |
     assert isinstance(source, GeneratingSource)
     prompt = prepared.model_input
     session = grid._session
-    layers, heads = [layer - 1 for layer in grid.layers], [head - 1 for head in grid.heads]
     labels: list[str] = []
     shares: list[bytes] = []
-    token_rows: list[torch.Tensor] = []
     state = input_traits(prepared)
     with grid.hold_sync():
-        grid.run_id, grid.status, grid.layers_done, grid.message = grid.run_id + 1, "running", 0, ""
+        grid.run_id, grid.status, grid.layers_done = grid.run_id + 1, "running", 0
+        grid.message = placement_notice(RunInput(prepared, []))
         grid.grid, grid.special_tokens = list(prepared.layout.grid), list(prepared.layout.special_tokens)
         grid.token_count = prepared.layout.token_count
         for name, value in state.items():
@@ -57,7 +56,7 @@ def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] |
     shown: list[int] = []
     pinned = list(query) if query is not None else None  # the user's pick; None: the latest token
 
-    def on_token(index: int, label: str, rows: torch.Tensor, token_shares: torch.Tensor) -> None:
+    def on_token(index: int, label: str, rows_of: RowsOf, token_shares: torch.Tensor) -> None:
         nonlocal pinned
         if session._newest_ticket != ticket:
             raise RunCancelled
@@ -65,16 +64,16 @@ def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] |
             pinned = list(grid.query)
         labels.append(label)
         shares.append(shares_bytes(token_shares.mean(1)))
-        token_rows.append(rows)
         wanted = [token for token in pinned or [] if token <= index] or [index]
-        averaged = torch.stack([token_rows[token] for token in wanted]).mean(0)
+        averaged = rows_of(wanted)
+        layers, heads = [layer - 1 for layer in grid.layers], [head - 1 for head in grid.heads]
         with grid.hold_sync():
             grid.query_labels = list(labels)
             grid.query_shares = b"".join(shares)
             grid.query = wanted
             for name, value in encoded_maps(averaged, layers, heads, prepared.layout.special_count).items():
                 setattr(grid, name, value)
-            grid.layers_done = len(layers)
+            grid.layers_done = len(layers)  # every layer shown is there at once
         shown[:] = wanted
 
     session.busy = True
