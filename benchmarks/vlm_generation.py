@@ -10,9 +10,11 @@ many) from the same picture and prompt; contenders:
   its shares; nothing else),
 - "grid": `AttentionGrid.run` (the capture, each token streamed into the widget's traits, then the
   finished grid published; no front-end attached).
-Times: median of `--repeats`, interleaved. Peak memory: each contender once in a fresh process, its
-peak resident set (VmHWM) above what the loaded model held. Bytes per token: what the grid's synced
-traits changed by at each generated token (maps, ranges, specials, shares, transcript, query).
+Times: median of `--repeats`, interleaved. Peak memory: each contender in a fresh process (after one
+warm-up run), its peak resident set (VmHWM) above what the process held before; the median of
+`--memory-repeats` processes. "rows kept": the bytes of the captured rows (exact). Bytes per token:
+what the grid's synced traits changed by at each generated token (maps, ranges, specials, shares,
+transcript, query).
 
     python benchmarks/vlm_generation.py [--families llava qwen2_vl] [--tokens 64] [--repeats 3]
 """
@@ -100,7 +102,14 @@ def contenders(family: str, tokens: int) -> dict:
         finally:
             vlm.generate = original
 
-    return {"generate": plain, "capture": capture, "grid": grid_run, "_grid": grid, "_vlm": vlm}
+    return {
+        "generate": plain,
+        "capture": capture,
+        "grid": grid_run,
+        "_grid": grid,
+        "_vlm": vlm,
+        "_prompt": prompt,
+    }
 
 
 def bytes_per_token(family: str, tokens: int) -> float:
@@ -169,6 +178,7 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=["llava", "qwen2_vl"])
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-repeats", type=int, default=3)
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -184,7 +194,7 @@ def main() -> None:
     print(
         "| ------ | ------------ | --------- | -------- | ----------- | -------------------- | ----------- |"
     )
-    per_token = {}
+    per_token, kept = {}, {}
     for family in args.families:
         made = contenders(family, args.tokens)
         image_tokens = made["_vlm"].prepare(*build(family)[1:], max_new_tokens=1).placed.token_map.token_count
@@ -204,7 +214,10 @@ def main() -> None:
             )
         per_token[family] = bytes_per_token(family, args.tokens)
     for family, size in per_token.items():
-        print(f"{family}: {size / 1024:.1f} KiB of synced traits per generated token while streaming")
+        print(
+            f"{family}: rows kept {kept[family] / 2**20:.2f} MiB for {args.tokens} tokens; "
+            f"{size / 1024:.1f} KiB of synced traits per generated token while streaming"
+        )
 
 
 if __name__ == "__main__":

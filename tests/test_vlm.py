@@ -396,3 +396,28 @@ def test_a_processor_that_pads_to_a_square_gives_no_place(built):
             max_new_tokens=2,
         )
     assert grid.crop_box == [0.0, 0.0, 1.0, 1.0] and "unknown" in grid.message
+
+
+def test_a_generation_that_fails_shows_the_last_grid_again(built):
+    model, processor = built["llava"]
+    grid = AttentionGrid(VisionLanguageModel(model, processor), prompt=PROMPTS["llava"], max_new_tokens=2)
+    grid.run(picture((80, 56)))
+    shown = {name: getattr(grid, name) for name in ("query_labels", "query_shares", "maps", "image", "query")}
+
+    steps = []
+
+    def fail_on_the_second_token(*args):
+        steps.append(1)
+        if len(steps) == 2:  # the first token is in the transcript by then
+            raise RuntimeError("out of memory")
+
+    handle = model.model.language_model.layers[1].register_forward_hook(fail_on_the_second_token)
+    try:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            grid.run(picture((80, 56), MARKS["llava"][1][0]))
+    finally:
+        handle.remove()
+    assert grid.status == "done" and "out of memory" in grid.message
+    assert {name: getattr(grid, name) for name in shown} == shown
+    grid.query = [0]  # the last good generation still answers
+    assert grid.status == "done" and grid.query == [0]

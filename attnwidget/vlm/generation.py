@@ -4,8 +4,8 @@ text and sink tokens ([heads, 3]), never a whole matrix.
 
 The row of generated token `i` is the last query row of the forward step whose logits chose it (step 0,
 the prompt's prefill, chooses the first token): the same row as `generate(output_attentions=True)`'s
-`attentions[i][layer][:, :, -1]`. Memory: `tokens x layers x heads x (image tokens + 3)` float32
-values, whatever the context length.
+`attentions[i][layer][:, :, -1]`, kept in the model's dtype. Memory: `tokens x layers x heads x image
+tokens` values of that dtype (and 3 float32 shares), whatever the context length.
 
 Sinks (`sink_mask`): the first key, and any other key of the prompt that is not an image token and
 receives at least `SINK_SHARE` of the layer's head-mean attention from the query (the query's own
@@ -57,7 +57,7 @@ class TokenStep:
 
     token_id: int
     rows: torch.Tensor
-    """[layers, heads, image tokens] float32."""
+    """[layers, heads, image tokens], in the model's dtype."""
     shares: torch.Tensor
     """[layers, heads, len(SHARE_KINDS)] float32."""
 
@@ -87,7 +87,7 @@ class StepRecorder:
         keys = row.shape[-1]
         image_mask = torch.zeros(keys, dtype=torch.bool, device=row.device)
         image_mask[self.positions.to(row.device)] = True
-        self._rows[layer] = row[:, self.positions.to(row.device)].float()
+        self._rows[layer] = row[:, self.positions.to(row.device)]  # the model's dtype, as output_attentions
         self._shares[layer] = share_kinds(row, image_mask, self.prompt_length)
         if len(self._rows) == self.layer_count:  # one copy to the CPU per token, not per layer
             order = range(self.layer_count)

@@ -19,6 +19,28 @@ if TYPE_CHECKING:
     from ..widget import AttentionGrid
 
 
+#: What a generation changes while it streams, put back when it fails.
+SHOWN_TRAITS = (
+    "grid",
+    "special_tokens",
+    "token_count",
+    "query",
+    "query_labels",
+    "query_shares",
+    "token_labels",
+    "causal",
+    "maps",
+    "maps_range",
+    "specials",
+    "layers_done",
+    "image",
+    "image_size",
+    "crop_box",
+    "input_size",
+    "patch_size",
+)
+
+
 def shares_bytes(shares: torch.Tensor) -> bytes:
     """One token's head-mean shares [layers, 3] as float32 little-endian (a `query_shares` entry)."""
     return float32_bytes(shares.float().contiguous())
@@ -45,6 +67,7 @@ def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] |
     labels: list[str] = []
     shares: list[bytes] = []
     state = input_traits(prepared)
+    shown_before = {name: getattr(grid, name) for name in SHOWN_TRAITS}
     with grid.hold_sync():
         grid.run_id, grid.status, grid.layers_done = grid.run_id + 1, "running", 0
         grid.message = placement_notice(RunInput(prepared, []))
@@ -81,6 +104,13 @@ def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] |
         generation = source.generate(prompt, on_token)
     except RunCancelled:
         return
+    except Exception as error:  # the last good grid shows again, whole
+        with grid.hold_sync():
+            for name, value in shown_before.items():
+                setattr(grid, name, value)
+            grid.status = "done" if session.input is not None else "error"
+            grid.message = f"error: {error}"
+        raise
     finally:
         session.busy = False
     finished = source.finished_input(generation)
