@@ -202,9 +202,13 @@ def main() -> None:
         peaks = {}
         for contender in CONTENDERS:
             command = [sys.executable, __file__, "--one", family, contender, "--tokens", str(args.tokens)]
-            peaks[contender] = json.loads(
-                subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            )
+            runs = [
+                subprocess.run(command, check=True, capture_output=True, text=True)
+                for _ in range(args.memory_repeats)
+            ]
+            peaks[contender] = statistics.median(json.loads(run.stdout) for run in runs)
+        generation = made["_vlm"].generate(made["_prompt"], min_new_tokens=args.tokens)
+        kept[family] = sum(step.rows.nbytes + step.shares.nbytes for step in generation.steps)
         base_time, base_peak = statistics.median(times["generate"]), peaks["generate"]
         for contender in CONTENDERS:
             seconds = statistics.median(times[contender])

@@ -45,10 +45,8 @@ def share_kinds(row: torch.Tensor, image_mask: torch.Tensor, prompt_length: int)
     keys = row.shape[-1]
     image = image_mask[:keys].to(row.device)
     sinks = sink_mask(row, image, prompt_length)
-    text = ~image & ~sinks
-    shares = torch.stack([row[:, image].sum(-1), row[:, text].sum(-1), row[:, sinks].sum(-1)], dim=-1)
-    assert shares.shape[-1] == len(SHARE_KINDS)
-    return shares
+    kind = torch.where(image, 0, torch.where(sinks, 2, 1))  # the order of SHARE_KINDS
+    return torch.zeros(row.shape[0], len(SHARE_KINDS), device=row.device).index_add_(1, kind, row)
 
 
 @dataclass
@@ -80,14 +78,13 @@ class StepRecorder:
     _shares: dict[int, torch.Tensor] = field(default_factory=dict)
     _pending: tuple[torch.Tensor, torch.Tensor] | None = None
     _prompt_seen: bool = False
+    _masks: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def layer(self, layer: int, weights: torch.Tensor) -> None:
         """One layer's weights [1, heads, queries, keys] of the current forward step."""
         row = weights[0, :, -1, :].detach()
-        keys = row.shape[-1]
-        image_mask = torch.zeros(keys, dtype=torch.bool, device=row.device)
-        image_mask[self.positions.to(row.device)] = True
-        self._rows[layer] = row[:, self.positions.to(row.device)]  # the model's dtype, as output_attentions
+        positions, image_mask = self._on_device(row.device, row.shape[-1])
+        self._rows[layer] = row.index_select(1, positions)  # the model's dtype, as output_attentions
         self._shares[layer] = share_kinds(row, image_mask, self.prompt_length)
         if len(self._rows) == self.layer_count:  # one copy to the CPU per token, not per layer
             order = range(self.layer_count)
@@ -96,6 +93,14 @@ class StepRecorder:
                 torch.stack([self._shares[i] for i in order]).cpu(),
             )
             self._rows, self._shares = {}, {}
+
+    def _on_device(self, device: torch.device, keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image positions and an image mask of at least `keys` keys on `device`, made once."""
+        if self._masks is None or self._masks[1].device != device or self._masks[1].numel() < keys:
+            mask = torch.zeros(max(keys, 2 * self.prompt_length), dtype=torch.bool, device=device)
+            mask[self.positions.to(device)] = True
+            self._masks = (self.positions.to(device), mask)
+        return self._masks
 
     # The streamer interface of `generate`: the prompt first, then each chosen token.
     def put(self, value: torch.Tensor) -> None:

@@ -149,12 +149,16 @@ class VisionLanguageModel:
         encoded.pop("labels", None)
         families.pixel_count_check(encoded)
         placed = families.placed_map(self.model, self.processor, picture, encoded)
-        device = self.device
-        encoded = {
-            key: value.to(device) if isinstance(value, torch.Tensor) else value
-            for key, value in encoded.items()
-        }
+        encoded = {key: self._on_model(value) for key, value in encoded.items()}
         return PromptInput(encoded, placed, max_new_tokens or self.max_new_tokens)
+
+    def _on_model(self, value: Any) -> Any:
+        """A tensor on the model's device; pixels also in its dtype (a half-precision model)."""
+        if not isinstance(value, torch.Tensor):
+            return value
+        parameter = next(self.model.parameters())
+        dtype = parameter.dtype if value.is_floating_point() else value.dtype
+        return value.to(parameter.device, dtype)
 
     def layout(self, placed: PlacedMap, labels: tuple[str, ...] = ()) -> TokenLayout:
         """Keys: text and sink, then the canvas; queries: the generated tokens `labels`."""

@@ -48,13 +48,9 @@ def shares_bytes(shares: torch.Tensor) -> bytes:
 
 def encoded_maps(rows: torch.Tensor, layers: list[int], heads: list[int], special: int) -> dict[str, bytes]:
     """The `maps`, `maps_range` and `specials` traits of query rows [layers, heads, special + cells]."""
-    chosen = rows[layers][:, heads]
-    encoded = [encode_rows(layer[:, special:]) for layer in chosen]
-    return {
-        "maps": b"".join(data for data, _ in encoded),
-        "maps_range": b"".join(ranges for _, ranges in encoded),
-        "specials": b"".join(float32_bytes(layer[:, :special]) for layer in chosen),
-    }
+    chosen = rows[layers][:, heads].flatten(0, 1)  # layer after layer, as the grid's rows
+    data, ranges = encode_rows(chosen[:, special:])  # each row encoded alone: the same as layer by layer
+    return {"maps": data, "maps_range": ranges, "specials": float32_bytes(chosen[:, :special].contiguous())}
 
 
 def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] | None, ticket: int) -> None:
