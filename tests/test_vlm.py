@@ -11,7 +11,7 @@ import pytest
 import torch
 import transformers as tf
 from PIL import Image
-from tiny_vlm_models import FAMILY_BUILDERS, PROMPTS, llava, qwen2_vl
+from tiny_vlm_models import FAMILY_BUILDERS, PROMPTS, llava, paligemma, qwen2_vl
 
 import attnwidget
 from attnwidget import AttentionGrid
@@ -421,3 +421,26 @@ def test_a_generation_that_fails_shows_the_last_grid_again(built):
     assert {name: getattr(grid, name) for name in shown} == shown
     grid.query = [0]  # the last good generation still answers
     assert grid.status == "done" and grid.query == [0]
+
+
+def test_a_half_precision_model_is_captured_in_its_dtype():
+    model, processor = paligemma()
+    model = model.to(torch.bfloat16)
+    vlm = VisionLanguageModel(model, processor)
+    prompt = vlm.prepare(picture((90, 60)), PROMPTS["paligemma"], max_new_tokens=3)
+    assert prompt.encoded["pixel_values"].dtype == torch.bfloat16
+    generation = vlm.generate(prompt)
+    model.set_attn_implementation({"text_config": "eager"})  # the vision tower on sdpa, as while capturing
+    with torch.no_grad():
+        reference = model.generate(
+            **prompt.encoded,
+            max_new_tokens=3,
+            do_sample=False,
+            output_attentions=True,
+            return_dict_in_generate=True,
+        )
+    positions = prompt.placed.token_map.positions
+    for step, layers in zip(generation.steps, reference.attentions, strict=True):
+        assert step.rows.dtype == torch.bfloat16
+        for layer, weights in enumerate(layers):
+            assert torch.equal(step.rows[layer], weights[0, :, -1, positions])
