@@ -41,9 +41,9 @@ ROLLOUT_FUSIONS = ("mean", "max", "min")
 STATUSES = ("empty", "running", "done", "error")
 """`status`: no run yet, a run streaming, a run finished, a run failed (the last good grid shows)."""
 SHARE_KINDS = ("image", "text", "sink")
-"""`query_shares`: where a generated token's attention goes, as shares of it: on the image tokens, on
-the other text tokens, and on the sink tokens (the first token and other keys that draw unusually
-high mass)."""
+"""The kinds of key a generated token's attention is split into (`query_shares`, last axis): image
+tokens, text tokens (prompt and generated), and sinks (the first token, and prompt tokens that are not
+image tokens and take at least a quarter of the layer's head-mean attention); they sum to 1."""
 
 METHOD_LABELS: dict[str, str] = {
     "attention": "per head",

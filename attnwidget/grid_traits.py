@@ -56,8 +56,8 @@ class GridTraits(anywidget.AnyWidget):
     """Cross attention: the query (decoder) tokens as text; empty when the queries are the keys."""
     query_shares = t.Bytes(b"").tag(sync=True)
     """Vision-language models: float32 little-endian [len(query_labels), layer_count, len(SHARE_KINDS)],
-    the head-mean share of each generated token's attention per layer on the image, the other text and
-    the sink tokens (`contract.SHARE_KINDS`); rows are appended as tokens are generated."""
+    the head-mean share of each generated token's attention per layer on image, text and sink tokens
+    (`contract.SHARE_KINDS`), appended as tokens are generated; empty for other sources."""
     causal = t.Bool(False).tag(sync=True)
     """Text decoders: each query sees only itself and earlier keys; the grid marks the rest."""
     value_kind = t.Enum(contract.VALUE_KINDS, "attention").tag(sync=True)

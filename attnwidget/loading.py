@@ -23,6 +23,10 @@ def as_source(model: Any, processor: Any = None) -> Source:
 
         return default_model()
     if isinstance(model, (str, Path)):
+        if _names_vision_language_model(model):
+            from .vlm import VisionLanguageModel
+
+            return VisionLanguageModel.from_pretrained(model, processor=processor)
         return VisionModel.from_pretrained(model, processor)
     if is_timm_model(model):
         return TimmModel(model, processor)
@@ -33,6 +37,26 @@ def as_source(model: Any, processor: Any = None) -> Source:
             f"{type(model.model).__name__} is a CNN: it has no attention for the grid to show. "
             "Its Grad-CAM: `classifier.grad_cam(image)`"
         )
+    from .vlm import VisionLanguageModel, is_vision_language_model
+
+    if is_vision_language_model(model):
+        if processor is None:
+            from transformers import AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(model.name_or_path)
+        return VisionLanguageModel(model, processor)
     if has_shifted_windows(model):
         return WindowedVisionModel(model, processor)
     return VisionModel(model, processor)
+
+
+def _names_vision_language_model(name_or_path: str | Path) -> bool:
+    """Whether the config at a hub id or directory is of a vision-language family attnwidget maps."""
+    from .transformers_support import load_config
+    from .vlm.families import FAMILIES
+
+    try:
+        config = load_config(name_or_path)
+    except Exception:  # VisionModel.from_pretrained names the problem
+        return False
+    return getattr(config, "model_type", None) in FAMILIES

@@ -6,6 +6,9 @@ fits in `cache_budget`, and answers later questions (a head's exact values, a re
 that cache or by running the source again until it has what it needs. A run asked for while another
 streams cancels it: the earlier one stops at its next layer and publishes nothing.
 
+A source with `replays` (a vision-language model's finished generation) holds its attention in its
+input already: `capture` replays it, and no cache is kept beside it.
+
 A source with `query_selection` (a model captured beside its own sdpa attention) is asked for only the
 query tokens' rows when the grid needs nothing else (no matrices, no cache): `capture(..., rows=)`.
 Where the cache does not fit, such a run keeps every layer's query and key instead, within the same
@@ -127,7 +130,11 @@ class RunSession:
         layout = run.layout
         head_index = torch.tensor(list(heads))
         every_head = len(heads) == self.source.head_count  # the heads are sorted: no copy needed
-        keep_cache = not self.in_blocks(layout) and self._cache_bytes(layout) <= self.cache_budget
+        keep_cache = (
+            not getattr(self.source, "replays", False)  # its inputs hold their attention already
+            and not self.in_blocks(layout)
+            and self._cache_bytes(layout) <= self.cache_budget
+        )
         wanted = None  # every query row
         query, queries = run.query, layout.query_count
         if rerun and not size and not keep_cache and getattr(self.source, "query_selection", False):

@@ -12,7 +12,7 @@ protocol, never the kind of model.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -156,6 +156,26 @@ class Source(Protocol):
 
     def predictions(self, outputs: Any) -> list[Prediction]:
         """The top classes or next tokens of `capture`'s outputs; empty when there are none."""
+        ...
+
+
+RowsOf = Callable[[Sequence[int]], torch.Tensor]
+"""`rows_of(tokens)`: a generating source's rows of generated `tokens`, averaged: [layers, heads, keys]."""
+
+
+@runtime_checkable
+class GeneratingSource(Source, Protocol):
+    """A source whose queries are the tokens it generates (a vision-language model): the grid streams
+    the generation, then shows the finished input like any other."""
+
+    def generate(self, model_input: Any, on_token: Callable[[int, str, RowsOf, torch.Tensor], None]) -> Any:
+        """Generate from a prepared prompt; `on_token(index, label, rows_of, shares)` as each token
+        comes: its shares [layers, heads, len(contract.SHARE_KINDS)], and `rows_of(tokens)`, the rows
+        [layers, heads, keys] of any tokens generated so far, averaged."""
+        ...
+
+    def finished_input(self, generation: Any) -> SourceInput:
+        """The input of a finished generation (its tokens the queries), replayed without the model."""
         ...
 
 

@@ -29,9 +29,12 @@ from .png_export import grid_png, overlay_png
 from .reduce import LayerBlocks
 from .replies import handle_message
 from .session import RunInput, RunSession
-from .source import Source
+from .source import GeneratingSource, Source
 from .streaming import input_traits, stream_run
 from .text import TextModel
+from .vlm.looked import WhereItLooked, where_it_looked
+from .vlm.model import Generation
+from .vlm.streaming import generate_into
 
 #: What `grid_kind` a source yields -> the view the grid opens with.
 DEFAULT_VIEWS = {"patches": "query", "tokens": "matrix"}
@@ -58,6 +61,8 @@ class AttentionGrid(GridTraits):
         pooling: str = "max",
         cache_budget: int = 256 * 1024**2,
         block_bytes: int = 256 * 1024**2,
+        prompt: str | None = None,
+        max_new_tokens: int | None = None,
         **view: Any,
     ) -> None:
         super().__init__(**view)
@@ -79,6 +84,7 @@ class AttentionGrid(GridTraits):
             self.head_count = self._source.head_count
             self.layers = _numbered(layers, self.layer_count, "layer")
             self.heads = _numbered(heads, self.head_count, "head")
+        self._prompt = {"prompt": prompt, "max_new_tokens": max_new_tokens}
         self.on_msg(self._handle_message)
         if image is not None:
             self.run(image)
@@ -118,7 +124,13 @@ class AttentionGrid(GridTraits):
         return self._gallery.mean_statistics
 
     def run(
-        self, image: ImageLike | str, *, query: Sequence[int] | None = None, decoder_text: str | None = None
+        self,
+        image: ImageLike | str,
+        *,
+        query: Sequence[int] | None = None,
+        decoder_text: str | None = None,
+        prompt: str | None = None,
+        max_new_tokens: int | None = None,
     ) -> AttentionGrid:
         """Run the model on `image` (a text, for a text model) and stream its attention into the grid,
         layer by layer.
@@ -127,10 +139,23 @@ class AttentionGrid(GridTraits):
 
         `query` lists token indices whose attention rows are averaged (default: CLS, or every
         patch for models without one; for text, the last token of a decoder). `decoder_text` is the
-        decoder's text of an encoder-decoder. The widget keeps its state if the input or the query is bad.
+        decoder's text of an encoder-decoder. A vision-language model generates from `prompt` (default:
+        the grid's) up to `max_new_tokens`, streaming each token; its queries are the generated tokens
+        (default: the latest). The widget keeps its state if the input or the query is bad.
         """
         self._check_open()
-        options = {"decoder_text": decoder_text} if decoder_text is not None else {}
+        options: dict[str, Any] = {"decoder_text": decoder_text} if decoder_text is not None else {}
+        if isinstance(self._source, GeneratingSource):
+            options = {
+                "prompt": prompt if prompt is not None else self._prompt["prompt"],
+                "max_new_tokens": max_new_tokens or self._prompt["max_new_tokens"],
+            }
+            prepared = self._source.prepare_input(image, **options)
+            if len(self._gallery):
+                self._gallery.clear()
+            chosen = list(query) if query is not None else None
+            self._session.exclusive(lambda ticket: generate_into(self, prepared, chosen, ticket))
+            return self
         prepared = self._source.prepare_input(image, **options)
         query = list(query) if query is not None else prepared.layout.default_query
         prepared.layout.check_query(query)
@@ -186,6 +211,14 @@ class AttentionGrid(GridTraits):
             _numbered([head], self.head_count, "head"),
         )
         return self._session.head_region(layer, head, rows, columns, limit)
+
+    def where_it_looked(self, tokens: Sequence[int] | None = None) -> WhereItLooked:
+        """A vision-language model's generated `tokens` (default: the query shown), averaged: the head
+        mean of each layer and over layers, over the canvas and laid onto the picture (`on_picture`)."""
+        generation = self._current().model_input
+        if not isinstance(generation, Generation):
+            raise TypeError("where_it_looked is for vision-language models, once a generation has finished")
+        return where_it_looked(generation, list(tokens) if tokens is not None else self.query)
 
     def to_png(self, path: str | Path | None = None, *, dpi: int = 144, **options: Any) -> bytes:
         """The grid as it is shown (view, colormap, normalisation) as PNG bytes; written to `path` if given.

@@ -49,9 +49,9 @@ export const STATUSES = ["empty", "running", "done", "error"] as const;
 export type Status = (typeof STATUSES)[number];
 
 /**
- * `query_shares`: where a generated token's attention goes, as shares of it: on the image tokens, on
- * the other text tokens, and on the sink tokens (the first token and other keys that draw unusually
- * high mass).
+ * The kinds of key a generated token's attention is split into (`query_shares`, last axis): image
+ * tokens, text tokens (prompt and generated), and sinks (the first token, and prompt tokens that are not
+ * image tokens and take at least a quarter of the layer's head-mean attention); they sum to 1.
  */
 export const SHARE_KINDS = ["image", "text", "sink"] as const;
 
@@ -202,8 +202,8 @@ export interface GridTraits {
   query_labels: string[];
   /**
    * Vision-language models: float32 little-endian [len(query_labels), layer_count, len(SHARE_KINDS)],
-   * the head-mean share of each generated token's attention per layer on the image, the other text and
-   * the sink tokens (`contract.SHARE_KINDS`); rows are appended as tokens are generated.
+   * the head-mean share of each generated token's attention per layer on image, text and sink tokens
+   * (`contract.SHARE_KINDS`), appended as tokens are generated; empty for other sources.
    */
   query_shares: DataView;
   rollout_fusion: RolloutFusion;

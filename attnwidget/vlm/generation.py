@@ -1,0 +1,170 @@
+"""Capture during generation: for each generated token and each language-model layer, only the row of
+attention that produced it over the image tokens ([heads, image tokens]) and its shares on image,
+text and sink tokens ([heads, 3]), never a whole matrix.
+
+The row of generated token `i` is the last query row of the forward step whose logits chose it (step 0,
+the prompt's prefill, chooses the first token): the same row as `generate(output_attentions=True)`'s
+`attentions[i][layer][:, :, -1]`, kept in the model's dtype. Memory: `tokens x layers x heads x image
+tokens` values of that dtype (and 3 float32 shares), whatever the context length.
+
+Sinks (`sink_mask`): the first key, and any other key of the prompt that is not an image token and
+receives at least `SINK_SHARE` of the layer's head-mean attention from the query (the query's own
+key excepted). Image tokens are never sinks here, so the image share is the mass the maps show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..capture import AttentionNotReturnedError
+from ..contract import SHARE_KINDS
+
+#: A prompt key other than the first is a sink when it receives at least this share of the head mean.
+SINK_SHARE = 0.25
+
+
+def sink_mask(row: torch.Tensor, image_mask: torch.Tensor, prompt_length: int) -> torch.Tensor:
+    """[keys] bool: the sink keys of one query's attention `row` [heads, keys] (see the module)."""
+    keys = row.shape[-1]
+    mean = row.float().mean(0)
+    prompt = torch.arange(keys, device=row.device) < min(prompt_length, keys - 1)
+    sinks = prompt & ~image_mask[:keys] & (mean >= SINK_SHARE)
+    sinks[0] = not bool(image_mask[0])
+    return sinks
+
+
+def share_kinds(row: torch.Tensor, image_mask: torch.Tensor, prompt_length: int) -> torch.Tensor:
+    """[heads, len(SHARE_KINDS)]: each head's attention mass on image, text and sink keys (sums to 1)."""
+    row = row.float()
+    keys = row.shape[-1]
+    image = image_mask[:keys].to(row.device)
+    sinks = sink_mask(row, image, prompt_length)
+    kind = torch.where(image, 0, torch.where(sinks, 2, 1))  # the order of SHARE_KINDS
+    return torch.zeros(row.shape[0], len(SHARE_KINDS), device=row.device).index_add_(1, kind, row)
+
+
+@dataclass
+class TokenStep:
+    """One generated token: its id, and per layer its row over the image tokens and its shares."""
+
+    token_id: int
+    rows: torch.Tensor
+    """[layers, heads, image tokens], in the model's dtype."""
+    shares: torch.Tensor
+    """[layers, heads, len(SHARE_KINDS)] float32."""
+
+
+OnToken = Callable[[int, TokenStep], None]
+"""`on_token(index, step)`: called as each token is generated (index from 0)."""
+
+
+@dataclass
+class StepRecorder:
+    """Collects each forward step's rows from the attention hooks and pairs them with the token the
+    step chose (from the streamer); steps are kept in `steps`."""
+
+    positions: torch.Tensor
+    prompt_length: int
+    layer_count: int
+    on_token: OnToken | None = None
+    steps: list[TokenStep] = field(default_factory=list)
+    _rows: dict[int, torch.Tensor] = field(default_factory=dict)
+    _shares: dict[int, torch.Tensor] = field(default_factory=dict)
+    _pending: tuple[torch.Tensor, torch.Tensor] | None = None
+    _prompt_seen: bool = False
+    _masks: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def layer(self, layer: int, weights: torch.Tensor) -> None:
+        """One layer's weights [1, heads, queries, keys] of the current forward step."""
+        row = weights[0, :, -1, :].detach()
+        positions, image_mask = self._on_device(row.device, row.shape[-1])
+        self._rows[layer] = row.index_select(1, positions)  # the model's dtype, as output_attentions
+        self._shares[layer] = share_kinds(row, image_mask, self.prompt_length)
+        if len(self._rows) == self.layer_count:  # one copy to the CPU per token, not per layer
+            order = range(self.layer_count)
+            self._pending = (
+                torch.stack([self._rows[i] for i in order]).cpu(),
+                torch.stack([self._shares[i] for i in order]).cpu(),
+            )
+            self._rows, self._shares = {}, {}
+
+    def _on_device(self, device: torch.device, keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image positions and an image mask of at least `keys` keys on `device`, made once."""
+        if self._masks is None or self._masks[1].device != device or self._masks[1].numel() < keys:
+            mask = torch.zeros(max(keys, 2 * self.prompt_length), dtype=torch.bool, device=device)
+            mask[self.positions.to(device)] = True
+            self._masks = (self.positions.to(device), mask)
+        return self._masks
+
+    # The streamer interface of `generate`: the prompt first, then each chosen token.
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        if self._pending is None:
+            raise AttentionNotReturnedError(
+                "a token was generated without attention from every language-model layer"
+            )
+        rows, shares = self._pending
+        self._pending = None
+        step = TokenStep(int(value.reshape(-1)[0]), rows, shares)
+        self.steps.append(step)
+        if self.on_token is not None:
+            self.on_token(len(self.steps) - 1, step)
+
+    def end(self) -> None:
+        pass
+
+
+@contextmanager
+def hooked(modules: list[nn.Module], output_index: int, recorder: StepRecorder) -> Iterator[None]:
+    """Forward hooks on the language model's attention modules feeding `recorder`; removed on exit."""
+
+    def hook_for(layer: int):
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            weights = output[output_index] if isinstance(output, (tuple, list)) else None
+            if not isinstance(weights, torch.Tensor):
+                raise AttentionNotReturnedError(
+                    f"{type(module).__name__} of language-model layer {layer + 1} returned no weights"
+                )
+            recorder.layer(layer, weights)
+
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(layer)) for layer, module in enumerate(modules)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def eager_language_model(model: nn.Module) -> Iterator[None]:
+    """The language model (only) computes attention eagerly within the block; the vision tower keeps its
+    implementation. The previous implementation is restored afterwards."""
+    text_config = model.config.get_text_config()
+    previous = getattr(text_config, "_attn_implementation", None) or "eager"
+    if previous == "eager":
+        yield
+        return
+    key = _text_config_key(model)
+    model.set_attn_implementation({key: "eager"})
+    try:
+        yield
+    finally:
+        model.set_attn_implementation({key: previous})
+
+
+def _text_config_key(model: nn.Module) -> str:
+    config = model.config
+    for key in getattr(config, "sub_configs", {}) or {}:
+        if getattr(config, key, None) is config.get_text_config():
+            return key
+    return "text_config"
