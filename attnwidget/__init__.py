@@ -11,6 +11,7 @@ from .images import load_image
 from .models import UnsupportedModelError, VisionModel
 from .notebook import explore
 from .source import Picture, Source, SourceInput, TokenLayout
+from .vlm import VisionLanguageModel
 from .widget import AttentionGrid
 from .windowed_model import WindowedVisionModel, stage_grids
 
@@ -25,6 +26,7 @@ __all__ = [
     "SourceInput",
     "TokenLayout",
     "UnsupportedModelError",
+    "VisionLanguageModel",
     "VisionModel",
     "WindowedVisionModel",
     "capture_attention",

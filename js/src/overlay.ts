@@ -29,7 +29,7 @@ import { describeQuery, patchToken } from "./tokens";
 import { drawCausalWindow } from "./causal";
 import { cellRect, drawMasks, outline } from "./overlay-marks";
 import type { Picture } from "./picture";
-import { matrixReadout, queryReadout } from "./readout";
+import { matrixReadout, patchesAreQueries, queryReadout } from "./readout";
 import { maxPool, upsample } from "./upsample";
 import { type MatrixWindow, type TokenRegion, isOneTokenPerCell, isZoomed, regionBetween } from "./window";
 
@@ -403,7 +403,9 @@ export class OverlayPanel {
     const cell = this.cellUnder(point);
     const scene = this.scene;
     if (!cell || !scene) return;
-    if (scene.mode === "query") this.actions.setQuery(patchToken(scene.shape, cell.row, cell.col));
+    if (scene.mode === "query") {
+      if (patchesAreQueries(scene.shape)) this.actions.setQuery(patchToken(scene.shape, cell.row, cell.col));
+    }
     // A row of one token a cell is one query token: make it the query.
     else if (scene.matrix && isOneTokenPerCell(scene.matrix)) this.actions.setQuery(scene.matrix.rows[0] + cell.row);
   }
@@ -438,7 +440,7 @@ export class OverlayPanel {
       this.cursor = to;
       this.draw();
       this.updateReadout();
-    } else if (event.key === "Enter" && this.cursor && this.scene?.mode === "query") {
+    } else if (event.key === "Enter" && this.cursor && this.scene?.mode === "query" && patchesAreQueries(this.scene.shape)) {
       this.actions.setQuery(patchToken(this.scene.shape, this.cursor.row, this.cursor.col));
     } else {
       return;

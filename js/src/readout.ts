@@ -5,11 +5,13 @@ import { formatValue, patchToken, queryName, tokenName } from "./tokens";
 import { type TokenSpan, cellTokens, isOneTokenPerCell } from "./window";
 
 export const IDLE_READOUT = "Hover the picture to read values; click a patch to make it the query.";
+/** Queries that are not the picture's patches (generated tokens): a patch cannot become the query. */
+export const IDLE_KEYS_READOUT = "Hover the picture to read values; choose the query among the tokens above.";
 export const IDLE_MATRIX_READOUT = "Hover the matrix to read values: rows are queries, columns are keys. Drag across it to zoom in.";
 
 /** The read-out of the query view for the patch under the cursor. */
 export function queryReadout(scene: OverlayScene, cell: { row: number; col: number } | null): string {
-  if (!cell) return IDLE_READOUT;
+  if (!cell) return patchesAreQueries(scene.shape) ? IDLE_READOUT : IDLE_KEYS_READOUT;
   const { shape, map, specials } = scene;
   const token = patchToken(shape, cell.row, cell.col);
   const value = map ? map[cell.row * shape.gw + cell.col] : NaN;
@@ -44,4 +46,10 @@ function windowCellName(shape: GridShape, axis: "query" | "key", span: TokenSpan
   const [first, last] = cellTokens(span, cells, index);
   if (first !== last) return `tokens ${first}–${last}`;
   return `${axis === "query" ? queryName(shape, first) : tokenName(shape, first)} (token ${first})`;
+}
+
+/** Whether a patch of the picture can be the query: not where the queries are other tokens (the
+ * generated tokens of a vision-language model, `query_labels`). */
+export function patchesAreQueries(shape: GridShape): boolean {
+  return shape.queryLabels.length === 0;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { colormap } from "../src/colormaps";
 import type { GridShape } from "../src/model";
 import type { OverlayScene } from "../src/overlay";
-import { matrixCellName, matrixReadout, queryReadout } from "../src/readout";
+import { IDLE_KEYS_READOUT, IDLE_READOUT, matrixCellName, matrixReadout, patchesAreQueries, queryReadout } from "../src/readout";
 import { wholeMatrix } from "../src/window";
 
 const shape: GridShape = { layers: [1], heads: [1], gh: 2, gw: 3, specialTokens: ["CLS", "reg1"], tokenCount: 8, queryCount: 8, matrixSize: 8, tokenLabels: [], queryLabels: [], causal: false };
@@ -70,5 +70,15 @@ describe("read-outs", () => {
     expect(matrixReadout(scene({ mode: "matrix", shape: cross, matrix }), { row: 0, col: 0 })).toBe('query "x & y" (token 0) → key "<a>" (token 0) · 0.1');
     expect(matrixReadout(scene({ mode: "matrix", shape: cross, matrix }), { row: 1, col: 2 })).toBe('query "z" (token 1) → key "c" (token 2) · 0.6');
     expect(matrixCellName(cross, "query", 1, 2)).toBe('"z" (token 1)');
+  });
+});
+
+describe("patches as queries", () => {
+  it("a patch is a query where the queries are the keys, not where they are generated tokens", () => {
+    const generated: GridShape = { ...shape, queryLabels: ["A", " cat"], queryCount: 2 };
+    expect(patchesAreQueries(shape)).toBe(true);
+    expect(patchesAreQueries(generated)).toBe(false);
+    expect(queryReadout(scene({}), null)).toBe(IDLE_READOUT);
+    expect(queryReadout(scene({ shape: generated }), null)).toBe(IDLE_KEYS_READOUT);
   });
 });

@@ -1,7 +1,9 @@
 """A vision-language model's generated tokens in JupyterLab: the transcript shows them as text, a
 click on a word makes it the kernel's query and redraws the tiles, a shift-click makes a span, and
 the plot of each token's attention shares shows the numbers it was given; Save PNG holds them, and
-a page written by `to_html` shows them from the saved state."""
+a page written by `to_html` shows them from the saved state. A real (tiny, random-init) LLaVA
+generating in the kernel: the transcript grows while it generates, a word redraws the grid, a tile
+opens the overlay."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import torch
 from harness import Notebook, offline_page
 from PIL import Image
 from playwright.sync_api import Browser, expect
-from widget_dom import DRAW_TIMEOUT_MS, Widget
+from widget_dom import DRAW_TIMEOUT_MS, Widget, expect_overlay_drawn
 
 import attnwidget
 from attnwidget.export import to_html
@@ -139,3 +141,83 @@ def test_an_exported_page_shows_the_transcript_and_the_shares(
     page.screenshot(path=artifacts / "vision-language-exported.png")
     assert refused == []
     page.close()
+
+
+TESTS = Path(__file__).resolve().parent.parent
+GENERATED_TOKENS = 6
+
+BUILD_LLAVA = f"""\
+import sys
+sys.path.insert(0, {str(TESTS)!r})
+from tiny_vlm_models import PROMPTS, llava
+llava_model, llava_processor = llava()
+llava_grid = attnwidget.AttentionGrid(
+    attnwidget.VisionLanguageModel(llava_model, llava_processor),
+    prompt=PROMPTS["llava"],
+    max_new_tokens={GENERATED_TOKENS},
+)
+llava_grid"""
+
+#: Each step of the language model sleeps, so the generation is slow enough to watch.
+SLOW_GENERATION = """\
+import time
+_step = llava_model.model.language_model.register_forward_pre_hook(lambda module, args: time.sleep(0.6))
+try:
+    llava_grid.run(image)
+finally:
+    _step.remove()
+print("generated", len(llava_grid.query_labels), llava_grid.status)"""
+
+
+@pytest.mark.parametrize("jupyter_server", ["lab"], indirect=True)
+def test_a_generation_grows_the_transcript_and_its_words_and_tiles_open_their_maps(
+    live_notebook: Notebook, artifacts: Path
+):
+    cell = live_notebook.run_cell(BUILD_LLAVA)
+    live_notebook.output_text(cell)  # no traceback
+    widget = Widget(cell)
+    expect(widget.grid).to_be_visible()
+    words = widget.root.locator("[data-testid=attnwidget-transcript-words] [data-index]")
+    live_notebook.page.evaluate(
+        """(root) => {
+          window.wordsSeen = [];
+          const note = () => {
+            const n = root.querySelectorAll("[data-testid=attnwidget-transcript-words] [data-index]").length;
+            if (window.wordsSeen.at(-1) !== n) window.wordsSeen.push(n);
+          };
+          new MutationObserver(note).observe(root, { childList: true, subtree: true });
+        }""",
+        widget.root.element_handle(),
+    )
+    running = live_notebook.run_cell(SLOW_GENERATION, wait=False)
+    # Words arrive while the cell still runs.
+    live_notebook.page.wait_for_function(
+        f"() => window.wordsSeen.some((n) => n > 0 && n < {GENERATED_TOKENS})", timeout=DRAW_TIMEOUT_MS
+    )
+    assert running.locator(".jp-InputArea-prompt").inner_text().strip() == "[*]:"
+    live_notebook.wait_for_cell(running)
+    count = int(live_notebook.output_text(running).split()[1])
+    assert live_notebook.output_text(running).strip().endswith("done")
+    expect(words).to_have_count(count)
+    seen = live_notebook.page.evaluate("window.wordsSeen")
+    growing = [n for n in seen if 0 < n < count]
+    assert len(growing) >= 2 and growing == sorted(growing), (
+        f"the transcript did not grow word by word: {seen}"
+    )
+    expect(words.nth(count - 1)).to_have_attribute("aria-selected", "true")  # the latest word is the query
+    labels = live_notebook.evaluate("llava_grid.query_labels")
+    expect(words).to_have_count(len(labels))
+    tiles = live_notebook.evaluate("llava_grid.layer_count * llava_grid.head_count")
+    expect(widget.grid).to_have_attribute("data-tiles-drawn", str(tiles), timeout=DRAW_TIMEOUT_MS)
+
+    # A word: the kernel's query becomes that token, and the tiles show its maps.
+    before = widget.tile_pixels().hashes
+    words.nth(0).click()
+    widget.wait_for_tiles_to_change(before, tiles // 2, DRAW_TIMEOUT_MS)
+    assert live_notebook.evaluate("llava_grid.query") == [0]
+    # A tile: that head's map over the picture.
+    widget.click_tile(1, 2)  # layer 2, head 3
+    expect(widget.overlay_canvas).to_have_attribute("data-layer", "2")
+    expect(widget.overlay_canvas).to_have_attribute("data-head", "3")
+    expect_overlay_drawn(widget)
+    widget.root.screenshot(path=artifacts / "vision-language-llava.png")
