@@ -24,11 +24,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from long_context import peak_kib, reset_peak, resident_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
@@ -139,24 +140,6 @@ def bytes_per_token(family: str, tokens: int) -> float:
     made["_vlm"].generate = counting
     made["grid"]()
     return statistics.mean(counted)
-
-
-def resident_kib() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-
-
-def peak_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status: this benchmark needs Linux")
 
 
 def peak_mib(family: str, contender: str, tokens: int) -> float:
