@@ -201,10 +201,13 @@ def idefics3(smol: bool = False, seed: int = 0) -> tuple[torch.nn.Module, Any]:
         "image_token_id": ids["<image>"],
     }
     sizes = {"size": {"longest_edge": 112}, "max_image_size": {"longest_edge": 56}}
-    if smol:  # SmolVLM's own processor needs num2words; its prompt for one picture is Idefics3's
+    if smol:  # SmolVLM's own processor (it needs num2words, for its video prompts)
         config = tf.SmolVLMConfig(**common)
-        processor = tf.Idefics3Processor(
-            image_processor=tf.Idefics3ImageProcessor(**sizes), tokenizer=tokenizer, image_seq_len=4
+        processor = tf.SmolVLMProcessor(
+            image_processor=tf.SmolVLMImageProcessor(**sizes),
+            tokenizer=tokenizer,
+            video_processor=tf.SmolVLMVideoProcessor(),
+            image_seq_len=4,
         )
         return _seeded(seed, lambda: tf.SmolVLMForConditionalGeneration(config)), processor
     config = tf.Idefics3Config(**common)
