@@ -26,6 +26,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from .dataset_statistics import (
+    PictureDataset,
     Statistic,
     Tally,
     as_sequence,
@@ -91,11 +92,13 @@ class StatisticsReplica:
         if ray.get_gpu_ids() and torch.cuda.is_available():
             self.source.model.to("cuda")
         self.transform = self.source.picture_transform()
-        self.items, self.statistics, self.high_norm_factor = items, statistics, high_norm_factor
+        # Rows are indices into a sequence every replica holds, read as the local engine reads it.
+        self.pictures = PictureDataset(items, self.transform) if items is not None else None
+        self.statistics, self.high_norm_factor = statistics, high_norm_factor
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = BatchResult(rows=len(next(iter(batch.values()))))
-        if self.items is not None:
+        if self.pictures is not None:
             result.items = [int(index) for index in batch["item"]]
         try:
             groups, result.skipped = collate([self._read(row, batch) for row in range(result.rows)])
@@ -108,13 +111,8 @@ class StatisticsReplica:
         return {"result": np.array([pickle.dumps(result)], dtype=object)}
 
     def _read(self, row: int, batch: dict[str, np.ndarray]) -> tuple[str, Any, str]:
-        if self.items is not None:  # rows are indices into a sequence every replica holds
-            index = int(batch["item"][row])
-            try:
-                item = self.items[index]
-            except Exception as error:  # an item that cannot be read is skipped, like a bad file
-                return f"item {index}", None, f"{type(error).__name__}: {error}"
-            return read_item(index, item, self.transform)
+        if self.pictures is not None:
+            return self.pictures[int(batch["item"][row])]
         # A row of the user's Ray dataset: its columns are the item ("image", and "path" to name it).
         item = {name: column[row] for name, column in batch.items()}
         _, tensor, reason = read_item(row, item, self.transform)

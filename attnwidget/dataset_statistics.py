@@ -99,13 +99,14 @@ def head_statistics_over(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     updates = Updates(on_update, confidence)
+    statistics = dict(statistics or {})
     if engine == "ray" or is_ray_dataset(images):
         tally = ray_tally(
             model,
             processor,
             images,
             batch_size=batch_size,
-            statistics=dict(statistics or {}),
+            statistics=statistics,
             high_norm_factor=high_norm_factor,
             replicas=replicas,
             replica_cpus=replica_cpus,
@@ -125,7 +126,7 @@ def head_statistics_over(
         for pixel_values, skipped in batches:
             tally.skipped += skipped
             for group in pixel_values:
-                tally.moments.add(batch_statistics(source, group, dict(statistics or {}), high_norm_factor))
+                tally.moments.add(batch_statistics(source, group, statistics, high_norm_factor))
             bar.update(sum(len(group) for group in pixel_values) + len(skipped))
             updates(tally)
     except KeyboardInterrupt:
