@@ -41,11 +41,6 @@ SHOWN_TRAITS = (
 )
 
 
-def shares_bytes(shares: torch.Tensor) -> bytes:
-    """One token's head-mean shares [layers, 3] as float32 little-endian (a `query_shares` entry)."""
-    return float32_bytes(shares.float().contiguous())
-
-
 def encoded_maps(rows: torch.Tensor, layers: list[int], heads: list[int], special: int) -> dict[str, bytes]:
     """The `maps`, `maps_range` and `specials` traits of query rows [layers, heads, special + cells]."""
     chosen = rows[layers][:, heads].flatten(0, 1)  # layer after layer, as the grid's rows
@@ -82,7 +77,7 @@ def generate_into(grid: AttentionGrid, prepared: SourceInput, query: list[int] |
         if shown and grid.query != shown:  # picked in the front-end (or from Python) meanwhile
             pinned = list(grid.query)
         labels.append(label)
-        shares.append(shares_bytes(token_shares.mean(1)))
+        shares.append(float32_bytes(token_shares.mean(1)))  # its `query_shares` entry: [layers, 3]
         wanted = [token for token in pinned or [] if token <= index] or [index]
         averaged = rows_of(wanted)
         layers, heads = [layer - 1 for layer in grid.layers], [head - 1 for head in grid.heads]
