@@ -27,14 +27,13 @@ own peak is under 16 MiB (the ratio of two small numbers says nothing).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import statistics
 import subprocess
 import sys
 from collections.abc import Callable
 
-from long_context import peak_kib, reset_peak, resident_kib
+from long_context import peak_mib_above_live
 
 BASELINE = "sdpa forward"
 CONTENDERS = (BASELINE, "grid, pooled matrices", "grid, query rows only", "eager forward")
@@ -131,12 +130,7 @@ def contenders(case: str, names: list[str], dinov2_layers: int) -> dict[str, Cal
 
 def peak_mib(case: str, contender: str, dinov2_layers: int) -> float:
     """Run one contender once in this (fresh) process: its peak resident memory above the model's."""
-    run = contenders(case, [contender], dinov2_layers)[contender]
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # what loading freed goes back: the baseline is what is live
-    before = resident_kib()
-    reset_peak()
-    run()
-    return (peak_kib() - before) / 1024
+    return peak_mib_above_live(contenders(case, [contender], dinov2_layers)[contender])
 
 
 def main() -> None:

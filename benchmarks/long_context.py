@@ -18,12 +18,14 @@ A contender that would need more memory than the machine has is not run: its est
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 LAYERS, HEADS, HIDDEN = 32, 32, 256
 CONTENDERS = ("forward", "output_attentions", "attnwidget, layers", "attnwidget, blocks")
@@ -81,6 +83,16 @@ def peak_kib() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmHWM in /proc/self/status: this benchmark needs Linux")
+
+
+def peak_mib_above_live(run: Callable[[], object]) -> float:
+    """Run `run` once: its peak resident MiB above what is live before it (what earlier work freed
+    goes back to the system first, glibc's `malloc_trim`, so the baseline is what is live)."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    before = resident_kib()
+    reset_peak()
+    run()
+    return (peak_kib() - before) / 1024
 
 
 def measure_one(contender: str, tokens: int, repeats: int) -> dict:

@@ -22,14 +22,13 @@ transcript, query).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from long_context import peak_kib, reset_peak, resident_kib
+from long_context import peak_mib_above_live
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
@@ -146,11 +145,7 @@ def peak_mib(family: str, contender: str, tokens: int) -> float:
     """Run one contender in this (fresh) process after one warm-up: peak resident MiB above the model."""
     run = contenders(family, tokens)[contender]
     run()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    before = resident_kib()
-    reset_peak()
-    run()
-    return (peak_kib() - before) / 1024
+    return peak_mib_above_live(run)
 
 
 def main() -> None:
