@@ -90,10 +90,31 @@ def llava_next(seed: int = 0) -> tuple[torch.nn.Module, Any]:
     return _seeded(seed, lambda: tf.LlavaNextForConditionalGeneration(config)), processor
 
 
-def qwen2_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Module, Any]:
-    """Qwen2-VL: 14-pixel patches merged 2 x 2, its `smart_resize`, mrope."""
+def _qwen_text_and_tokens() -> tuple[Any, dict[str, Any]]:
+    """Qwen2-VL's and Qwen2.5-VL's tokenizer and the config entries of their language model and tokens."""
     tokenizer, ids = _tokenizer("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
     rope = {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}
+    text = {"vocab_size": len(tokenizer), "rope_parameters": rope, "bos_token_id": 1, "eos_token_id": 2}
+    return tokenizer, {
+        "text_config": {**text, **SMALL_TEXT},
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
+def _qwen_processor(processor_class: type, tokenizer: Any, max_pixels: int) -> Any:
+    return processor_class(
+        image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels),
+        tokenizer=tokenizer,
+        video_processor=tf.Qwen2VLVideoProcessor(),
+    )
+
+
+def qwen2_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Module, Any]:
+    """Qwen2-VL: 14-pixel patches merged 2 x 2, its `smart_resize`, mrope."""
+    tokenizer, text_and_tokens = _qwen_text_and_tokens()
     config = tf.Qwen2VLConfig(
         vision_config={
             "depth": 2,
@@ -105,31 +126,16 @@ def qwen2_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Modul
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
         },
-        text_config={
-            "vocab_size": len(tokenizer),
-            "rope_parameters": rope,
-            "bos_token_id": 1,
-            "eos_token_id": 2,
-            **SMALL_TEXT,
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **text_and_tokens,
     )
-    processor = tf.Qwen2VLProcessor(
-        image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels),
-        tokenizer=tokenizer,
-        video_processor=tf.Qwen2VLVideoProcessor(),
-    )
+    processor = _qwen_processor(tf.Qwen2VLProcessor, tokenizer, max_pixels)
     return _seeded(seed, lambda: tf.Qwen2VLForConditionalGeneration(config)), processor
 
 
 def qwen2_5_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Module, Any]:
     """Qwen2.5-VL: as Qwen2-VL, with window attention in the vision tower (windows of 2 x 2 merged
     patches, so a 2 x 4 picture is reordered into two windows inside the tower)."""
-    tokenizer, ids = _tokenizer("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
-    rope = {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}
+    tokenizer, text_and_tokens = _qwen_text_and_tokens()
     config = tf.Qwen2_5_VLConfig(
         vision_config={
             "depth": 2,
@@ -143,23 +149,9 @@ def qwen2_5_vl(seed: int = 0, max_pixels: int = 112 * 112) -> tuple[torch.nn.Mod
             "window_size": 56,
             "fullatt_block_indexes": [1],
         },
-        text_config={
-            "vocab_size": len(tokenizer),
-            "rope_parameters": rope,
-            "bos_token_id": 1,
-            "eos_token_id": 2,
-            **SMALL_TEXT,
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **text_and_tokens,
     )
-    processor = tf.Qwen2_5_VLProcessor(
-        image_processor=tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=max_pixels),
-        tokenizer=tokenizer,
-        video_processor=tf.Qwen2VLVideoProcessor(),
-    )
+    processor = _qwen_processor(tf.Qwen2_5_VLProcessor, tokenizer, max_pixels)
     return _seeded(seed, lambda: tf.Qwen2_5_VLForConditionalGeneration(config)), processor
 
 
