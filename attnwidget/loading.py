@@ -38,6 +38,7 @@ def as_source(model: Any, processor: Any = None) -> Source:
             "Its Grad-CAM: `classifier.grad_cam(image)`"
         )
     from .vlm import VisionLanguageModel, is_vision_language_model
+    from .vlm.families import family_of
 
     if is_vision_language_model(model):
         if processor is None:
@@ -45,6 +46,10 @@ def as_source(model: Any, processor: Any = None) -> Source:
 
             processor = AutoProcessor.from_pretrained(model.name_or_path)
         return VisionLanguageModel(model, processor)
+    if _generates_from_pictures(
+        model
+    ):  # a vision-language family not mapped: its reason, not a vision encoder's
+        family_of(model)
     if has_shifted_windows(model):
         return WindowedVisionModel(model, processor)
     return VisionModel(model, processor)
@@ -60,3 +65,10 @@ def _names_vision_language_model(name_or_path: str | Path) -> bool:
     except Exception:  # VisionModel.from_pretrained names the problem
         return False
     return getattr(config, "model_type", None) in FAMILIES
+
+
+def _generates_from_pictures(model: Any) -> bool:
+    """Whether `model` writes text about a picture (a vision tower inside a model that generates)."""
+    can_generate = getattr(model, "can_generate", None)
+    config = getattr(model, "config", None)
+    return hasattr(config, "vision_config") and callable(can_generate) and bool(can_generate())

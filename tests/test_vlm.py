@@ -382,6 +382,22 @@ def test_a_saved_model_loads_by_its_directory(built, tmp_path):
     assert grid.status == "done" and len(grid.query_labels) == 3 and grid.grid == [2, 4]
 
 
+def test_a_vision_language_family_not_mapped_is_refused_as_such():
+    """Gemma 3 (from transformers' own list of image-text-to-text models) writes about pictures, but
+    attnwidget does not map its image tokens: the grid says so, not that a processor is missing."""
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}
+    config = tf.Gemma3Config(
+        text_config={**small, "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 300},
+        vision_config={**small, "image_size": 56, "patch_size": 14},
+        mm_tokens_per_image=4,
+    )
+    model = tf.Gemma3ForConditionalGeneration(config).eval()
+    with pytest.raises(
+        UnsupportedModelError, match="'gemma3' model is not a vision-language model attnwidget"
+    ):
+        AttentionGrid(model, picture((40, 40)), prompt="<start_of_image> what is it?")
+
+
 def test_a_processor_that_pads_to_a_square_gives_no_place(built):
     model, _ = built["llava"]
     _, processor = llava()
