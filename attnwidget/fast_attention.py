@@ -26,12 +26,14 @@ from torch import nn
 
 from .capture import active_capture, eager_function, eager_rows, query_blocks
 from .implementation import attention_implementation
+from .softmax_rows import softmax_rows, takes_softmax_rows
 
 #: The name the fast attention is registered under in transformers.
 FAST_ATTENTION = "attnwidget_sdpa"
-#: Largest float32 weights of one block of queries on the fast path: the blocks stay small beside
-#: the forward's own memory (a layer's whole attention is never built).
-FAST_BLOCK_BYTES = 8 * 1024**2
+#: Largest float32 weights of one block of queries on the fast path, on the CPU (blocks that stay in
+#: its caches) and on an accelerator (fewer, larger launches): either stays small beside the
+#: forward's own memory (a layer's whole attention is never built).
+FAST_BLOCK_BYTES = {"cpu": 8 * 1024**2, "accelerator": 128 * 1024**2}
 #: Implementations whose outputs the fast path reproduces (flash attention's up to rounding).
 FAST_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "flash_attention_3", FAST_ATTENTION)
 #: Modeling modules (transformers.models.<name>) whose eager attention is scaled
@@ -77,6 +79,15 @@ def fast_path_refusal(model: nn.Module, attention_module: nn.Module) -> str | No
     return None
 
 
+def fast_block_bytes(model: nn.Module, asked: int | None = None) -> int:
+    """The block size of a fast capture of `model`: `asked` (default: no limit) within
+    `FAST_BLOCK_BYTES` of the model's device."""
+    parameter = next(model.parameters(), None)
+    on_cpu = parameter is None or parameter.device.type == "cpu"
+    largest = FAST_BLOCK_BYTES["cpu" if on_cpu else "accelerator"]
+    return min(asked or largest, largest)
+
+
 def eager_form_mask(
     attention_mask: torch.Tensor | None,
     module: nn.Module,
@@ -92,13 +103,17 @@ def eager_form_mask(
             return attention_mask
         zero = torch.zeros((), dtype=query.dtype, device=query.device)
         return torch.where(attention_mask, zero, torch.finfo(query.dtype).min)
-    is_causal = kwargs.get("is_causal")
-    is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     queries, keys = query.shape[-2], key.shape[-2]
-    if not (queries > 1 and is_causal):
+    if not _is_causal(module, query, **kwargs):
         return None
     seen = torch.arange(queries, device=query.device)[:, None] >= torch.arange(keys, device=query.device)
     return eager_form_mask(seen[None, None], module, query, key)
+
+
+def _is_causal(module: nn.Module, query: torch.Tensor, is_causal: bool | None = None, **_: Any) -> bool:
+    """Whether sdpa, given no mask, attends causally (as `sdpa_attention_forward` decides)."""
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    return bool(causal) and query.shape[-2] > 1
 
 
 @dataclass(frozen=True)
@@ -123,12 +138,25 @@ class LayerInputs:
         self, block_bytes: int, rows: Sequence[int] | None = None
     ) -> Iterator[tuple[int, torch.Tensor]]:
         """(first row, weights [batch, heads, block rows, keys]) of each block of the query rows `rows`
-        (default: all), by the architecture's own eager attention, with an empty value so no weights x
-        values product is computed."""
+        (default: all): by `softmax_rows` where the architecture's eager attention is that plain
+        softmax, else by its own eager attention, given an empty value so no weights x values
+        product is computed."""
+        blocks = query_blocks(self.query, self.key, block_bytes, rows)
+        if takes_softmax_rows(self.module, self.args):
+            causal = _is_causal(self.module, self.query, **self.kwargs)
+            scaling = self.kwargs.get("scaling")
+            for start, block in blocks:
+                yield (
+                    start,
+                    softmax_rows(
+                        self.query, self.key, self.attention_mask, block, scaling=scaling, causal=causal
+                    ),
+                )
+            return
         eager = eager_function(self.module)
         mask = eager_form_mask(self.attention_mask, self.module, self.query, self.key, **self.kwargs)
         no_values = self.key.new_empty((*self.value_heads, 0))
-        for start, block in query_blocks(self.query, self.key, block_bytes, rows):
+        for start, block in blocks:
             _, weights = eager_rows(
                 eager, self.module, self.query, self.key, no_values, mask, block, self.args, self.kwargs
             )

@@ -24,7 +24,7 @@ from .capture import BlockCallback, LayerCallback, capture_attention, capture_at
 from .contract import METHODS
 from .errors import UnsupportedModelError
 from .explain import Explanation, class_index, explain
-from .fast_attention import FAST_ATTENTION, FAST_BLOCK_BYTES, fast_path_refusal, register_fast_attention
+from .fast_attention import FAST_ATTENTION, fast_block_bytes, fast_path_refusal, register_fast_attention
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
 from .implementation import EagerSwitch
@@ -224,9 +224,9 @@ class VisionModel:
     ) -> Any:
         """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
         weights of query rows `rows` (default: all) to `on_block(layer, first, weights)`, blocks of at
-        most `block_bytes` (and `FAST_BLOCK_BYTES`) [1, H, rows, N], `first` counting among `rows`."""
+        most `block_bytes` (and `fast_block_bytes`) [1, H, rows, N], `first` counting among `rows`."""
         register_fast_attention()
-        budget = min(block_bytes or FAST_BLOCK_BYTES, FAST_BLOCK_BYTES)
+        budget = fast_block_bytes(self.model, block_bytes)
         blocks = capture_attention_blocks(self.attention_modules, on_block, budget, rows)
         return self._forward(pixel_values, self._eager(FAST_ATTENTION), blocks, {})
 

@@ -27,7 +27,7 @@ from .capture import (
     register_query_block_attention,
 )
 from .errors import UnsupportedModelError
-from .fast_attention import FAST_ATTENTION, FAST_BLOCK_BYTES, fast_path_refusal, register_fast_attention
+from .fast_attention import FAST_ATTENTION, fast_block_bytes, fast_path_refusal, register_fast_attention
 from .implementation import EagerSwitch
 from .source import AttentionCallback, Prediction, SourceInput, TokenLayout, predictions
 from .transformers_support import find_attention_modules, load_config, quiet_weight_loading
@@ -235,10 +235,10 @@ class TextModel:
     ) -> Any:
         """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
         weights of query rows `rows` (default: all, in order) to `on_block(layer, first, weights)`, a
-        block of at most `block_bytes` (and `FAST_BLOCK_BYTES`) at a time ([1, H, block rows, keys];
+        block of at most `block_bytes` (and `fast_block_bytes`) at a time ([1, H, block rows, keys];
         `first` counts among `rows`). Only for models that take the fast path (`query_selection`)."""
         register_fast_attention()
-        budget = min(block_bytes or FAST_BLOCK_BYTES, FAST_BLOCK_BYTES)
+        budget = fast_block_bytes(self.model, block_bytes)
         return self._run_with(FAST_ATTENTION, inputs, on_block, budget, rows)
 
     def _run_with(

@@ -1,0 +1,114 @@
+"""Attention weights of a block of query rows, softmax(q k^T * scaling + mask), computed the short way.
+
+For architectures whose eager attention is exactly that formula (`PLAIN_SOFTMAX_ARCHITECTURES`),
+`softmax_rows` gives the weights eager attention would, with less work than calling it:
+- the scaling is applied to the block's queries, not to its scores, and the mask is added in place;
+- grouped-query heads share their key head without repeating it (no `repeat_kv` copy);
+- keys that no row of the block may see (the future, under a causal or sliding mask) are not
+  scored: their weights are exactly 0 in eager attention too, since exp(min - max) underflows.
+  A block of the first rows of a causal layer scores a few keys, not all of them.
+Weights are float32 (eager's softmax runs in float32 and may round them to the model's dtype).
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Modeling modules (transformers.models.<name>) whose `eager_attention_forward` is exactly
+#: softmax(query key^T * scaling + attention_mask) over `repeat_kv`'d keys, with no other term, and
+#: which reads no keyword argument but `scaling` and `dropout`.
+PLAIN_SOFTMAX_ARCHITECTURES = frozenset(
+    {
+        "bart",
+        "beit",
+        "bert",
+        "clip",
+        "deit",
+        "dinov2",
+        "dinov2_with_registers",
+        "gpt2",
+        "llama",
+        "mistral",
+        "qwen2",
+        "siglip",
+        "vit",
+    }
+)
+
+
+def takes_softmax_rows(module: torch.nn.Module, args: tuple) -> bool:
+    """Whether the attention `module`, called with `args` beside its query, key, value and mask (its
+    keyword arguments other than the scaling and dropout do not enter its eager attention), has
+    weights `softmax_rows` computes exactly: a plain-softmax architecture, not training (dropout)."""
+    family = type(module).__module__.rpartition(".modeling_")[2]
+    return family in PLAIN_SOFTMAX_ARCHITECTURES and not args and not module.training
+
+
+def softmax_rows(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    rows: slice | torch.Tensor,
+    *,
+    scaling: float | None = None,
+    causal: bool = False,
+) -> torch.Tensor:
+    """Weights [batch, heads, block rows, keys] (float32) of the query rows `rows` of one layer.
+
+    `query` [batch, heads, queries, dim], `key` [batch, key heads, keys, dim] (heads a multiple of key
+    heads); `attention_mask` as sdpa gets it: None, boolean (True: may attend) or additive float,
+    broadcastable to [batch, heads, queries, keys]; `causal` where a None mask stands for the causal
+    one. `scaling` defaults to dim ** -0.5, as eager attention's does.
+    """
+    batch, heads, queries, dim = query.shape
+    key_heads, keys = key.shape[1], key.shape[-2]
+    block = query[:, :, rows]
+    count = block.shape[-2]
+    additive, allowed = None, None
+    if attention_mask is not None and attention_mask.dtype != torch.bool:
+        additive = _rows_of(attention_mask, rows, queries)
+    elif attention_mask is not None:
+        allowed = _rows_of(attention_mask, rows, queries)
+    elif causal and queries > 1:
+        row_numbers = torch.arange(queries, device=query.device)[rows]
+        allowed = (row_numbers[:, None] >= torch.arange(keys, device=query.device))[None, None]
+    if allowed is None:
+        first_masked, seen = keys, keys
+    elif causal and attention_mask is None and isinstance(rows, slice):  # known without a device sync
+        first_masked, seen = min(rows.start + 1, keys), min(rows.stop, keys)
+    else:
+        first_masked, seen = _masked_span(allowed)
+
+    scaled = block * (dim**-0.5 if scaling is None else scaling)
+    grouped = scaled.reshape(batch, key_heads, (heads // key_heads) * count, dim)
+    scores = torch.matmul(grouped, key[:, :, :seen].transpose(-1, -2)).view(batch, heads, count, seen)
+    if additive is not None:
+        scores += additive[..., :seen]
+    if first_masked < seen:
+        hidden = ~allowed[..., first_masked:seen]
+        scores[..., first_masked:].masked_fill_(hidden, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    if seen == keys:
+        return weights
+    whole = weights.new_empty(batch, heads, count, keys)
+    whole[..., :seen] = weights
+    whole[..., seen:] = 0
+    return whole
+
+
+def _rows_of(mask: torch.Tensor, rows: slice | torch.Tensor, queries: int) -> torch.Tensor:
+    """The mask's rows `rows` (a mask of one row, broadcast over the queries, as it is)."""
+    return mask[..., rows, :] if mask.shape[-2] == queries and queries > 1 else mask
+
+
+def _masked_span(allowed: torch.Tensor) -> tuple[int, int]:
+    """(first key some row of the block may not see, how many leading keys must be scored: up to the
+    last any row may see). Every key is scored when a row may see none (eager then spreads that row
+    evenly over every key)."""
+    keys = allowed.shape[-1]
+    columns = allowed.flatten(0, -2)
+    hidden = (~columns.all(dim=0)).nonzero()
+    first_masked = int(hidden.min()) if len(hidden) else keys
+    if not bool(columns.any(dim=-1).all()):
+        return first_masked, keys
+    return first_masked, int(columns.any(dim=0).nonzero().max()) + 1
