@@ -23,14 +23,14 @@ def pool_matrix(attention: torch.Tensor, size: int, mode: str = "max") -> torch.
     """Token x token matrices pooled to [H, size, size] (adaptive windows, as torch defines them)."""
     if size >= attention.shape[-1]:
         return attention.float()
-    return _pool(mode)(attention.float(), (size, size))
+    return pool2d(attention.float(), (size, size), mode)
 
 
 def pool_columns(rows: torch.Tensor, size: int, mode: str = "max") -> torch.Tensor:
     """Rows [H, R, K] pooled along the keys to [H, R, size], the windows `pool_matrix` uses."""
     if size >= rows.shape[-1]:
         return rows.float()
-    return _pool(mode)(rows.float(), (rows.shape[-2], size))
+    return pool2d(rows.float(), (rows.shape[-2], size), mode)
 
 
 def pool_rows(columns: torch.Tensor, size: int, mode: str = "max") -> torch.Tensor:
@@ -41,7 +41,7 @@ def pool_rows(columns: torch.Tensor, size: int, mode: str = "max") -> torch.Tens
     """
     if size >= columns.shape[-2]:
         return columns.float()
-    return _pool(mode)(columns.float(), (size, columns.shape[-1]))
+    return pool2d(columns.float(), (size, columns.shape[-1]), mode)
 
 
 class LayerBlocks:
@@ -56,6 +56,7 @@ class LayerBlocks:
         self.rows_seen = 0
         self._row_sum: torch.Tensor | None = None
         self._pooled_columns: list[torch.Tensor] = []
+        self._pooled_rows: list[torch.Tensor] = []
         self._matrices: torch.Tensor | None = None
 
     def add(self, first_query: int, block: torch.Tensor) -> None:
@@ -75,7 +76,21 @@ class LayerBlocks:
             self._matrices = pool_matrix(block, self.matrix_size, self.pooling)
         elif self.matrix_size:
             self._pooled_columns.append(pool_columns(block, self.matrix_size, self.pooling))
+            self._pool_whole_windows()
         self.rows_seen = stop
+
+    def _pool_whole_windows(self) -> None:
+        """Where the rows' windows are even (`pool2d`'s reshape), pool the rows of every whole window
+        taken so far, so a long layer keeps about `matrix_size` pooled rows, not one per query."""
+        window, remainder = divmod(self.queries, self.matrix_size)
+        pending = sum(columns.shape[1] for columns in self._pooled_columns)
+        if remainder or self.matrix_size >= self.queries or pending < window:
+            return
+        columns = torch.cat(self._pooled_columns, dim=1)
+        whole = pending - pending % window
+        pooled = pool2d(columns[:, :whole], (whole // window, columns.shape[-1]), self.pooling)
+        self._pooled_rows.append(pooled)
+        self._pooled_columns = [columns[:, whole:]] if whole < pending else []
 
     @property
     def complete(self) -> bool:
@@ -90,6 +105,8 @@ class LayerBlocks:
         the layer has fewer query or key tokens)."""
         if self._matrices is not None:
             return self._matrices
+        if self._pooled_rows:
+            return torch.cat(self._pooled_rows, dim=1)
         return pool_rows(torch.cat(self._pooled_columns, dim=1), self.matrix_size, self.pooling)
 
 
@@ -103,8 +120,37 @@ def matrix_size_for_budget(tokens: int, tiles: int, budget_bytes: int) -> int:
     return math.ceil(tokens / factor)
 
 
-def _pool(mode: str):
-    pool = {"max": F.adaptive_max_pool2d, "mean": F.adaptive_avg_pool2d}.get(mode)
-    if pool is None:
+def pool2d(values: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """The last two dimensions of `values` [..., R, C] pooled to `size` by torch's adaptive windows:
+    by a reshape where the windows divide evenly, else by torch's adaptive pooling on the CPU and, on
+    an accelerator (where adaptive pooling of wide windows is slow), by gathering each window."""
+    if mode not in ("max", "mean"):
         raise ValueError(f"unknown pooling {mode!r}: use 'max' or 'mean'")
-    return pool
+    (rows, columns), (out_rows, out_columns) = values.shape[-2:], size
+    if rows % out_rows == 0 and columns % out_columns == 0:
+        windows = values.reshape(*values.shape[:-2], out_rows, rows // out_rows, out_columns, -1)
+        return windows.amax(dim=(-3, -1)) if mode == "max" else windows.mean(dim=(-3, -1))
+    if values.device.type == "cpu":
+        pool = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
+        return pool(values, size)
+    pooled = _gathered(values.transpose(-1, -2), out_columns, mode).transpose(-1, -2)
+    return _gathered(pooled, out_rows, mode)
+
+
+def _gathered(values: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """`values` [..., N, C] pooled along N to `size` adaptive windows (start floor(i N / size), end
+    ceil((i + 1) N / size)), each window's rows gathered (padded by repeating its last row)."""
+    length = values.shape[-2]
+    if size >= length:
+        return values
+    cells = torch.arange(size)
+    starts, ends = cells * length // size, -(-(cells + 1) * length // size)
+    width = int((ends - starts).max())
+    index = starts[:, None] + torch.arange(width)
+    inside = index < ends[:, None]
+    index = torch.minimum(index, ends[:, None] - 1).to(values.device)
+    windows = values.index_select(-2, index.flatten()).unflatten(-2, (size, width))
+    if mode == "max":
+        return windows.amax(dim=-2)
+    weights = (inside / (ends - starts)[:, None]).to(values.device, values.dtype)
+    return (windows * weights[:, :, None]).sum(dim=-2)

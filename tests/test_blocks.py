@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from test_text import STACKS, TARGET, TEXT, reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
 
 from attnwidget import AttentionGrid
@@ -58,21 +59,27 @@ def test_minilm_real_weights_in_blocks():
     torch.testing.assert_close(outputs.last_hidden_state, expected.last_hidden_state)
 
 
-def test_layer_blocks_reduce_as_the_whole_layer():
+@pytest.mark.parametrize(
+    "tokens, size, step",
+    [(37, 9, 5), (36, 9, 5), (36, 9, 4), (36, 9, 11), (36, 12, 2)],
+    ids=["uneven windows", "windows of 4 rows, blocks of 5", "aligned", "blocks over 2 windows", "small"],
+)
+def test_layer_blocks_reduce_as_the_whole_layer(tokens, size, step):
     torch.manual_seed(0)
-    attention = torch.softmax(torch.randn(4, 37, 37), dim=-1)
-    query = [0, 5, 36]
+    attention = torch.softmax(torch.randn(4, tokens, tokens), dim=-1)
+    query = [0, 5, tokens - 1]
     for pooling in ("max", "mean"):
-        blocks = LayerBlocks(query, 9, pooling, queries=37)
-        for first in range(0, 37, 5):
+        expected = F.adaptive_max_pool2d if pooling == "max" else F.adaptive_avg_pool2d
+        blocks = LayerBlocks(query, size, pooling, queries=tokens)
+        for first in range(0, tokens, step):
             assert not blocks.complete
-            blocks.add(first, attention[:, first : first + 5])
+            blocks.add(first, attention[:, first : first + step])
         assert blocks.complete
         torch.testing.assert_close(blocks.query_rows(), query_rows(attention, query))
-        torch.testing.assert_close(blocks.matrices(), pool_matrix(attention, 9, pooling))
-        whole = LayerBlocks(query, 9, pooling, queries=37)
+        torch.testing.assert_close(blocks.matrices(), expected(attention, (size, size)))
+        whole = LayerBlocks(query, size, pooling, queries=tokens)
         whole.add(0, attention)
-        assert torch.equal(whole.matrices(), pool_matrix(attention, 9, pooling))
+        torch.testing.assert_close(whole.matrices(), expected(attention, (size, size)))
     with pytest.raises(ValueError, match="blocks must follow"):
         LayerBlocks(query, 9, queries=37).add(5, attention[:, 5:10])
 

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from attnwidget.encode import decode_rows, encode_rows, float32_bytes
-from attnwidget.reduce import matrix_size_for_budget, pool_matrix, query_rows
+from attnwidget.reduce import _gathered, matrix_size_for_budget, pool2d, pool_matrix, query_rows
 
 
 def softmax_attention(heads: int = 3, tokens: int = 10, seed: int = 0) -> torch.Tensor:
@@ -38,6 +39,20 @@ def test_max_pooling_keeps_every_peak_and_covers_adaptive_windows():
     assert torch.allclose(mean[:, 0, 0], attention[:, 0:3, 0:3].mean(dim=(1, 2)))
     with pytest.raises(ValueError, match="unknown pooling"):
         pool_matrix(attention, 5, "median")
+
+
+@pytest.mark.parametrize("size", [(5, 5), (13, 4), (3, 13), (6, 6), (12, 12)])
+@pytest.mark.parametrize("mode", ["max", "mean"])
+def test_every_way_of_pooling_takes_torch_adaptive_windows(size, mode):
+    """Reshaped (even windows, 6 of 12), adaptive (the CPU) and gathered (an accelerator's way, here
+    run on the CPU) pooling agree with torch's adaptive pooling."""
+    attention = softmax_attention(tokens=12 if size[0] in (6, 12) else 13)
+    expected = (F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d)(attention, size)
+    torch.testing.assert_close(pool2d(attention, size, mode), expected)
+    gathered = _gathered(
+        _gathered(attention.transpose(-1, -2), size[1], mode).transpose(-1, -2), size[0], mode
+    )
+    torch.testing.assert_close(gathered, expected)
 
 
 @pytest.mark.parametrize(
