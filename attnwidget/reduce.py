@@ -6,6 +6,7 @@ tensors on the same device.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -133,24 +134,30 @@ def pool2d(values: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tens
     if values.device.type == "cpu":
         pool = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
         return pool(values, size)
-    pooled = _gathered(values.transpose(-1, -2), out_columns, mode).transpose(-1, -2)
-    return _gathered(pooled, out_rows, mode)
+    return _gathered(_gathered(values, out_columns, mode, dim=-1), out_rows, mode, dim=-2)
 
 
-def _gathered(values: torch.Tensor, size: int, mode: str) -> torch.Tensor:
-    """`values` [..., N, C] pooled along N to `size` adaptive windows (start floor(i N / size), end
-    ceil((i + 1) N / size)), each window's rows gathered (padded by repeating its last row)."""
-    length = values.shape[-2]
+def _gathered(values: torch.Tensor, size: int, mode: str, dim: int) -> torch.Tensor:
+    """`values` pooled along `dim` (-1 or -2) to `size` adaptive windows (start floor(i N / size), end
+    ceil((i + 1) N / size)), each window's entries gathered (padded by repeating its last entry)."""
+    length = values.shape[dim]
     if size >= length:
         return values
+    index, weights = _window_index(length, size, values.device)
+    width = index.shape[1]
+    windows = values.index_select(dim, index.flatten()).unflatten(dim, (size, width))
+    if mode == "max":
+        return windows.amax(dim=dim)
+    weights = weights.to(values.dtype)
+    return (windows * (weights if dim == -1 else weights[:, :, None])).sum(dim=dim)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_index(length: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """[size, width] indices of each adaptive window's entries (its last repeated to the widest
+    window's width) and their weights in the window's mean (0 for the repeats), on `device`."""
     cells = torch.arange(size)
     starts, ends = cells * length // size, -(-(cells + 1) * length // size)
-    width = int((ends - starts).max())
-    index = starts[:, None] + torch.arange(width)
-    inside = index < ends[:, None]
-    index = torch.minimum(index, ends[:, None] - 1).to(values.device)
-    windows = values.index_select(-2, index.flatten()).unflatten(-2, (size, width))
-    if mode == "max":
-        return windows.amax(dim=-2)
-    weights = (inside / (ends - starts)[:, None]).to(values.device, values.dtype)
-    return (windows * weights[:, :, None]).sum(dim=-2)
+    index = starts[:, None] + torch.arange(int((ends - starts).max()))
+    weights = (index < ends[:, None]) / (ends - starts)[:, None]
+    return torch.minimum(index, ends[:, None] - 1).to(device), weights.to(device)
