@@ -26,10 +26,13 @@ PLAIN_SOFTMAX_ARCHITECTURES = frozenset(
         "deit",
         "dinov2",
         "dinov2_with_registers",
+        "gemma",
         "gpt2",
         "llama",
         "mistral",
         "qwen2",
+        "qwen2_5_vl",
+        "qwen2_vl",
         "siglip",
         "vit",
     }

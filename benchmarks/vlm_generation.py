@@ -5,9 +5,11 @@ larger here): a LLaVA 1.5 shape (CLIP tower at 336 / 14: 576 image tokens; Llama
 hidden 256) and a Qwen2-VL shape (a 448 x 448 picture: 256 merged image tokens; 8 layers x 8 heads,
 hidden 256). Each generates `--tokens` tokens greedily (`min_new_tokens` too, so every run makes as
 many) from the same picture and prompt; contenders:
-- "generate": `model.generate` with the language model on eager attention (the baseline),
-- "capture": `VisionLanguageModel.generate` (hooks keep each token's rows over the image tokens and
-  its shares; nothing else),
+- "generate": `model.generate` as the model is loaded (sdpa attention; the baseline),
+- "generate, eager": the same with the language model on eager attention (what returns weights),
+- "capture": `VisionLanguageModel.generate`: the language model keeps its sdpa attention and each
+  step's last query row is computed beside it (`fast_attention`), keeping each token's rows over
+  the image tokens and its shares; nothing else,
 - "grid": `AttentionGrid.run` (the capture, each token streamed into the widget's traits, then the
   finished grid published; no front-end attached).
 Times: median of `--repeats`, interleaved. Peak memory: each contender in a fresh process (after one
@@ -33,7 +35,7 @@ from long_context import peak_mib_above_live
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-CONTENDERS = ("generate", "capture", "grid")
+CONTENDERS = ("generate", "generate, eager", "capture", "grid")
 TEXT = {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8}
 
 
@@ -79,7 +81,7 @@ def contenders(family: str, tokens: int) -> dict:
     import torch
 
     from attnwidget import AttentionGrid
-    from attnwidget.vlm.generation import eager_language_model
+    from attnwidget.vlm.generation import language_model_on
 
     vlm, picture, prompt_text = build(family)
     prompt = vlm.prepare(picture, prompt_text, max_new_tokens=tokens)
@@ -88,8 +90,12 @@ def contenders(family: str, tokens: int) -> dict:
     grid.send = lambda *args, **kwargs: None  # no front-end here: messages go nowhere
 
     def plain() -> None:
-        with eager_language_model(vlm.model), torch.no_grad():
+        with torch.no_grad():
             vlm.model.generate(**prompt.encoded, do_sample=False, max_new_tokens=tokens, **options)
+
+    def eager() -> None:
+        with language_model_on(vlm.model, "eager"):
+            plain()
 
     def capture() -> None:
         vlm.generate(prompt, **options)
@@ -104,6 +110,7 @@ def contenders(family: str, tokens: int) -> dict:
 
     return {
         "generate": plain,
+        "generate, eager": eager,
         "capture": capture,
         "grid": grid_run,
         "_grid": grid,

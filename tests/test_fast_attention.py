@@ -235,6 +235,7 @@ def test_dinov2_on_sdpa():
 def test_every_architecture_on_the_fast_path_is_verified_here():
     verified = {"gpt2", "llama", "t5", "bart", "mistral", "qwen2", "bert", "dinov2"}
     verified |= {"vit", "deit", "dinov2_with_registers", "beit", "clip", "siglip"}  # ARCHITECTURES
+    verified |= {"qwen2_vl", "qwen2_5_vl", "gemma"}  # language models of test_vlm.py's families
     assert verified == EXACT_ARCHITECTURES
 
 

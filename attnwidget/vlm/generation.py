@@ -4,8 +4,11 @@ text and sink tokens ([heads, 3]), never a whole matrix.
 
 The row of generated token `i` is the last query row of the forward step whose logits chose it (step 0,
 the prompt's prefill, chooses the first token): the same row as `generate(output_attentions=True)`'s
-`attentions[i][layer][:, :, -1]`, kept in the model's dtype. Memory: `tokens x layers x heads x image
-tokens` values of that dtype (and 3 float32 shares), whatever the context length.
+`attentions[i][layer][:, :, -1]`, kept in the model's dtype. Where the language model takes the fast
+path (`fast_attention`) it keeps its own sdpa attention and only that row is computed beside it, from
+the same query and key; otherwise the language model alone is switched to eager while it generates.
+Memory: `tokens x layers x heads x image tokens` values of that dtype (and 3 float32 shares),
+whatever the context length.
 
 Sinks (`sink_mask`): the first key, and any other key of the prompt that is not an image token and
 receives at least `SINK_SHARE` of the layer's head-mean attention from the query (the query's own
@@ -22,8 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..capture import AttentionNotReturnedError
+from ..capture import AttentionNotReturnedError, capture_attention_blocks
 from ..contract import SHARE_KINDS
+from ..fast_attention import FAST_ATTENTION, fast_block_bytes, register_fast_attention
 
 #: A prompt key other than the first is a sink when it receives at least this share of the head mean.
 SINK_SHARE = 0.25
@@ -72,6 +76,8 @@ class StepRecorder:
     positions: torch.Tensor
     prompt_length: int
     layer_count: int
+    dtype: torch.dtype
+    """The model's: rows are kept in it, as `output_attentions` gives them."""
     on_token: OnToken | None = None
     steps: list[TokenStep] = field(default_factory=list)
     _rows: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -84,7 +90,7 @@ class StepRecorder:
         """One layer's weights [1, heads, queries, keys] of the current forward step."""
         row = weights[0, :, -1, :].detach()
         positions, image_mask = self._on_device(row.device, row.shape[-1])
-        self._rows[layer] = row.index_select(1, positions)  # the model's dtype, as output_attentions
+        self._rows[layer] = row.index_select(1, positions).to(self.dtype)
         self._shares[layer] = share_kinds(row, image_mask, self.prompt_length)
         if len(self._rows) == self.layer_count:  # one copy to the CPU per token, not per layer
             order = range(self.layer_count)
@@ -146,16 +152,41 @@ def hooked(modules: list[nn.Module], output_index: int, recorder: StepRecorder) 
 
 
 @contextmanager
-def eager_language_model(model: nn.Module) -> Iterator[None]:
-    """The language model (only) computes attention eagerly within the block; the vision tower keeps its
-    implementation. The previous implementation is restored afterwards."""
+def capturing(
+    model: nn.Module, modules: list[nn.Module], output_index: int, recorder: StepRecorder, *, fast: bool
+) -> Iterator[None]:
+    """Within the block, each step of the model's generation hands the language model's weights to
+    `recorder`: with `fast`, the last query row only, computed beside the language model's own sdpa
+    attention; otherwise every weight the language model returns once it is switched to eager. The
+    vision tower keeps its implementation; the language model's is restored afterwards."""
+    if not fast:
+        with language_model_on(model, "eager"), hooked(modules, output_index, recorder):
+            yield
+        return
+    register_fast_attention()
+
+    def last_row(layer: int, first: int, weights: torch.Tensor) -> None:
+        recorder.layer(layer, weights)
+
+    last = (-1,)  # the row of the step's last query: the one whose logits choose the next token
+    with (
+        language_model_on(model, FAST_ATTENTION),
+        capture_attention_blocks(modules, last_row, fast_block_bytes(model), rows=last),
+    ):
+        yield
+
+
+@contextmanager
+def language_model_on(model: nn.Module, implementation: str) -> Iterator[None]:
+    """The language model (only) computes attention with `implementation` within the block; the vision
+    tower keeps its own. The previous implementation is restored afterwards."""
     text_config = model.config.get_text_config()
     previous = getattr(text_config, "_attn_implementation", None) or "eager"
-    if previous == "eager":
+    if previous == implementation:
         yield
         return
     key = _text_config_key(model)
-    model.set_attn_implementation({key: "eager"})
+    model.set_attn_implementation({key: implementation})
     try:
         yield
     finally:

@@ -9,6 +9,7 @@ fold the rows of any tokens generated so far (averaged), so nothing is kept twic
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,14 @@ from PIL import Image
 from torch import nn
 
 from ..errors import UnsupportedModelError
+from ..fast_attention import fast_path_refusal
 from ..images import ImageLike, load_image
+from ..implementation import attention_implementation
 from ..source import AttentionCallback, Prediction, RowsOf, SourceInput, TokenLayout
 from ..transformers_support import find_attention_modules, quiet_weight_loading
 from . import families
 from .families import PlacedMap
-from .generation import StepRecorder, TokenStep, eager_language_model, hooked
+from .generation import StepRecorder, TokenStep, capturing
 from .token_maps import ImageTokenMap
 
 #: The special key columns before the canvas cells: mass on text tokens and on sink tokens.
@@ -112,6 +115,7 @@ class VisionLanguageModel:
         self.layer_count = len(self.attention_modules)
         text_config = model.config.get_text_config()
         self.head_count = int(text_config.num_attention_heads)
+        self._told_eager = False
 
     @classmethod
     def from_pretrained(
@@ -189,15 +193,32 @@ class VisionLanguageModel:
             if on_token is not None:
                 on_token(index, labels[-1], rows_of, step.shares)
 
-        recorder = StepRecorder(token_map.positions, prompt.prompt_length, self.layer_count, each)
+        dtype = next(self.model.parameters()).dtype
+        recorder = StepRecorder(token_map.positions, prompt.prompt_length, self.layer_count, dtype, each)
         arguments = {"do_sample": False, "max_new_tokens": prompt.max_new_tokens, **options}
+        fast = self._takes_fast_path()
         with (
-            eager_language_model(self.model),
             torch.no_grad(),
-            hooked(self.attention_modules, self.output_index, recorder),
+            capturing(self.model, self.attention_modules, self.output_index, recorder, fast=fast),
         ):
             self.model.generate(**prompt.encoded, streamer=recorder, **arguments)
         return Generation(prompt, tuple(recorder.steps), tuple(labels))
+
+    def _takes_fast_path(self) -> bool:
+        """Whether the language model keeps its own attention while it generates (`fast_attention`);
+        when it cannot, it is switched to eager, and the first time says why."""
+        attention = self.attention_modules[0]
+        refusal = fast_path_refusal(self.model, attention)
+        current = attention_implementation(attention, self.model)
+        if refusal is not None and current != "eager" and not self._told_eager:
+            warnings.warn(
+                f"{self.name}'s language model uses {current!r} attention, which returns no attention "
+                f"weights, and attnwidget cannot compute them beside it ({refusal}); it switches the "
+                "language model to 'eager' while it generates and back afterwards",
+                stacklevel=4,
+            )
+            self._told_eager = True
+        return refusal is None
 
     def finished_input(self, generation: Generation) -> SourceInput:
         """The input of a finished generation: its tokens are the queries, replayed without the model."""
