@@ -1,8 +1,11 @@
 """timm's vision transformers (ViT, DeiT, BEiT, EVA, ViTs with registers) as a `Source`.
 
 timm's attention modules compute `F.scaled_dot_product_attention` while `fused_attn` is set, which
-returns no weights; the capture turns it off for the forward and reads the softmax probabilities
-where the unfused path hands them to `attn_drop`. The picture goes through timm's own eval transform
+returns no weights. timm's plain `Attention` (ViT, DeiT, ViTs with registers) keeps it: the weights
+are computed beside it from the query and key its `q_norm` and `k_norm` return, the very tensors
+the fused call gets (`beside_fused`). Other attention modules (BEiT's position bias, EVA's rotary
+embeddings) are switched to unfused for the forward, and the softmax probabilities read where the
+unfused path hands them to `attn_drop`. The picture goes through timm's own eval transform
 (from the model's data config), and the crop box is read off that transform's steps.
 """
 
@@ -20,6 +23,7 @@ from torch import nn
 
 from .images import load_image
 from .models import UnsupportedModelError
+from .softmax_rows import softmax_rows
 from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLayout, predictions
 
 SUPPORTED = (
@@ -40,6 +44,8 @@ NEUTRAL_STEPS = frozenset(
 """Transform steps that leave the picture's geometry as it is."""
 
 Box = tuple[float, float, float, float]
+LayerWeights = Callable[[int, torch.Tensor], None]
+"""`on_layer(layer, weights)`: one layer's weights [B, H, N, N]."""
 
 
 def is_timm_model(model: Any) -> bool:
@@ -124,30 +130,24 @@ class TimmModel:
         expected = self.layout(pixel_values).token_count
         captured: list[int] = []
 
-        def hook_for(layer: int) -> Callable[[nn.Module, tuple], None]:
-            def hook(module: nn.Module, args: tuple) -> None:
-                weights = args[0]
-                if weights.ndim != 4 or weights.shape[-1] != expected:
-                    raise UnsupportedModelError(
-                        f"{self.name}: layer {layer + 1} attends over {weights.shape[-1]} keys, not the "
-                        f"{expected} tokens of its {len(self.special_tokens)} prefix tokens and patch grid; "
-                        f"attnwidget shows {SUPPORTED}"
-                    )
-                captured.append(layer)
-                on_layer(layer, weights.detach())
+        def hand_over(layer: int, weights: torch.Tensor) -> None:
+            if weights.ndim != 4 or weights.shape[-1] != expected:
+                raise UnsupportedModelError(
+                    f"{self.name}: layer {layer + 1} attends over {weights.shape[-1]} keys, not the "
+                    f"{expected} tokens of its {len(self.special_tokens)} prefix tokens and patch grid; "
+                    f"attnwidget shows {SUPPORTED}"
+                )
+            captured.append(layer)
+            on_layer(layer, weights.detach())
 
-            return hook
-
-        handles = [
-            module.attn_drop.register_forward_pre_hook(hook_for(layer))
-            for layer, module in enumerate(self.attention_modules)
-        ]
-        try:
-            with unfused(self.attention_modules), torch.no_grad():
-                outputs = self.model(pixel_values)
-        finally:
-            for handle in handles:
-                handle.remove()
+        fast = takes_fast_path(self.attention_modules)
+        with (
+            beside_fused(self.attention_modules, hand_over)
+            if fast
+            else unfused_hooked(self.attention_modules, hand_over),
+            torch.no_grad(),
+        ):
+            outputs = self.model(pixel_values)
         if len(captured) != self.layer_count:
             raise UnsupportedModelError(
                 f"{self.name}: only {len(captured)} of its {self.layer_count} attention modules handed "
@@ -200,6 +200,70 @@ def prefix_token_names(model: nn.Module) -> tuple[str, ...]:
     if getattr(model, "reg_token", None) is not None:
         names += [f"reg{i}" for i in range(1, int(getattr(model, "num_reg_tokens", 0)) + 1)]
     return tuple(names) if len(names) == count else tuple(f"prefix{i}" for i in range(1, count + 1))
+
+
+def takes_fast_path(modules: Sequence[nn.Module]) -> bool:
+    """Whether every module is timm's plain `Attention` running fused: its weights are then
+    softmax(q k^T * scale (+ mask)) of what its norms return (`beside_fused`)."""
+    from timm.layers.attention import Attention
+
+    return all(type(module) is Attention and module.fused_attn for module in modules)
+
+
+@contextmanager
+def beside_fused(
+    modules: Sequence[nn.Module], on_layer: Callable[[int, torch.Tensor], None]
+) -> Iterator[None]:
+    """Within the block each module keeps its fused attention, and `on_layer(layer, weights)` gets the
+    weights computed beside it from the query and key its `q_norm` and `k_norm` return (with the
+    mask and causality the module is called with). Hooks are removed on exit."""
+    handles = []
+    for layer, module in enumerate(modules):
+        call: dict[str, Any] = {}
+
+        def on_call(module: nn.Module, args: tuple, kwargs: dict, call: dict = call) -> None:
+            call["mask"] = kwargs.get("attn_mask", args[1] if len(args) > 1 else None)
+            call["causal"] = bool(kwargs.get("is_causal", args[2] if len(args) > 2 else False))
+
+        def on_query(norm: nn.Module, args: tuple, query: torch.Tensor, call: dict = call) -> None:
+            call["query"] = query
+
+        def on_key(
+            norm: nn.Module, args: tuple, key: torch.Tensor, layer: int = layer, call: dict = call
+        ) -> None:
+            query, scale = call.pop("query"), modules[layer].scale
+            rows = slice(0, query.shape[-2])
+            weights = softmax_rows(query, key, call["mask"], rows, scaling=scale, causal=call["causal"])
+            on_layer(layer, weights)
+
+        handles += [
+            module.register_forward_pre_hook(on_call, with_kwargs=True),
+            module.q_norm.register_forward_hook(on_query),
+            module.k_norm.register_forward_hook(on_key),
+        ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def unfused_hooked(
+    modules: Sequence[nn.Module], on_layer: Callable[[int, torch.Tensor], None]
+) -> Iterator[None]:
+    """Within the block the modules compute attention unfused and `on_layer(layer, weights)` gets the
+    softmax probabilities each hands to its `attn_drop`; hooks and `fused_attn` are restored on exit."""
+    handles = [
+        module.attn_drop.register_forward_pre_hook(lambda _, args, layer=layer: on_layer(layer, args[0]))
+        for layer, module in enumerate(modules)
+    ]
+    try:
+        with unfused(modules):
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from timm.data import create_transform  # noqa: E402
 import attnwidget  # noqa: E402
 from attnwidget import AttentionGrid, UnsupportedModelError  # noqa: E402
 from attnwidget.encode import decode_rows  # noqa: E402
-from attnwidget.timm_source import TimmModel, transform_crop_box  # noqa: E402
+from attnwidget.timm_source import TimmModel, takes_fast_path, transform_crop_box  # noqa: E402
 
 PICTURE = Image.fromarray(np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8))
 FAMILIES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
@@ -34,6 +34,10 @@ FAMILIES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
     ),
     "no-class-token": ("vit_medium_patch16_gap_256", {"img_size": 64, "embed_dim": 64, "num_heads": 2}, ()),
 }
+
+
+#: Families whose attention is timm's plain `Attention`, captured beside its fused attention.
+FUSED_KEPT = {"vit", "deit-distilled", "dinov2-registers", "no-class-token"}
 
 
 def build(name: str, **kwargs) -> torch.nn.Module:
@@ -82,8 +86,25 @@ def test_each_family_shows_the_attention_its_fused_forward_computes(family, monk
     maps = decode_rows(grid.maps, grid.maps_range, gh * gw).reshape(rows.shape)
     np.testing.assert_allclose(maps, rows.numpy(), atol=1 / 255)
     captured_output = grid.source.capture(pixel_values, lambda *block: None)
+    if family in FUSED_KEPT:  # the model ran its own fused attention: its very outputs
+        assert torch.equal(captured_output, fused_output)
     torch.testing.assert_close(captured_output, fused_output, rtol=1e-4, atol=1e-5)
     assert all(module.fused_attn for module in grid.source.attention_modules)
+    assert takes_fast_path(grid.source.attention_modules) == (family in FUSED_KEPT)
+
+
+def test_a_capture_beside_fused_attention_leaves_no_hook_behind():
+    source = TimmModel(build("vit_tiny_patch16_224", img_size=64))
+    pixel_values = source.prepare_input(PICTURE).model_input
+
+    def failing(layer: int, first: int, weights: torch.Tensor) -> None:
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        source.capture(pixel_values, failing)
+    for module in source.attention_modules:
+        assert module.fused_attn
+        assert not (module._forward_pre_hooks or module.q_norm._forward_hooks or module.k_norm._forward_hooks)
 
 
 def test_fused_attention_and_hooks_are_restored_after_a_failed_capture():
