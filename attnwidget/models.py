@@ -172,15 +172,26 @@ class VisionModel:
         return self.run(model_input, lambda layer, weights: checked_block(layer, 0, weights))
 
     def capture_batch(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
-        """`run` on a batch [B, C, H, W] (eager attention), handing each layer's weights [B, H, N, N] to
-        `on_layer`, checked against the layout as `capture` does."""
+        """A forward pass on a batch [B, C, H, W] handing each layer's weights [B, H, N, N] to `on_layer`,
+        checked against the layout as `capture` does: computed beside the model's own sdpa attention
+        where it takes the fast path (the blocks of a layer joined), else with eager attention."""
         layout = self.layout(pixel_values)
 
         def checked(layer: int, weights: torch.Tensor) -> None:
             self._check_tokens(layer, weights, layout)
             on_layer(layer, weights)
 
-        return self.run(pixel_values, checked)
+        if not self.query_selection:
+            return self.run(pixel_values, checked)
+        blocks: dict[int, list[torch.Tensor]] = {}
+
+        def joined(layer: int, first: int, weights: torch.Tensor) -> None:
+            parts = blocks.setdefault(layer, [])
+            parts.append(weights)
+            if first + weights.shape[2] == weights.shape[-1]:  # the layer's last query row is in
+                checked(layer, torch.cat(blocks.pop(layer), dim=2))
+
+        return self.run_fast(pixel_values, joined)
 
     def picture_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         """Picture -> the model's input [C, H, W] through its processor; picklable, for loader workers."""
