@@ -1,12 +1,14 @@
 """Pictures a second of `head_statistics_over` against the model's bare batched forward.
 
     .venv/bin/python benchmarks/dataset_statistics.py [--pictures 64] [--batch-size 16] [--repeats 3]
+        [--device cuda] [--workers 8]
 
 Models: the built-in ViT (96 px) and ViT-B/16 at 224 px (random weights, the published
 architecture). The bare forward runs on inputs already made (no reading, no processor), with the
-model's default sdpa attention and with eager attention (what the capture runs); the statistics run
-reads the pictures, puts them through the processor and reduces every head of every layer.
-Contenders run in turn (`timing.interleaved_times`); medians.
+model's default sdpa attention and with eager attention; the statistics run reads the pictures,
+puts them through the processor (in `--workers` loader processes) and reduces every head of every
+layer, its weights computed beside the model's sdpa attention. Contenders run in turn
+(`timing.interleaved_times`); medians.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ def bare_forward(model: torch.nn.Module, batches: list[torch.Tensor], implementa
         with torch.no_grad():
             for batch in batches:
                 model(pixel_values=batch)
+        synchronize(batches[0].device)
+        model.set_attn_implementation("sdpa")
 
     return run
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -38,6 +47,8 @@ def main() -> None:
     parser.add_argument("--pictures", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0, help="loader processes of the statistics run")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     pictures = [scene.image for scene in SceneDataset(0, args.pictures)]
@@ -48,17 +59,21 @@ def main() -> None:
         "ViT-B/16 (224 px)": attnwidget.VisionModel(vit_b, tf.ViTImageProcessorPil()),
     }
     print(
-        f"{args.pictures} pictures, batches of {args.batch_size}, medians of {args.repeats} runs (pictures/s)"
+        f"{args.pictures} pictures, batches of {args.batch_size}, {args.device}, {args.workers} loader "
+        f"workers; medians of {args.repeats} runs (pictures/s)"
     )
     header = ("sdpa forward", "eager forward", "statistics", "x sdpa", "x eager")
     print(f"{'model':20s} " + " ".join(f"{h:>{w}s}" for h, w in zip(header, (13, 14, 11, 7, 8), strict=True)))
     for name, source in models.items():
+        source.model.to(args.device)
         transform = source.picture_transform()
-        inputs = torch.stack([transform(attnwidget.load_image(p)) for p in pictures])
+        inputs = torch.stack([transform(attnwidget.load_image(p)) for p in pictures]).to(args.device)
         batches = list(inputs.split(args.batch_size))
 
         def statistics_run(source=source) -> None:
-            attnwidget.head_statistics_over(source, pictures, batch_size=args.batch_size, progress=False)
+            attnwidget.head_statistics_over(
+                source, pictures, batch_size=args.batch_size, num_workers=args.workers, progress=False
+            )
 
         contenders = {
             "sdpa": bare_forward(source.model, batches, "sdpa"),
@@ -73,7 +88,6 @@ def main() -> None:
             f"{name:20s} {rate['sdpa']:13.1f} {rate['eager']:14.1f} {rate['statistics']:11.1f} "
             f"{rate['statistics'] / rate['sdpa']:7.2f} {rate['statistics'] / rate['eager']:8.2f}"
         )
-        source.model.set_attn_implementation("eager")
 
 
 if __name__ == "__main__":
