@@ -30,6 +30,16 @@ def scenes():
     return [scene.image for scene in SceneDataset(0, 9)]
 
 
+def storage_bytes(kept) -> int:
+    """Bytes of memory the kept attention holds (views of one batch count their batch once)."""
+    storages = {
+        layer.untyped_storage().data_ptr(): layer.untyped_storage().nbytes()
+        for picture in kept
+        for layer in picture.attention or []
+    }
+    return sum(storages.values())
+
+
 class Forwards:
     """Counts the model's forward passes (through its first attention module)."""
 
@@ -59,6 +69,10 @@ def test_a_bounded_sample_is_browsed_without_running_the_model(model, scenes):
     assert grid.image_count == 4 and grid.dataset_statistics.attrs["pictures"] == 9
     assert positions == sorted(set(positions)) and max(positions) > 3  # a sample, not the first four
     assert all(picture.attention is not None for picture in kept)
+    assert storage_bytes(kept) == sum(picture.bytes for picture in kept)  # no batch held for one row
+    whole = AttentionGrid(model).run_many(scenes[:6], sample=6, batch_size=3, progress=False)
+    assert all(picture.shared is not None for picture in whole._gallery.kept)  # views, no copies
+    assert storage_bytes(whole._gallery.kept) == sum(picture.bytes for picture in whole._gallery.kept)
     alone = AttentionGrid(model)
     forwards = Forwards(model)
     try:
@@ -79,12 +93,15 @@ def test_attention_beyond_the_budget_is_recomputed_when_shown(model, scenes):
         model.layer_count * model.head_count * 4 * model.layout(torch.zeros(1, 3, 96, 96)).token_count ** 2
     )
     grid = AttentionGrid(model, cache_budget=2 * per_picture)
-    grid.run_many(scenes[:5], batch_size=5, progress=False)
-    kept = grid._gallery.kept
-    assert [picture.attention is not None for picture in kept] == [True, True, False, False, False]
-    assert sum(picture.bytes for picture in kept) <= 2 * per_picture
     forwards = Forwards(model)
     try:
+        grid.run_many(scenes[:5], batch_size=5, progress=False)
+        kept = grid._gallery.kept
+        assert [picture.attention is not None for picture in kept] == [True, True, False, False, False]
+        assert storage_bytes(kept) == sum(picture.bytes for picture in kept) <= 2 * per_picture
+        # One batch, and the grid shows the last picture whose attention was kept: no other run.
+        assert forwards.count == 1 and grid.image_index == 1
+        forwards.count = 0
         grid.image_index = 0
         assert forwards.count == 0
         grid.image_index = 3
