@@ -222,3 +222,31 @@ def test_explore_many_shows_the_panel_following_the_run(model, scenes, monkeypat
     assert box.children[0] is grid and isinstance(panel, attnwidget.DatasetStatisticsPanel)
     assert panel.frame.attrs["pictures"] == 5 and grid.image_count == 2
     np.testing.assert_allclose(panel.dots.y, grid.dataset_statistics["distance"])
+
+
+def test_timm_and_windowed_models_browse_their_sample(scenes):
+    import transformers as tf
+
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64, depth=2).eval()
+    swin = tf.SwinModel(
+        tf.SwinConfig(
+            image_size=32, patch_size=4, embed_dim=16, depths=[2, 1], num_heads=[1, 2], window_size=4
+        )
+    ).eval()
+    processor = tf.ViTImageProcessorPil(size={"height": 32, "width": 32})
+    for model, options in ((vit, {}), (swin, {"processor": processor})):
+        grid = AttentionGrid(model, **options).run_many(scenes[:4], batch_size=3, progress=False)
+        alone = AttentionGrid(grid.source).run(scenes[1])
+        forwards = Forwards(grid.source)
+        try:
+            grid.image_index = 1
+        finally:
+            forwards.handle.remove()
+        assert forwards.count == 0 and grid.image_count == 4 and grid.status == "done"
+        torch.testing.assert_close(grid.full_attention(1), alone.full_attention(1), atol=1e-5, rtol=1e-4)
+        assert grid.image == alone.image
+        batched, single = ([list(p.values()) for p in each.predictions] for each in (grid, alone))
+        assert [label for label, _ in batched] == [label for label, _ in single]
+        np.testing.assert_allclose([p for _, p in batched], [p for _, p in single], rtol=1e-4)
