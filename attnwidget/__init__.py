@@ -9,7 +9,7 @@ from .geometry import InputGeometry, input_geometry
 from .held_grid import AttentionStream, show, stream
 from .images import load_image
 from .models import UnsupportedModelError, VisionModel
-from .notebook import explore
+from .notebook import explore, explore_many
 from .source import Picture, Source, SourceInput, TokenLayout
 from .vlm import VisionLanguageModel
 from .widget import AttentionGrid
@@ -32,6 +32,7 @@ __all__ = [
     "capture_attention",
     "default_model",
     "explore",
+    "explore_many",
     "head_statistics_over",
     "input_geometry",
     "load_image",

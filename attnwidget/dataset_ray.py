@@ -25,16 +25,8 @@ import numpy as np
 from torch import nn
 from transformers import PreTrainedModel
 
-from .dataset_statistics import (
-    PictureDataset,
-    Statistic,
-    Tally,
-    as_sequence,
-    batch_statistics,
-    collate,
-    picture_of,
-    read_item,
-)
+from .dataset_reading import PictureDataset, as_sequence, collate, picture_of, read_item
+from .dataset_statistics import Statistic, Tally, batch_statistics
 from .moments import Moments
 
 FAILED_TWICE = (
@@ -101,7 +93,7 @@ class StatisticsReplica:
         if self.pictures is not None:
             result.items = [int(index) for index in batch["item"]]
         try:
-            groups, result.skipped = collate([self._read(row, batch) for row in range(result.rows)])
+            groups, result.skipped, _ = collate([self._read(row, batch) for row in range(result.rows)])
             for group in groups:
                 result.moments.add(
                     batch_statistics(self.source, group, self.statistics, self.high_norm_factor)

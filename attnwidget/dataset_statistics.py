@@ -5,7 +5,7 @@ each layer finishes, summed exactly (`moments.Moments`) and returned with their 
     frame = attnwidget.head_statistics_over(model, "pictures/", engine="ray", replica_gpus=1)
 
 Pictures are read and put through the model's own processor or transform in loader workers
-(`torch.utils.data.DataLoader`); a picture that cannot be read is skipped, counted and named. Ctrl-C
+(`dataset_reading`); a picture that cannot be read is skipped, counted and named. Ctrl-C
 (or the notebook's interrupt) ends the run after the batch in flight and returns what it counted.
 `engine="ray"` runs the same count on Ray Data, over a pool of model replicas (`dataset_ray`).
 """
@@ -15,18 +15,17 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from . import masks
-from .images import IMAGE_SUFFIXES, load_image
+from .dataset_reading import Batch, read_batches
 from .methods import attention_entropy, mean_attention_distance
 from .moments import Moments
 from .source import TokenLayout
@@ -89,10 +88,7 @@ def head_statistics_over(
     `_high`, the Student's t interval of the mean at `confidence`. `frame.attrs` holds `pictures`,
     `skipped` ([(name, reason)]), `failed` ([(name, reason)], Ray only), `interrupted` and `confidence`.
     """
-    from tqdm.auto import tqdm
-
     from .dataset_ray import is_ray_dataset, ray_tally
-    from .loading import as_source
 
     if engine not in ("local", "ray"):
         raise ValueError(f'engine must be "local" or "ray", got {engine!r}')
@@ -116,25 +112,73 @@ def head_statistics_over(
         )
         updates(tally, final=True)
         return statistics_frame(tally, confidence)
+    source = batched_source(model, processor)
+    batches, total = read_batches(images, source.picture_transform(), batch_size, num_workers)
+    tally = count_batches(source, batches, total, statistics, high_norm_factor, progress, updates)
+    updates(tally, final=True)
+    return statistics_frame(tally, confidence)
+
+
+def batched_source(model: Any, processor: Any = None) -> Any:
+    """`model` as a source that runs batches of pictures; a TypeError for another kind of source."""
+    from .loading import as_source
+
     source = as_source(model, processor)
     if not (hasattr(source, "capture_batch") and hasattr(source, "picture_transform")):
         raise TypeError(f"{source.name} is not a vision model: dataset statistics are per picture")
+    return source
+
+
+class Watch(Protocol):
+    """What else a run does with one group of pictures: see each layer's attention, then the outputs."""
+
+    def layer(self, layer: int, attention: torch.Tensor) -> None: ...
+
+    def done(self, outputs: Any) -> None: ...
+
+
+Watcher = Callable[[torch.Tensor, list[int]], "Watch | None"]
+"""Called with each group of model inputs [B, C, H, W] and their positions in the dataset's reading
+order (readable or not, from 0); returns a `Watch` for the group, or None."""
+
+
+def count_batches(
+    source: Any,
+    batches: Iterable[Batch],
+    total: int | None,
+    statistics: dict[str, Statistic],
+    high_norm_factor: float,
+    progress: bool,
+    updates: Updates,
+    watcher: Watcher | None = None,
+) -> Tally:
+    """Count every batch's statistics, with a progress bar (tqdm); Ctrl-C ends the run after the group
+    in flight and keeps what was counted (`Tally.interrupted`)."""
+    from tqdm.auto import tqdm
+
     tally = Tally()
-    batches, total = _batches(images, source.picture_transform(), batch_size, num_workers)
     bar = tqdm(total=total, desc="attnwidget", unit="picture", disable=not progress)
+    seen = 0
     try:
-        for pixel_values, skipped in batches:
+        for groups, skipped, positions in batches:
             tally.skipped += skipped
-            for group in pixel_values:
-                tally.moments.add(batch_statistics(source, group, statistics, high_norm_factor))
-            bar.update(sum(len(group) for group in pixel_values) + len(skipped))
+            for group, rows in zip(groups, positions, strict=True):
+                watch = watcher(group, [seen + row for row in rows]) if watcher else None
+                values, outputs = batch_run(
+                    source, group, statistics, high_norm_factor, watch.layer if watch else None
+                )
+                tally.moments.add(values)
+                if watch:
+                    watch.done(outputs)
+            read = sum(len(group) for group in groups) + len(skipped)
+            seen += read
+            bar.update(read)
             updates(tally)
     except KeyboardInterrupt:
         tally.interrupted = True
     finally:
         bar.close()
-    updates(tally, final=True)
-    return statistics_frame(tally, confidence)
+    return tally
 
 
 class Updates:
@@ -158,6 +202,18 @@ def batch_statistics(
     source: Any, pixel_values: torch.Tensor, statistics: dict[str, Statistic], high_norm_factor: float = 4.0
 ) -> dict[str, np.ndarray]:
     """Every statistic of one batch of model inputs [B, C, H, W]: name -> [B, layers, heads]."""
+    return batch_run(source, pixel_values, statistics, high_norm_factor)[0]
+
+
+def batch_run(
+    source: Any,
+    pixel_values: torch.Tensor,
+    statistics: dict[str, Statistic],
+    high_norm_factor: float = 4.0,
+    on_layer: Callable[[int, torch.Tensor], None] | None = None,
+) -> tuple[dict[str, np.ndarray], Any]:
+    """`batch_statistics` and the model's outputs; `on_layer(layer, attention [B, H, N, N])` also sees
+    each layer's attention as it finishes."""
     parameter = next(source.model.parameters())
     pixel_values = pixel_values.to(device=parameter.device, dtype=parameter.dtype)
     layout = source.layout(pixel_values)
@@ -169,7 +225,7 @@ def batch_statistics(
     def keep(name: str, value: torch.Tensor) -> None:
         values.setdefault(name, []).append(value.detach().float().cpu())
 
-    def on_layer(layer: int, attention: torch.Tensor) -> None:
+    def on_statistics_layer(layer: int, attention: torch.Tensor) -> None:
         attention = attention.float()
         keep("distance", mean_attention_distance(attention, special, grid, patch))
         keep("entropy", attention_entropy(attention))
@@ -186,12 +242,14 @@ def batch_statistics(
                     f"[pictures, heads] = {tuple(attention.shape[:2])}"
                 )
             keep(name, value)
+        if on_layer is not None:
+            on_layer(layer, attention)
 
     norms: list[torch.Tensor] = []
     block = _last_block(source)
     handle = block.register_forward_hook(lambda _m, _a, output: norms.append(_first_tensor(output)))
     try:
-        source.capture_batch(pixel_values, on_layer)
+        outputs = source.capture_batch(pixel_values, on_statistics_layer)
     finally:
         handle.remove()
     if norms and norms[-1].ndim == 3 and norms[-1].shape[1] == layout.token_count:
@@ -201,7 +259,7 @@ def batch_statistics(
         )  # [B, patches]
         for mass in key_mass:
             keep("high_norm_mass", (mass * flagged[:, None, :]).sum(dim=-1))
-    return {name: torch.stack(layers, dim=1).numpy() for name, layers in values.items()}
+    return {name: torch.stack(layers, dim=1).numpy() for name, layers in values.items()}, outputs
 
 
 def statistics_frame(tally: Tally, confidence: float = 0.95) -> pandas.DataFrame:
@@ -236,130 +294,6 @@ def statistics_frame(tally: Tally, confidence: float = 0.95) -> pandas.DataFrame
         confidence=confidence,
     )
     return frame
-
-
-# --- reading the dataset ---------------------------------------------------------------------------
-
-Batch = tuple[list[torch.Tensor], list[tuple[str, str]]]
-"""Model inputs grouped by size ([B, C, H, W] each) and the pictures skipped, (name, reason)."""
-
-
-class PictureDataset(torch.utils.data.Dataset):
-    """Items of a sequence as model inputs [C, H, W], or the reason they cannot be read."""
-
-    def __init__(self, items: Sequence[Any], transform: Callable[[Any], torch.Tensor]):
-        self.items, self.transform = items, transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[str, torch.Tensor | None, str]:
-        try:
-            item = self.items[index]
-        except Exception as error:  # a dataset whose item cannot be read: skipped, like a bad file
-            return f"item {index}", None, f"{type(error).__name__}: {error}"
-        return read_item(index, item, self.transform)
-
-
-def read_item(
-    index: int, item: Any, transform: Callable[[Any], torch.Tensor]
-) -> tuple[str, torch.Tensor | None, str]:
-    """(name, model input [C, H, W], "") for a readable item; (name, None, reason) for another."""
-    name = f"item {index}"
-    try:
-        picture = picture_of(item)
-        if isinstance(picture, (str, Path)):
-            name = str(picture)
-        return name, transform(load_image(picture)), ""
-    except Exception as error:  # an unreadable picture is skipped and reported, never fatal
-        return name, None, f"{type(error).__name__}: {error}"
-
-
-def _batches(
-    images: Any, transform: Callable[[Any], torch.Tensor], batch_size: int, workers: int
-) -> tuple[Iterable[Batch], int | None]:
-    """The batches of `images` and how many pictures there are (None when unknown)."""
-    loader_class = torch.utils.data.DataLoader
-    if isinstance(images, loader_class):
-        total = len(images.dataset) if hasattr(images.dataset, "__len__") else None
-        return (_ready_batch(batch, transform) for batch in images), total
-    items = as_sequence(images)
-    if items is None:  # an iterable of unknown length: read in this process, a batch at a time
-        return (collate(chunk) for chunk in _chunks(images, transform, batch_size)), None
-    dataset = PictureDataset(items, transform)
-    loader = loader_class(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate)
-    return loader, len(items)
-
-
-def as_sequence(images: Any) -> Sequence[Any] | None:
-    """`images` as an indexable sequence (a folder's files, a list, a map-style dataset), or None."""
-    if isinstance(images, (str, Path)):
-        folder = Path(images).expanduser()
-        if not folder.is_dir():
-            raise ValueError(f"{images} is not a folder: give a folder of images or a list of pictures")
-        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if hasattr(images, "__getitem__") and hasattr(images, "__len__") and not isinstance(images, Mapping):
-        return images
-    return None
-
-
-def _chunks(images: Iterable[Any], transform: Callable, batch_size: int) -> Iterable[list]:
-    chunk = []
-    for index, item in enumerate(images):
-        chunk.append(read_item(index, item, transform))
-        if len(chunk) == batch_size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def collate(results: list[tuple[str, torch.Tensor | None, str]]) -> Batch:
-    """Stack the inputs read, grouped by size; keep the names and reasons of the others."""
-    groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
-    skipped = []
-    for name, tensor, reason in results:
-        if tensor is None:
-            skipped.append((name, reason))
-        else:
-            groups.setdefault(tuple(tensor.shape), []).append(tensor)
-    return [torch.stack(group) for group in groups.values()], skipped
-
-
-def _ready_batch(batch: Any, transform: Callable) -> Batch:
-    """A DataLoader's batch: model inputs [B, C, H, W] (alone or first of a tuple, or a dict's
-    "pixel_values"), or a list of pictures to read."""
-    if isinstance(batch, Mapping):
-        batch = batch.get("pixel_values", batch.get("image", batch.get("img")))
-    elif (
-        isinstance(batch, (tuple, list))
-        and batch
-        and isinstance(batch[0], torch.Tensor)
-        and batch[0].ndim == 4
-    ):
-        batch = batch[0]
-    if isinstance(batch, torch.Tensor) and batch.ndim == 4:
-        return [batch], []
-    if isinstance(batch, (list, tuple)):
-        return collate([read_item(index, item, transform) for index, item in enumerate(batch)])
-    raise TypeError(
-        f"a DataLoader batch of {type(batch).__name__} is neither model inputs [B, C, H, W] nor a list of "
-        "pictures: use collate_fn=list for pictures"
-    )
-
-
-def picture_of(item: Any) -> Any:
-    """The picture in a dataset item: the item, the first of a tuple, a dict's image entry or an
-    object's `image`."""
-    if isinstance(item, Mapping):
-        for key in ("image", "img", "picture", "pixel_values"):
-            if key in item:
-                return item[key]
-        raise KeyError(f"no picture in an item with keys {sorted(item)}: name it 'image'")
-    if isinstance(item, tuple):
-        return item[0]
-    picture = getattr(item, "image", None)  # an object holding its picture (attnwidget.scenes.Scene)
-    return item if picture is None or isinstance(item, Image.Image) else picture
 
 
 def _last_block(source: Any) -> nn.Module:

@@ -1,112 +1,339 @@
-"""The pictures of `run_many`: each picture's grid is kept, so `image_index` browses them without
-running the model again, and per-head statistics are averaged over them."""
+"""The pictures of `run_many`: a dataset in batches through the model, counted by the batched
+statistics of `head_statistics_over`, with a sample of its pictures kept for `image_index` to browse.
+
+Every readable picture counts towards the statistics. A seeded uniform sample of at most `sample`
+of them (reservoir sampling, so that a dataset of unknown length is sampled too) is kept: where each
+picture lies in the dataset (it is read again when shown), its predictions and, while they fit in the
+grid's `cache_budget` together, its attention, captured by the batch's forward. A kept picture's view
+is built when it is shown, from that attention without running the model; one whose attention did
+not fit runs the model once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from .explanations import update_explanation
-from .images import ImageLike, image_sources
+import numpy as np
+import torch
+from PIL import Image
+
+from .dataset_reading import as_sequence, picture_of, read_batches
+from .dataset_statistics import (
+    Statistic,
+    Updates,
+    batched_source,
+    count_batches,
+    statistics_frame,
+)
+from .images import IMAGE_SUFFIXES, load_image
 from .methods import HeadStatistics
 from .session import RunInput
+from .source import Picture, SourceInput
+from .streaming import input_traits
 
 if TYPE_CHECKING:
+    import pandas
+
     from .widget import AttentionGrid
 
-#: Traits that make up one picture's view: what the gallery keeps per picture.
-PICTURE_TRAITS = (
-    "maps",
-    "maps_range",
-    "specials",
-    "matrix_size",
-    "matrices",
-    "matrices_range",
-    "query",
-    "grid",
-    "special_tokens",
-    "token_count",
-    "image",
-    "image_size",
-    "crop_box",
-    "input_size",
-    "predictions",
-    "token_labels",
-    "query_labels",
-    "causal",
-)
+DEFAULT_SAMPLE = 64
+"""Pictures `run_many` keeps for browsing unless told otherwise."""
+
+Reader = Callable[[int, torch.Tensor], Callable[[], SourceInput]]
+"""(position in the dataset, the picture's model input [C, H, W]) -> what prepares it again when shown."""
 
 
 @dataclass
-class Snapshot:
-    """One picture's traits, its input and the layers and heads they were computed for."""
+class Kept:
+    """A picture kept for browsing: its position, how to prepare it again, its predictions, and its
+    attention (every layer [heads, tokens, tokens], float32 on the CPU) unless it did not fit."""
 
-    traits: dict[str, Any]
-    input: RunInput
-    selection: tuple[list[int], list[int]]
+    position: int
+    read: Callable[[], SourceInput]
+    predictions: list[dict[str, Any]]
+    attention: list[torch.Tensor] | None = None
+    shared: object | None = None
+    """The group whose batch attention `attention` views (its pictures were all kept), else None."""
 
-    @classmethod
-    def of(cls, grid: AttentionGrid) -> Snapshot:
-        return cls(
-            traits={name: getattr(grid, name) for name in PICTURE_TRAITS},
-            input=grid._session.input,
-            selection=(list(grid.layers), list(grid.heads)),
-        )
+    @property
+    def bytes(self) -> int:
+        return sum(layer.numel() * layer.element_size() for layer in self.attention or [])
+
+    def own(self) -> None:
+        """Copy the attention out of the group's batch, so the batch goes once its last view does."""
+        if self.attention is not None and self.shared is not None:
+            self.attention = [layer.clone() for layer in self.attention]
+        self.shared = None
+
+
+def reservoir_slot(seen: int, size: int, rng: random.Random) -> int | None:
+    """The slot of a uniform sample of `size` that the `seen`-th picture (from 0) takes, or None
+    (Algorithm R: every picture ends up in the sample with the same probability)."""
+    if seen < size:
+        return seen
+    slot = rng.randrange(seen + 1)
+    return slot if slot < size else None
+
+
+@dataclass
+class Sample:
+    """A `dataset_statistics.Watcher`: keeps a sample of the pictures counted, and their attention
+    while it fits in `budget` bytes."""
+
+    source: Any
+    size: int
+    budget: int
+    reader: Reader
+    slots: dict[int, Kept] = field(default_factory=dict)
+    seen: int = 0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def __call__(self, group: torch.Tensor, positions: list[int]) -> GroupKeeper | None:
+        chosen: dict[int, int] = {}  # row of the group -> its slot
+        for row in range(len(group)):
+            slot = reservoir_slot(self.seen, self.size, self.rng)
+            self.seen += 1
+            if slot is not None:
+                chosen[row] = slot
+        if not chosen:
+            return None
+        tokens = self.source.layout(group).token_count
+        need = self.source.layer_count * self.source.head_count * tokens * tokens * 4
+        replaced = set(chosen.values())
+        free = self.budget - sum(kept.bytes for slot, kept in self.slots.items() if slot not in replaced)
+        with_attention = set(sorted(chosen)[: max(0, free // need)] if need else chosen)
+        readers = {row: self.reader(positions[row], group[row]) for row in chosen}
+        distinct = len(replaced) == len(group)  # no picture of the group replaces another of it
+        return GroupKeeper(self, chosen, positions, readers, {row: [] for row in with_attention}, distinct)
+
+    def drop(self, slot: int) -> None:
+        """Let go of the picture in `slot`; the others of its group copy out their attention first."""
+        old = self.slots.pop(slot, None)
+        if old is not None and old.shared is not None:
+            for kept in self.slots.values():
+                if kept.shared is old.shared:
+                    kept.own()
+
+    def kept(self) -> list[Kept]:
+        """The pictures kept, in the dataset's order."""
+        return sorted(self.slots.values(), key=lambda kept: kept.position)
+
+
+@dataclass
+class GroupKeeper:
+    """A `dataset_statistics.Watch` for one group: keeps the chosen pictures' attention as each layer
+    finishes (views of the batch's where every picture of the group keeps it, else copies), and the
+    pictures once the group has been counted."""
+
+    sample: Sample
+    chosen: dict[int, int]
+    positions: list[int]
+    readers: dict[int, Callable[[], SourceInput]]
+    attention: dict[int, list[torch.Tensor]]
+
+    views: bool = True
+    """Whether every picture of the group keeps its attention as views of the batch's (no copies)."""
+    viewed: bool = False
+    """Whether a layer was kept as views."""
+
+    def layer(self, layer: int, attention: torch.Tensor) -> None:
+        alone = attention.untyped_storage().nbytes() == attention.numel() * attention.element_size()
+        plain = alone and attention.dtype == torch.float32 and attention.device.type == "cpu"
+        self.views = self.views and plain and len(self.attention) == len(attention)
+        self.viewed = self.viewed or self.views
+        for row, layers in self.attention.items():
+            layers.append(
+                attention[row] if self.views else attention[row].to("cpu", torch.float32, copy=True)
+            )
+
+    def done(self, outputs: Any) -> None:
+        slots = self.sample.slots
+        for row, slot in self.chosen.items():
+            self.sample.drop(slot)
+            predictions = self.sample.source.predictions(row_outputs(outputs, row))
+            kept = Kept(
+                self.positions[row],
+                self.readers[row],
+                [{"label": p.label, "probability": p.probability} for p in predictions],
+                self.attention.get(row),
+                self if self.viewed else None,
+            )
+            if not self.views:  # views of the first layers, copies of the others: no views kept
+                kept.own()
+            slots[slot] = kept
+
+
+def row_outputs(outputs: Any, row: int) -> Any:
+    """One picture's outputs of a batch's (logits [B, classes], alone or as `.logits`), as a batch of one."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs[row : row + 1]
+    logits = getattr(outputs, "logits", None)
+    return SimpleNamespace(logits=logits[row : row + 1]) if isinstance(logits, torch.Tensor) else None
 
 
 class Gallery:
-    """The pictures of the last `run_many` of a grid (none after a single run)."""
+    """The pictures kept by the last `run_many` of a grid and its dataset statistics (none after a
+    single run)."""
 
     def __init__(self) -> None:
-        self.snapshots: list[Snapshot] = []
+        self.kept: list[Kept] = []
+        self.frame: pandas.DataFrame | None = None
         self.mean_statistics: HeadStatistics | None = None
+        self.shown: int | None = None
 
     def __len__(self) -> int:
-        return len(self.snapshots)
+        return len(self.kept)
 
     def clear(self) -> None:
-        self.snapshots, self.mean_statistics = [], None
+        self.kept, self.frame, self.mean_statistics, self.shown = [], None, None, None
 
-    def run_many(self, grid: AttentionGrid, images: Iterable[ImageLike] | str | Path, progress: bool) -> None:
-        """Run `grid` on every picture, keeping each one's grid and statistics (see `run_many`)."""
-        from tqdm.auto import tqdm
+    def run_many(
+        self,
+        grid: AttentionGrid,
+        images: Any,
+        *,
+        sample: int,
+        batch_size: int,
+        num_workers: int,
+        statistics: Mapping[str, Statistic] | None,
+        progress: bool,
+        on_update: Callable[[pandas.DataFrame], None] | None,
+    ) -> None:
+        """Count every picture of `images` in batches and keep a sample of them (see `run_many`)."""
+        if sample < 1 or batch_size < 1:
+            raise ValueError(f"sample and batch_size must be at least 1, got {sample} and {batch_size}")
+        source = batched_source(grid.source)
+        data, reader = readable(source, images, batch_size)
+        batches, total = read_batches(data, source.picture_transform(), batch_size, num_workers)
+        kept = Sample(source, sample, grid._session.cache_budget, reader)
+        updates = Updates(on_update, 0.95)
+        tally = count_batches(source, batches, total, dict(statistics or {}), 4.0, progress, updates, kept)
+        updates(tally, final=True)
+        self.publish(grid, statistics_frame(tally), kept.kept())
 
-        sources = image_sources(images)
-        snapshots: list[Snapshot] = []
-        statistics: list[HeadStatistics] = []
-        for source in tqdm(sources, desc="attnwidget", unit="picture", disable=not progress):
-            grid.run(source)
-            snapshots.append(Snapshot.of(grid))
-            statistics.append(grid.head_statistics())
-        if not snapshots:
-            raise ValueError("no pictures to run: give a non-empty list, iterable or folder of images")
-        self.mean_statistics = HeadStatistics.mean(statistics)
-        with grid.hold_sync():
-            grid.image_count = len(snapshots)  # listeners (the statistics panel) see the new set
-            grid.image_index = len(snapshots) - 1  # the picture on screen (set before the gallery: no redraw)
-        self.snapshots = snapshots
+    def publish(self, grid: AttentionGrid, frame: pandas.DataFrame, kept: list[Kept]) -> None:
+        """Make `frame` the grid's dataset statistics and show the last of the pictures kept with their
+        attention (no model run), or the last one."""
+        heads = int(frame["head"].max())
+        self.clear()
+        self.frame = frame
+        self.mean_statistics = HeadStatistics(
+            frame["distance"].to_numpy().reshape(-1, heads), frame["entropy"].to_numpy().reshape(-1, heads)
+        )
+        shown = max(
+            (i for i, picture in enumerate(kept) if picture.attention is not None), default=len(kept) - 1
+        )
+        with grid.hold_sync():  # set before the pictures: no picture is shown twice
+            grid.image_count = len(kept)  # listeners (the statistics panel) see the new set
+            grid.image_index = shown
+        self.kept = kept
+        self.show(grid, shown, shown)
+        notes = run_notes(frame)
+        if notes and not grid.message.startswith("error:"):
+            grid.message = notes
 
     def show(self, grid: AttentionGrid, index: int, previous: int) -> None:
-        """Show picture `index` in `grid`: its kept traits, or recomputed when the selection changed."""
-        if not 0 <= index < len(self.snapshots):
-            grid.message = f"error: picture {index} is out of range: there are {len(self.snapshots)}"
+        """Show kept picture `index` in `grid`: from its attention, or by running the model on it."""
+        if index == self.shown:  # already shown (`image_index` set back after a bad index)
+            return
+        if not 0 <= index < len(self.kept):
+            grid.message = f"error: picture {index} is out of range: there are {len(self.kept)}"
             grid.image_index = previous
             return
-        snapshot = self.snapshots[index]
-        session = grid._session
-        session.input, session.cache = snapshot.input, None  # exact values are recomputed on request
-        if snapshot.selection != (grid.layers, grid.heads) or snapshot.input.query != grid.query:
-            grid._compute(snapshot.input, rerun=True)  # the selection changed since: recompute
-            self.snapshots[index] = Snapshot.of(grid)
+        kept = self.kept[index]
+        try:
+            prepared = kept.read()
+        except Exception as error:  # the file was moved since, say: the grid keeps its picture
+            grid.message = f"error: picture {index + 1} of the sample cannot be read again: {error}"
+            grid.image_index = previous
             return
-        # As for a run: the front-end takes every data trait as current once the status is "done",
-        # also those equal to the previous picture's (no change is sent for them).
-        grid.status = "running"
-        with grid.hold_sync():
-            grid.run_id += 1
-            for name, value in snapshot.traits.items():
-                setattr(grid, name, value)
-            grid.status = "done"
-        update_explanation(grid)
+        query = grid.query
+        try:
+            prepared.layout.check_query(query)
+        except ValueError:
+            query = prepared.layout.default_query
+        state = {**input_traits(prepared), "predictions": kept.predictions}
+        grid._session.cache, grid._session.kept = kept.attention, None
+        grid._compute(RunInput(prepared, query), rerun=kept.attention is None, input_state=state)
+        self.shown = index
+
+
+def run_notes(frame: pandas.DataFrame) -> str:
+    """What the grid says about a dataset run beyond its pictures: skipped ones, an interruption."""
+    attrs, notes = frame.attrs, []
+    if attrs.get("skipped"):
+        notes.append(
+            f"{len(attrs['skipped'])} pictures could not be read and were skipped "
+            "(grid.dataset_statistics.attrs['skipped'] names them)"
+        )
+    if attrs.get("interrupted"):
+        notes.append(f"interrupted: statistics over the {attrs['pictures']} pictures counted")
+    return "; ".join(notes)
+
+
+def readable(source: Any, images: Any, batch_size: int) -> tuple[Any, Reader]:
+    """What `read_batches` reads for `images`, and how a kept picture is prepared again: read again
+    from a sequence, remembered from an iterable, or from its model input for a DataLoader."""
+    if isinstance(images, torch.utils.data.DataLoader):
+        return images, lambda _, model_input: partial(input_picture, source, model_input.clone())
+    items = as_sequence(checked(images))
+    if items is not None:
+        if not len(items):
+            raise ValueError(
+                f"{images} holds no image files ({', '.join(IMAGE_SUFFIXES)})"
+                if isinstance(images, (str, Path))
+                else "no pictures to run: give a non-empty list, iterable or folder of images"
+            )
+        return items, lambda position, _: partial(prepare_item, source, items, position)
+    recorded = Recorded(images, batch_size)
+    return recorded, lambda position, _: partial(prepare_picture, source, recorded.items[position])
+
+
+def checked(images: Any) -> Any:
+    """`images`, refused when it is one picture rather than several."""
+    if isinstance(images, (Image.Image, np.ndarray, torch.Tensor)):
+        raise ValueError("give several pictures as a list (or a folder); run(image) takes a single one")
+    return images
+
+
+class Recorded:
+    """An iterable of pictures read once, whose last `keep` items are remembered by position."""
+
+    def __init__(self, images: Iterable[Any], keep: int):
+        self.images, self.keep = images, keep
+        self.items: dict[int, Any] = {}
+
+    def __iter__(self) -> Iterator[Any]:
+        for position, item in enumerate(self.images):
+            self.items[position] = item
+            self.items.pop(position - self.keep, None)
+            yield item
+
+
+def prepare_item(source: Any, items: Any, position: int) -> SourceInput:
+    return prepare_picture(source, items[position])
+
+
+def prepare_picture(source: Any, item: Any) -> SourceInput:
+    return source.prepare_input(picture_of(item))
+
+
+def input_picture(source: Any, model_input: torch.Tensor) -> SourceInput:
+    """A model input [C, H, W] with itself as its picture (a DataLoader hands over no picture):
+    its values scaled to 0..1, the patches over all of it."""
+    values = model_input.detach().float().cpu()
+    low, high = values.min(), values.max()
+    scaled = (values - low) / (high - low) if high > low else torch.zeros_like(values)
+    image = load_image(scaled.permute(1, 2, 0).numpy())
+    parameter = next(source.model.parameters())
+    batch = model_input[None].to(device=parameter.device, dtype=parameter.dtype)
+    layout = source.layout(batch)
+    size = (int(batch.shape[-2]), int(batch.shape[-1]))
+    patch = (size[0] // layout.grid[0], size[1] // layout.grid[1])
+    return SourceInput(batch, layout, Picture(image, (0.0, 0.0, 1.0, 1.0), size, patch))

@@ -6,6 +6,8 @@ The trait names and their TypeScript types are checked against `js/src/contract.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import anywidget
 import ipywidgets
 import traitlets as t
@@ -95,3 +97,40 @@ class GridTraits(anywidget.AnyWidget):
     )
     """A bqplot `Scatter` of one dot per head (dot `i` is head `divmod(i, head_count)`, from 1): the
     front-end keeps its selection and the grid's in step, with no kernel needed (see `HeadStatsPanel`)."""
+
+    # Checks of the numbered selections (from either side).
+
+    @t.validate("layers")
+    def _valid_layers(self, proposal: dict) -> list[int]:
+        return numbered(proposal["value"], self.layer_count, "layer")
+
+    @t.validate("heads")
+    def _valid_heads(self, proposal: dict) -> list[int]:
+        return numbered(proposal["value"], self.head_count, "head")
+
+    @t.validate("head_names")
+    def _valid_head_names(self, proposal: dict) -> list[str]:
+        names = proposal["value"]
+        if names and len(names) != self.head_count:
+            raise t.TraitError(
+                f"head_names: expected {self.head_count} names (one per head), got {len(names)}"
+            )
+        return names
+
+
+def numbered(values: Sequence[int] | None, count: int, what: str) -> list[int]:
+    """Validate 1-based layer / head numbers; None means all of them. Sorted, without repeats."""
+    if values is None:
+        return list(range(1, count + 1))
+    if isinstance(values, int):
+        values = [values]
+    chosen = sorted(set(values))
+    if not chosen:
+        raise t.TraitError(f"choose at least one {what} (numbered 1..{count})")
+    bad = [value for value in chosen if not isinstance(value, int) or not 1 <= value <= count]
+    if bad:
+        raise t.TraitError(
+            f"{what} {bad} out of range: this model has {what}s 1..{count} "
+            f"(numbered from 1, as in the {what[0]}= labels)"
+        )
+    return chosen

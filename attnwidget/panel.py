@@ -81,7 +81,8 @@ class HeadStatsPanel(ipywidgets.VBox):
         with self.dots.hold_sync():
             self.dots.x = (np.arange(1, layers + 1)[:, None] + spread[None]).ravel()
             self.dots.y = values.ravel()
-        pictures = self.grid.image_count if self.grid.mean_statistics is not None else 1
+        frame = self.grid.dataset_statistics
+        pictures = frame.attrs["pictures"] if frame is not None else 1
         self._y_axis.label = METRICS[self.metric] + (f", mean of {pictures} pictures" if pictures > 1 else "")
 
     @t.observe("metric")

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import base64
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import traitlets as t
 
 from . import contract
+from .dataset_statistics import Statistic
 from .explanations import explaining, update_explanation
-from .gallery import Gallery
-from .grid_traits import GridTraits
+from .gallery import DEFAULT_SAMPLE, Gallery
+from .grid_traits import GridTraits, numbered
 from .images import ImageLike
 from .loading import as_source
 from .methods import HeadStatistics, head_statistics
@@ -35,6 +36,9 @@ from .text import TextModel
 from .vlm.looked import WhereItLooked, where_it_looked
 from .vlm.model import Generation
 from .vlm.streaming import generate_into
+
+if TYPE_CHECKING:
+    import pandas
 
 #: What `grid_kind` a source yields -> the view the grid opens with.
 DEFAULT_VIEWS = {"patches": "query", "tokens": "matrix"}
@@ -82,8 +86,8 @@ class AttentionGrid(GridTraits):
             self.model_name = self._source.name
             self.layer_count = self._source.layer_count
             self.head_count = self._source.head_count
-            self.layers = _numbered(layers, self.layer_count, "layer")
-            self.heads = _numbered(heads, self.head_count, "head")
+            self.layers = numbered(layers, self.layer_count, "layer")
+            self.heads = numbered(heads, self.head_count, "head")
         self._prompt = {"prompt": prompt, "max_new_tokens": max_new_tokens}
         self.on_msg(self._handle_message)
         if image is not None:
@@ -122,6 +126,11 @@ class AttentionGrid(GridTraits):
     def mean_statistics(self) -> HeadStatistics | None:
         """Per-head statistics averaged over the pictures of the last `run_many`, else None."""
         return self._gallery.mean_statistics
+
+    @property
+    def dataset_statistics(self) -> pandas.DataFrame | None:
+        """The last `run_many`'s statistics over every picture (as `head_statistics_over`), else None."""
+        return self._gallery.frame
 
     def run(
         self,
@@ -166,15 +175,40 @@ class AttentionGrid(GridTraits):
         self._compute(RunInput(prepared, query), rerun=True, input_state=input_state)
         return self
 
-    def run_many(self, images: Iterable[ImageLike] | str | Path, *, progress: bool = True) -> AttentionGrid:
-        """Run the model on every picture (a list, any iterable, or a folder of image files).
+    def run_many(
+        self,
+        images: Any,
+        *,
+        sample: int = DEFAULT_SAMPLE,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        statistics: Mapping[str, Statistic] | None = None,
+        progress: bool = True,
+        on_update: Callable[[pandas.DataFrame], None] | None = None,
+    ) -> AttentionGrid:
+        """Run the model over every picture of `images` in batches: a folder, list or iterable, a torch
+        or Hugging Face dataset or a DataLoader, as `head_statistics_over` takes them.
 
-        Each picture's grid is kept, so `image_index` (or the widget's slider) browses them without
-        running the model again; `mean_statistics` averages the per-head mean attention distance
-        and entropy over them. A progress bar (tqdm) shows unless `progress` is False.
+        `dataset_statistics` is then `head_statistics_over`'s frame over every picture, and
+        `mean_statistics` its mean distance and entropy per head. A seeded random sample of at most
+        `sample` pictures is kept for `image_index` (the widget's slider) to browse, with their
+        attention while it fits in `cache_budget`, so browsing does not run the model again (beyond
+        it: once per picture shown). Unreadable pictures are skipped and named
+        (`dataset_statistics.attrs["skipped"]`); Ctrl-C keeps what was counted and the pictures kept.
+        `on_update(frame so far)` follows the run (`DatasetStatisticsPanel.update`); a tqdm progress
+        bar shows unless `progress` is False.
         """
         self._check_open()
-        self._gallery.run_many(self, images, progress)
+        self._gallery.run_many(
+            self,
+            images,
+            sample=sample,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            statistics=statistics,
+            progress=progress,
+            on_update=on_update,
+        )
         return self
 
     def head_statistics(self) -> HeadStatistics:
@@ -194,7 +228,7 @@ class AttentionGrid(GridTraits):
     def full_attention(self, layer: int) -> torch.Tensor:
         """Attention of layer `layer` (1-based) for the last image, [heads, tokens, tokens], on the CPU."""
         self._current()
-        (index,) = _numbered([layer], self.layer_count, "layer")
+        (index,) = numbered([layer], self.layer_count, "layer")
         return self._session.full_attention(index)
 
     def head_region(
@@ -207,8 +241,8 @@ class AttentionGrid(GridTraits):
         """
         self._current()
         (layer,), (head,) = (
-            _numbered([layer], self.layer_count, "layer"),
-            _numbered([head], self.head_count, "head"),
+            numbered([layer], self.layer_count, "layer"),
+            numbered([head], self.head_count, "head"),
         )
         return self._session.head_region(layer, head, rows, columns, limit)
 
@@ -286,8 +320,8 @@ class AttentionGrid(GridTraits):
     def _head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
         """One head's exact query rows and its matrix pooled to `matrix_size`, for the last input."""
         (layer,), (head,) = (
-            _numbered([layer], self.layer_count, "layer"),
-            _numbered([head], self.head_count, "head"),
+            numbered([layer], self.layer_count, "layer"),
+            numbered([head], self.head_count, "head"),
         )
         return self._session.head_reductions(layer, head, matrix_size)
 
@@ -309,23 +343,6 @@ class AttentionGrid(GridTraits):
         self._compute(self._session.input, rerun=self._session.cache is None)
 
     # -- reactions to the front-end and to Python assignments ------------------------------------
-
-    @t.validate("layers")
-    def _valid_layers(self, proposal: dict) -> list[int]:
-        return _numbered(proposal["value"], self.layer_count, "layer")
-
-    @t.validate("heads")
-    def _valid_heads(self, proposal: dict) -> list[int]:
-        return _numbered(proposal["value"], self.head_count, "head")
-
-    @t.validate("head_names")
-    def _valid_head_names(self, proposal: dict) -> list[str]:
-        names = proposal["value"]
-        if names and len(names) != self.head_count:
-            raise t.TraitError(
-                f"head_names: expected {self.head_count} names (one per head), got {len(names)}"
-            )
-        return names
 
     @t.observe("saved_detail")
     def _saved_detail_changed(self, change: dict) -> None:
@@ -376,21 +393,3 @@ def _source_as(source: Source, kind: type, other: str) -> Any:
     if not isinstance(source, kind):
         raise TypeError(other)
     return source
-
-
-def _numbered(values: Sequence[int] | None, count: int, what: str) -> list[int]:
-    """Validate 1-based layer / head numbers; None means all of them. Sorted, without repeats."""
-    if values is None:
-        return list(range(1, count + 1))
-    if isinstance(values, int):
-        values = [values]
-    chosen = sorted(set(values))
-    if not chosen:
-        raise t.TraitError(f"choose at least one {what} (numbered 1..{count})")
-    bad = [value for value in chosen if not isinstance(value, int) or not 1 <= value <= count]
-    if bad:
-        raise t.TraitError(
-            f"{what} {bad} out of range: this model has {what}s 1..{count} "
-            f"(numbered from 1, as in the {what[0]}= labels)"
-        )
-    return chosen

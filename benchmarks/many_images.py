@@ -1,41 +1,47 @@
-"""Many pictures: `AttentionGrid.run_many` against the forward passes it needs, and browsing the result.
+"""Many pictures: `AttentionGrid.run_many` and `head_statistics_over` against the model's bare batched
+forward over the same pictures, then browsing the sample `run_many` kept.
 
-For each model, side by side in one run: the model's bare forward pass over the same pictures (no
-capture), `run_many` (capture, reduction, encoding, predictions and per-head statistics of every
-picture), and then moving the `image_index` slider to each picture, which restores the kept grid
-without running the model. Also reports what the kept grids hold per picture.
+    .venv/bin/python benchmarks/many_images.py [--pictures 128] [--vit-b16-pictures 32] [--batch-size 16]
 
-    python benchmarks/many_images.py [--pictures 64] [--vit-b16-pictures 8]
+Models: the built-in ViT (96 px) and ViT-B/16 at 224 px (random weights, the published architecture).
+The bare forward runs on inputs already made (no reading, no processor), in batches of `--batch-size`,
+on the model's default sdpa attention and on eager attention (what the capture runs). `run_many` and
+`head_statistics_over` read the pictures, put them through the processor (in this process) and count
+every statistic of every head; `run_many` also keeps its sample (default 64 pictures) with their
+attention within the grid's `cache_budget` and shows the last one. Contenders run in turn
+(`timing.interleaved_times`); medians, as pictures a second. Then the slider is moved to each kept
+picture (no model run where its attention was kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+import warnings
 
-import numpy as np
 import torch
+from timing import interleaved_times
 from vit_b16 import random_vit_b16
 
-from attnwidget import AttentionGrid, VisionModel, default_model, load_image
-from attnwidget.scenes import make_scene
+import attnwidget
+from attnwidget import AttentionGrid, VisionModel
+from attnwidget.scenes import SceneDataset
 
 
-def bare_forwards(vision: VisionModel, pictures: list[np.ndarray]) -> list[float]:
-    """Seconds of preprocessing plus one forward without attention, for each picture."""
-    times = []
-    for picture in pictures:
-        start = time.perf_counter()
-        pixel_values, _ = vision.prepare(load_image(picture))
+def bare_forward(vision: VisionModel, batches: list[torch.Tensor], implementation: str):
+    def run() -> None:
+        vision.model.set_attn_implementation(implementation)
         with torch.no_grad():
-            vision.model(pixel_values=pixel_values)
-        times.append(time.perf_counter() - start)
-    return times
+            for batch in batches:
+                vision.model(pixel_values=batch)
+
+    return run
 
 
 def browse(grid: AttentionGrid) -> list[float]:
-    """Seconds to show each kept picture again with the slider."""
+    """Seconds to show each kept picture with the slider."""
     times = []
     for index in range(grid.image_count):
         start = time.perf_counter()
@@ -44,53 +50,70 @@ def browse(grid: AttentionGrid) -> list[float]:
     return times
 
 
-def kept_bytes(grid: AttentionGrid) -> int:
-    """Bytes of grid data (maps, matrices, picture, explanation) kept for browsing, all pictures together."""
-    return sum(
-        len(value)
-        for snapshot in grid._gallery.snapshots
-        for value in snapshot.traits.values()
-        if isinstance(value, bytes)
-    )
-
-
-def measure(name: str, vision: VisionModel, pictures: list[np.ndarray]) -> None:
+def measure(name: str, vision: VisionModel, pictures: list, batch_size: int, repeats: int) -> None:
+    transform = vision.picture_transform()
+    batches = list(torch.stack([transform(attnwidget.load_image(p)) for p in pictures]).split(batch_size))
     grid = AttentionGrid(vision)
-    grid.run(pictures[0])  # warm-up
-    bare_forwards(vision, pictures[:2])
 
-    forwards = bare_forwards(vision, pictures)
-    start = time.perf_counter()
-    grid.run_many(pictures, progress=False)
-    many = time.perf_counter() - start
+    def run_many() -> None:
+        grid.run_many(pictures, batch_size=batch_size, progress=False)
+
+    def over() -> None:
+        attnwidget.head_statistics_over(vision, pictures, batch_size=batch_size, progress=False)
+
+    contenders = {
+        "bare forward, sdpa": bare_forward(vision, batches, "sdpa"),
+        "bare forward, eager": bare_forward(vision, batches, "eager"),
+        "head_statistics_over": over,
+        "run_many": run_many,
+    }
+    times = {key: statistics.median(runs) for key, runs in interleaved_times(contenders, repeats).items()}
+    vision.model.set_attn_implementation("sdpa")
+    rate = {key: len(pictures) / seconds for key, seconds in times.items()}
+    print(
+        f"\n{name}: {len(pictures)} pictures in batches of {batch_size}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; median of {repeats} interleaved runs"
+    )
+    print("| contender | pictures/s | x bare sdpa | x bare eager |")
+    print("| --- | --- | --- | --- |")
+    for key, value in rate.items():
+        sdpa, eager = value / rate["bare forward, sdpa"], value / rate["bare forward, eager"]
+        print(f"| {key} | {value:.1f} | {sdpa:.2f} | {eager:.2f} |")
+    kept = grid._gallery.kept
     slider = browse(grid)
-
-    count = len(pictures)
-    forward_ms = statistics.median(forwards) * 1000
-    rows = [
-        ("bare forward (median)", sum(forwards), forward_ms),
-        ("run_many", many, many / count * 1000),
-        ("slider to a kept picture (median)", sum(slider), statistics.median(slider) * 1000),
-    ]
-    print(f"\n{name}: {count} pictures; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| step | total s | per picture ms | vs bare forward |")
-    print("| ---- | ------- | -------------- | --------------- |")
-    for step, total, per_picture in rows:
-        print(f"| {step} | {total:.2f} | {per_picture:.1f} | {per_picture / forward_ms:.2f}x |")
-    print(f"kept for browsing: {kept_bytes(grid) / count / 1024:.0f} KiB per picture")
+    with_attention = sum(picture.attention is not None for picture in kept)
+    print(
+        f"run_many kept {len(kept)} pictures, {with_attention} with their attention "
+        f"({sum(picture.bytes for picture in kept) / 2**20:.0f} MiB); slider to a kept picture: median "
+        f"{statistics.median(slider) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pictures", type=int, default=64, help="scenes for the built-in model")
-    parser.add_argument("--vit-b16-pictures", type=int, default=8, help="photographs for ViT-B/16")
+    parser.add_argument("--pictures", type=int, default=128, help="scenes for the built-in model")
+    parser.add_argument("--vit-b16-pictures", type=int, default=32, help="scenes for ViT-B/16")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-
-    scenes = [make_scene(seed).image for seed in range(3_000_000, 3_000_000 + args.pictures)]
-    measure("built-in model (8 x 8 heads, 96 x 96)", default_model(), scenes)
-    rng = np.random.default_rng(0)
-    photographs = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(args.vit_b16_pictures)]
-    measure("ViT-B/16 224 x 224 (random init)", random_vit_b16(), photographs)
+    warnings.simplefilter("ignore")
+    print(f"load average {', '.join(f'{value:.2f}' for value in os.getloadavg())} at the start")
+    scenes = [scene.image for scene in SceneDataset(0, max(args.pictures, args.vit_b16_pictures))]
+    measure(
+        "built-in model (8 x 8 heads, 96 x 96)",
+        attnwidget.default_model(),
+        scenes[: args.pictures],
+        args.batch_size,
+        args.repeats,
+    )
+    measure(
+        "ViT-B/16 224 x 224 (random init)",
+        random_vit_b16("sdpa"),
+        scenes[: args.vit_b16_pictures],
+        args.batch_size,
+        args.repeats,
+    )
+    print(f"load average {', '.join(f'{value:.2f}' for value in os.getloadavg())} at the end")
 
 
 if __name__ == "__main__":
