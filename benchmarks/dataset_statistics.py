@@ -7,8 +7,9 @@ Models: the built-in ViT (96 px) and ViT-B/16 at 224 px (random weights, the pub
 architecture). The bare forward runs on inputs already made (no reading, no processor), with the
 model's default sdpa attention and with eager attention; the statistics run reads the pictures,
 puts them through the processor (in `--workers` loader processes) and reduces every head of every
-layer, its weights computed beside the model's sdpa attention. Contenders run in turn
-(`timing.interleaved_times`); medians.
+layer, its weights computed beside the model's sdpa attention; "statistics, ready inputs" is the same
+count over a `DataLoader` of the inputs already made, its cost without reading and processing.
+Contenders run in turn (`timing.interleaved_times`); medians.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def main() -> None:
         f"{args.pictures} pictures, batches of {args.batch_size}, {args.device}, {args.workers} loader "
         f"workers; medians of {args.repeats} runs (pictures/s)"
     )
-    header = ("sdpa forward", "eager forward", "statistics", "x sdpa", "x eager")
-    print(f"{'model':20s} " + " ".join(f"{h:>{w}s}" for h, w in zip(header, (13, 14, 11, 7, 8), strict=True)))
+    header = ("sdpa forward", "eager forward", "statistics", "x sdpa", "x eager", "ready inputs", "x sdpa")
+    widths = (13, 14, 11, 7, 8, 13, 7)
+    print(f"{'model':20s} " + " ".join(f"{h:>{w}s}" for h, w in zip(header, widths, strict=True)))
     for name, source in models.items():
         source.model.to(args.device)
         transform = source.picture_transform()
@@ -75,10 +77,15 @@ def main() -> None:
                 source, pictures, batch_size=args.batch_size, num_workers=args.workers, progress=False
             )
 
+        def ready_run(source=source, inputs=inputs) -> None:
+            loader = torch.utils.data.DataLoader(inputs, batch_size=args.batch_size)
+            attnwidget.head_statistics_over(source, loader, progress=False)
+
         contenders = {
             "sdpa": bare_forward(source.model, batches, "sdpa"),
             "eager": bare_forward(source.model, batches, "eager"),
             "statistics": statistics_run,
+            "ready": ready_run,
         }
         times = {
             key: statistics.median(runs) for key, runs in interleaved_times(contenders, args.repeats).items()
@@ -86,7 +93,8 @@ def main() -> None:
         rate = {key: args.pictures / seconds for key, seconds in times.items()}
         print(
             f"{name:20s} {rate['sdpa']:13.1f} {rate['eager']:14.1f} {rate['statistics']:11.1f} "
-            f"{rate['statistics'] / rate['sdpa']:7.2f} {rate['statistics'] / rate['eager']:8.2f}"
+            f"{rate['statistics'] / rate['sdpa']:7.2f} {rate['statistics'] / rate['eager']:8.2f} "
+            f"{rate['ready']:13.1f} {rate['ready'] / rate['sdpa']:7.2f}"
         )
 
 
