@@ -222,8 +222,8 @@ def batch_run(
     values: dict[str, list[torch.Tensor]] = {}
     key_mass: list[torch.Tensor] = []
 
-    def keep(name: str, value: torch.Tensor) -> None:
-        values.setdefault(name, []).append(value.detach().float().cpu())
+    def keep(name: str, value: torch.Tensor) -> None:  # on the model's device: one copy per batch
+        values.setdefault(name, []).append(value.detach().float())
 
     def on_statistics_layer(layer: int, attention: torch.Tensor) -> None:
         attention = attention.float()
@@ -232,7 +232,7 @@ def batch_run(
         from_patches = attention[..., special:, :].mean(dim=-2)  # [B, H, keys]
         if special:
             keep("special_mass", from_patches[..., :special].sum(dim=-1))
-        key_mass.append(from_patches[..., special:].cpu())
+        key_mass.append(from_patches[..., special:])
         for name, statistic in statistics.items():
             value = statistic(attention, layout)
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(attention.shape[:2]):
@@ -256,10 +256,10 @@ def batch_run(
         patch_norms = norms[-1][:, special:].float().norm(dim=-1).cpu().double().numpy()
         flagged = torch.from_numpy(
             np.stack([masks.high_norm_mask(picture, high_norm_factor) for picture in patch_norms])
-        )  # [B, patches]
+        ).to(parameter.device)  # [B, patches]
         for mass in key_mass:
             keep("high_norm_mass", (mass * flagged[:, None, :]).sum(dim=-1))
-    return {name: torch.stack(layers, dim=1).numpy() for name, layers in values.items()}, outputs
+    return {name: torch.stack(layers, dim=1).cpu().numpy() for name, layers in values.items()}, outputs
 
 
 def statistics_frame(tally: Tally, confidence: float = 0.95) -> pandas.DataFrame:
