@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 LayerCallback = Callable[[int, torch.Tensor], None]
 
@@ -44,9 +45,17 @@ def capture_attention(
     autograd graph unless `detach` is False (for gradient methods). Hooks are removed when the block
     exits, also when the forward raises.
     """
-    handles = []
-    for layer, module in enumerate(modules):
-        handles.append(module.register_forward_hook(_hook(layer, output_index, on_layer, detach)))
+    handles = [
+        module.register_forward_hook(_hook(layer, output_index, on_layer, detach))
+        for layer, module in enumerate(modules)
+    ]
+    with removed_after(handles):
+        yield
+
+
+@contextmanager
+def removed_after(handles: Sequence[RemovableHandle]) -> Iterator[None]:
+    """Within the block the hooks of `handles` stand; each is removed on exit, also when it raises."""
     try:
         yield
     finally:

@@ -26,7 +26,7 @@ from torch import nn
 
 from .capture import active_capture, eager_function, eager_rows, query_blocks
 from .implementation import attention_implementation
-from .softmax_rows import softmax_rows, takes_softmax_rows
+from .softmax_rows import PLAIN_SOFTMAX_ARCHITECTURES, softmax_rows, takes_softmax_rows
 
 #: The name the fast attention is registered under in transformers.
 FAST_ATTENTION = "attnwidget_sdpa"
@@ -37,28 +37,9 @@ FAST_BLOCK_BYTES = {"cpu": 8 * 1024**2, "accelerator": 128 * 1024**2}
 #: Implementations whose outputs the fast path reproduces (flash attention's up to rounding).
 FAST_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "flash_attention_3", FAST_ATTENTION)
 #: Modeling modules (transformers.models.<name>) whose eager attention is scaled
-#: softmax(QK^T + mask (+ position bias)), verified against `output_attentions` in the tests.
-EXACT_ARCHITECTURES = frozenset(
-    {
-        "bart",
-        "beit",
-        "bert",
-        "clip",
-        "deit",
-        "dinov2",
-        "dinov2_with_registers",
-        "gemma",
-        "gpt2",
-        "llama",
-        "mistral",
-        "qwen2",
-        "qwen2_5_vl",
-        "qwen2_vl",
-        "siglip",
-        "t5",
-        "vit",
-    }
-)
+#: softmax(QK^T + mask (+ position bias)), verified against `output_attentions` in the tests: the plain
+#: ones, and T5 (its position bias goes through its own eager attention).
+EXACT_ARCHITECTURES = PLAIN_SOFTMAX_ARCHITECTURES | {"t5"}
 
 
 def fast_path_refusal(model: nn.Module, attention_module: nn.Module) -> str | None:

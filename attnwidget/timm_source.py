@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .capture import removed_after
 from .images import load_image
 from .models import UnsupportedModelError
 from .softmax_rows import softmax_rows
@@ -241,11 +242,8 @@ def beside_fused(
             module.q_norm.register_forward_hook(on_query),
             module.k_norm.register_forward_hook(on_key),
         ]
-    try:
+    with removed_after(handles):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
@@ -258,12 +256,8 @@ def unfused_hooked(
         module.attn_drop.register_forward_pre_hook(lambda _, args, layer=layer: on_layer(layer, args[0]))
         for layer, module in enumerate(modules)
     ]
-    try:
-        with unfused(modules):
-            yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    with removed_after(handles), unfused(modules):
+        yield
 
 
 @contextmanager

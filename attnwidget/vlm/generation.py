@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..capture import AttentionNotReturnedError, capture_attention_blocks
+from ..capture import AttentionNotReturnedError, capture_attention_blocks, removed_after
 from ..contract import SHARE_KINDS
 from ..fast_attention import FAST_ATTENTION, fast_block_bytes, register_fast_attention
 
@@ -143,12 +143,10 @@ def hooked(modules: list[nn.Module], output_index: int, recorder: StepRecorder) 
 
         return hook
 
-    handles = [module.register_forward_hook(hook_for(layer)) for layer, module in enumerate(modules)]
-    try:
+    with removed_after(
+        [module.register_forward_hook(hook_for(layer)) for layer, module in enumerate(modules)]
+    ):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
