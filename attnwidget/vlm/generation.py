@@ -34,23 +34,25 @@ SINK_SHARE = 0.25
 
 
 def sink_mask(row: torch.Tensor, image_mask: torch.Tensor, prompt_length: int) -> torch.Tensor:
-    """[keys] bool: the sink keys of one query's attention `row` [heads, keys] (see the module)."""
+    """[..., keys] bool: the sink keys of one query's attention `row` [..., heads, keys] (see the
+    module), for each of any leading dimensions (layers)."""
     keys = row.shape[-1]
-    mean = row.float().mean(0)
+    mean = row.float().mean(-2)
     prompt = torch.arange(keys, device=row.device) < min(prompt_length, keys - 1)
     sinks = prompt & ~image_mask[:keys] & (mean >= SINK_SHARE)
-    sinks[0] = not bool(image_mask[0])
+    sinks[..., 0] = not bool(image_mask[0])
     return sinks
 
 
 def share_kinds(row: torch.Tensor, image_mask: torch.Tensor, prompt_length: int) -> torch.Tensor:
-    """[heads, len(SHARE_KINDS)]: each head's attention mass on image, text and sink keys (sums to 1)."""
+    """[..., heads, len(SHARE_KINDS)]: each head's attention mass on image, text and sink keys (sums to
+    1) of one query's attention `row` [..., heads, keys], for each of any leading dimensions."""
     row = row.float()
     keys = row.shape[-1]
     image = image_mask[:keys].to(row.device)
     sinks = sink_mask(row, image, prompt_length)
     kind = torch.where(image, 0, torch.where(sinks, 2, 1))  # the order of SHARE_KINDS
-    return torch.zeros(row.shape[0], len(SHARE_KINDS), device=row.device).index_add_(1, kind, row)
+    return row @ torch.nn.functional.one_hot(kind, len(SHARE_KINDS)).to(row.dtype)
 
 
 @dataclass
@@ -81,24 +83,21 @@ class StepRecorder:
     on_token: OnToken | None = None
     steps: list[TokenStep] = field(default_factory=list)
     _rows: dict[int, torch.Tensor] = field(default_factory=dict)
-    _shares: dict[int, torch.Tensor] = field(default_factory=dict)
     _pending: tuple[torch.Tensor, torch.Tensor] | None = None
     _prompt_seen: bool = False
     _masks: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def layer(self, layer: int, weights: torch.Tensor) -> None:
         """One layer's weights [1, heads, queries, keys] of the current forward step."""
-        row = weights[0, :, -1, :].detach()
-        positions, image_mask = self._on_device(row.device, row.shape[-1])
-        self._rows[layer] = row.index_select(1, positions).to(self.dtype)
-        self._shares[layer] = share_kinds(row, image_mask, self.prompt_length)
-        if len(self._rows) == self.layer_count:  # one copy to the CPU per token, not per layer
-            order = range(self.layer_count)
+        self._rows[layer] = weights[0, :, -1, :].detach()
+        if len(self._rows) == self.layer_count:  # every layer's in: one pass and one copy per token
+            rows = torch.stack([self._rows[i] for i in range(self.layer_count)])  # [layers, heads, keys]
+            positions, image_mask = self._on_device(rows.device, rows.shape[-1])
             self._pending = (
-                torch.stack([self._rows[i] for i in order]).cpu(),
-                torch.stack([self._shares[i] for i in order]).cpu(),
+                rows.index_select(2, positions).to(self.dtype).cpu(),
+                share_kinds(rows, image_mask, self.prompt_length).cpu(),
             )
-            self._rows, self._shares = {}, {}
+            self._rows = {}
 
     def _on_device(self, device: torch.device, keys: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The image positions and an image mask of at least `keys` keys on `device`, made once."""
