@@ -125,7 +125,7 @@ class TimmModel:
         """Run the model unfused, handing each layer's weights [H, N, N] to `on_block(layer, 0, weights)`."""
         return self.capture_batch(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
 
-    def capture_batch(self, pixel_values: torch.Tensor, on_layer: Callable[[int, torch.Tensor], None]) -> Any:
+    def capture_batch(self, pixel_values: torch.Tensor, on_layer: LayerWeights) -> Any:
         """Run the model unfused on a batch [B, C, H, W], handing each layer's weights [B, H, N, N] to
         `on_layer`, checked against the layout."""
         expected = self.layout(pixel_values).token_count
@@ -212,9 +212,7 @@ def takes_fast_path(modules: Sequence[nn.Module]) -> bool:
 
 
 @contextmanager
-def beside_fused(
-    modules: Sequence[nn.Module], on_layer: Callable[[int, torch.Tensor], None]
-) -> Iterator[None]:
+def beside_fused(modules: Sequence[nn.Module], on_layer: LayerWeights) -> Iterator[None]:
     """Within the block each module keeps its fused attention, and `on_layer(layer, weights)` gets the
     weights computed beside it from the query and key its `q_norm` and `k_norm` return (with the
     mask and causality the module is called with). Hooks are removed on exit."""
@@ -247,9 +245,7 @@ def beside_fused(
 
 
 @contextmanager
-def unfused_hooked(
-    modules: Sequence[nn.Module], on_layer: Callable[[int, torch.Tensor], None]
-) -> Iterator[None]:
+def unfused_hooked(modules: Sequence[nn.Module], on_layer: LayerWeights) -> Iterator[None]:
     """Within the block the modules compute attention unfused and `on_layer(layer, weights)` gets the
     softmax probabilities each hands to its `attn_drop`; hooks and `fused_attn` are restored on exit."""
     handles = [
