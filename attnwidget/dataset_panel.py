@@ -19,6 +19,8 @@ import ipywidgets
 import numpy as np
 import traitlets as t
 
+from .dataset_statistics import CONFIDENCE
+
 if TYPE_CHECKING:
     import pandas
 
@@ -87,7 +89,7 @@ class DatasetStatisticsPanel(ipywidgets.VBox):
             self.intervals.x = np.stack([x[known], x[known]], axis=1)
             self.intervals.y = np.stack([low[known], high[known]], axis=1)
         unit = f" ({UNITS[name]})" if name in UNITS else ""
-        confidence = frame.attrs.get("confidence", 0.95)
+        confidence = frame.attrs.get("confidence", CONFIDENCE)
         self._y_axis.label = f"{name}{unit}, {confidence:.0%} interval"
         self.caption.value = self._summary()
 

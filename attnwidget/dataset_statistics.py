@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from . import masks
+from .capture import removed_after
+from .contract import HIGH_NORM_FACTOR
 from .dataset_reading import Batch, read_batches
 from .methods import attention_entropy, mean_attention_distance
 from .moments import Moments
@@ -33,6 +35,8 @@ from .source import TokenLayout
 if TYPE_CHECKING:
     import pandas
 
+#: The confidence of the statistics' intervals unless told otherwise.
+CONFIDENCE = 0.95
 Statistic = Callable[[torch.Tensor, TokenLayout], torch.Tensor]
 """A statistic of one layer: `(attention [pictures, heads, queries, keys], layout) -> [pictures, heads]`."""
 
@@ -60,8 +64,8 @@ def head_statistics_over(
     batch_size: int = 32,
     num_workers: int = 0,
     statistics: Mapping[str, Statistic] | None = None,
-    high_norm_factor: float = 4.0,
-    confidence: float = 0.95,
+    high_norm_factor: float = HIGH_NORM_FACTOR,
+    confidence: float = CONFIDENCE,
     progress: bool = True,
     engine: Literal["local", "ray"] = "local",
     replicas: int | None = None,
@@ -199,7 +203,10 @@ class Updates:
 
 
 def batch_statistics(
-    source: Any, pixel_values: torch.Tensor, statistics: dict[str, Statistic], high_norm_factor: float = 4.0
+    source: Any,
+    pixel_values: torch.Tensor,
+    statistics: dict[str, Statistic],
+    high_norm_factor: float = HIGH_NORM_FACTOR,
 ) -> dict[str, np.ndarray]:
     """Every statistic of one batch of model inputs [B, C, H, W]: name -> [B, layers, heads]."""
     return batch_run(source, pixel_values, statistics, high_norm_factor)[0]
@@ -209,7 +216,7 @@ def batch_run(
     source: Any,
     pixel_values: torch.Tensor,
     statistics: dict[str, Statistic],
-    high_norm_factor: float = 4.0,
+    high_norm_factor: float = HIGH_NORM_FACTOR,
     on_layer: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], Any]:
     """`batch_statistics` and the model's outputs; `on_layer(layer, attention [B, H, N, N])` also sees
@@ -247,11 +254,10 @@ def batch_run(
 
     norms: list[torch.Tensor] = []
     block = _last_block(source)
-    handle = block.register_forward_hook(lambda _m, _a, output: norms.append(_first_tensor(output)))
-    try:
+    with removed_after(
+        [block.register_forward_hook(lambda _m, _a, output: norms.append(_first_tensor(output)))]
+    ):
         outputs = source.capture_batch(pixel_values, on_statistics_layer)
-    finally:
-        handle.remove()
     if norms and norms[-1].ndim == 3 and norms[-1].shape[1] == layout.token_count:
         patch_norms = norms[-1][:, special:].float().norm(dim=-1).cpu().double().numpy()
         flagged = torch.from_numpy(
@@ -262,7 +268,7 @@ def batch_run(
     return {name: torch.stack(layers, dim=1).cpu().numpy() for name, layers in values.items()}, outputs
 
 
-def statistics_frame(tally: Tally, confidence: float = 0.95) -> pandas.DataFrame:
+def statistics_frame(tally: Tally, confidence: float = CONFIDENCE) -> pandas.DataFrame:
     """The tally as a DataFrame: one row per layer and head, a mean, spread and interval per statistic."""
     import pandas
 

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .contract import HIGH_NORM_FACTOR
 from .dataset_reading import as_sequence, picture_of, read_batches
 from .dataset_statistics import (
+    CONFIDENCE,
     Statistic,
     Updates,
     batched_source,
@@ -212,8 +214,9 @@ class Gallery:
         data, reader = readable(source, images, batch_size)
         batches, total = read_batches(data, source.picture_transform(), batch_size, num_workers)
         kept = Sample(source, sample, grid._session.cache_budget, reader)
-        updates = Updates(on_update, 0.95)
-        tally = count_batches(source, batches, total, dict(statistics or {}), 4.0, progress, updates, kept)
+        updates = Updates(on_update, CONFIDENCE)
+        statistics = dict(statistics or {})
+        tally = count_batches(source, batches, total, statistics, HIGH_NORM_FACTOR, progress, updates, kept)
         updates(tally, final=True)
         self.publish(grid, statistics_frame(tally), kept.kept())
 
