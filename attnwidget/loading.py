@@ -46,9 +46,7 @@ def as_source(model: Any, processor: Any = None) -> Source:
 
             processor = AutoProcessor.from_pretrained(model.name_or_path)
         return VisionLanguageModel(model, processor)
-    if _generates_from_pictures(
-        model
-    ):  # a vision-language family not mapped: its reason, not a vision encoder's
+    if _generates_from_pictures(model):  # a family not mapped: its reason, not a vision encoder's
         family_of(model)
     if has_shifted_windows(model):
         return WindowedVisionModel(model, processor)

@@ -240,10 +240,7 @@ class AttentionGrid(GridTraits):
         Only the region is kept while the model runs (a block of queries at a time for long contexts).
         """
         self._current()
-        (layer,), (head,) = (
-            numbered([layer], self.layer_count, "layer"),
-            numbered([head], self.head_count, "head"),
-        )
+        layer, head = self._layer_and_head(layer, head)
         return self._session.head_region(layer, head, rows, columns, limit)
 
     def where_it_looked(self, tokens: Sequence[int] | None = None) -> WhereItLooked:
@@ -319,10 +316,7 @@ class AttentionGrid(GridTraits):
 
     def _head_reductions(self, layer: int, head: int, matrix_size: int) -> LayerBlocks:
         """One head's exact query rows and its matrix pooled to `matrix_size`, for the last input."""
-        (layer,), (head,) = (
-            numbered([layer], self.layer_count, "layer"),
-            numbered([head], self.head_count, "head"),
-        )
+        layer, head = self._layer_and_head(layer, head)
         return self._session.head_reductions(layer, head, matrix_size)
 
     # -- runs ------------------------------------------------------------------------------------
@@ -341,6 +335,10 @@ class AttentionGrid(GridTraits):
         if self._session.input is None or self._session.busy:
             return
         self._compute(self._session.input, rerun=self._session.cache is None)
+
+    def _layer_and_head(self, layer: int, head: int) -> tuple[int, int]:
+        """One layer and one head, checked (1-based, as the labels)."""
+        return numbered([layer], self.layer_count, "layer")[0], numbered([head], self.head_count, "head")[0]
 
     # -- reactions to the front-end and to Python assignments ------------------------------------
 
