@@ -90,6 +90,8 @@ class _BlockCapture:
     block_bytes: int
     rows: tuple[int, ...] | None = None
     """Only these query rows, in this order (numbered from 0 in `on_block`); None: every row."""
+    scores: bool = False
+    """Whether `on_block` takes `score_blocks.ScoreBlock`s in place of weights."""
 
     def blocks(self, query: torch.Tensor, key: torch.Tensor) -> Iterator[tuple[int, slice | torch.Tensor]]:
         """`query_blocks` of this capture's `block_bytes` and `rows`."""
@@ -97,12 +99,18 @@ class _BlockCapture:
 
 
 def query_blocks(
-    query: torch.Tensor, key: torch.Tensor, block_bytes: int, rows: Sequence[int] | None = None
+    query: torch.Tensor,
+    key: torch.Tensor,
+    block_bytes: int,
+    rows: Sequence[int] | None = None,
+    multiple: int = 1,
 ) -> Iterator[tuple[int, slice | torch.Tensor]]:
     """(first row handed over, the query rows: a slice, or an index among `rows`) of each block of
-    query rows (default: every row) whose float32 weights fit in `block_bytes`."""
+    query rows (default: every row) whose float32 weights fit in `block_bytes`, in blocks of a
+    `multiple` of rows (at least one `multiple`, whatever `block_bytes`; but the last)."""
     batch, heads, _, _ = query.shape
     step = max(1, block_bytes // (batch * heads * key.shape[-2] * 4))
+    step = max(multiple, step - step % multiple)
     count = query.shape[-2] if rows is None else len(rows)
     for start in range(0, count, step):
         stop = min(start + step, count)
@@ -121,6 +129,7 @@ def capture_attention_blocks(
     on_block: BlockCallback,
     block_bytes: int,
     rows: Sequence[int] | None = None,
+    scores: bool = False,
 ) -> Iterator[None]:
     """Within the block, attention computed under `BLOCKED_ATTENTION` (or `fast_attention.FAST_ATTENTION`)
     hands its weights to `on_block(layer, first_query, weights)` one block of queries at a time, each
@@ -132,7 +141,8 @@ def capture_attention_blocks(
     Each block is computed by the architecture's own eager attention function, so outputs equal
     eager's (up to float rounding: matrix products of fewer rows may sum in another order).
     `rows` (only with `FAST_ATTENTION`) limits the weights to those query rows: `first_query` then
-    counts among them.
+    counts among them. With `scores` (only with `FAST_ATTENTION`) `on_block` may be handed
+    `score_blocks.ScoreBlock`s in place of weights.
     """
     token = _active.set(
         _BlockCapture(
@@ -140,6 +150,7 @@ def capture_attention_blocks(
             on_block,
             block_bytes,
             None if rows is None else tuple(rows),
+            scores,
         )
     )
     try:

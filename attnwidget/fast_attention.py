@@ -6,8 +6,11 @@ Beside it, from the very `query` and `key` it receives (after rotary embeddings;
 mask, sliding window and position bias the layer passes), it computes the weights of the query rows
 the capture asks for with the architecture's own `eager_attention_forward`, a block of queries at a
 time, given an empty value so no weights x values product is computed, and hands them to the
-capture's `on_block` (`capture.capture_attention_blocks`). Within `keeping`, each layer's query and key
-are kept (within a budget) so later exact questions are answered without running the model again.
+capture's `on_block` (`capture.capture_attention_blocks`). Where the capture's consumer accepts them
+(`capture_attention_blocks`' `scores`) and sdpa ran its CPU flash kernel, blocks are handed over as
+`ScoreBlock`s instead: scores and the kernel's own log-sum-exp, no softmax computed. Within
+`keeping`, each layer's query and key are kept (within a budget) so later exact questions are
+answered without running the model again.
 
 Only architectures whose eager attention was checked against `output_attentions` take this path
 (`EXACT_ARCHITECTURES`); `fast_path_refusal` names why any other model does not.
@@ -26,7 +29,8 @@ from torch import nn
 
 from .capture import active_capture, eager_function, eager_rows, query_blocks
 from .implementation import attention_implementation
-from .softmax_rows import PLAIN_SOFTMAX_ARCHITECTURES, softmax_rows, takes_softmax_rows
+from .score_blocks import LogSumExpRecorder, ScoreBlock, rows_seeing_no_key, spread_evenly
+from .softmax_rows import PLAIN_SOFTMAX_ARCHITECTURES, block_scores, softmax_rows, takes_softmax_rows
 
 #: The name the fast attention is registered under in transformers.
 FAST_ATTENTION = "attnwidget_sdpa"
@@ -34,6 +38,9 @@ FAST_ATTENTION = "attnwidget_sdpa"
 #: its caches) and on an accelerator (fewer, larger launches): either stays small beside the
 #: forward's own memory (a layer's whole attention is never built).
 FAST_BLOCK_BYTES = {"cpu": 8 * 1024**2, "accelerator": 128 * 1024**2}
+#: Score blocks hold a multiple of this many query rows (at least that many, whatever the block
+#: bytes): the CPU reduces a window of keys of [heads, keys, rows] scores fastest for such rows.
+SCORE_BLOCK_ROWS = 32
 #: Implementations whose outputs the fast path reproduces (flash attention's up to rounding).
 FAST_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "flash_attention_3", FAST_ATTENTION)
 #: Modeling modules (transformers.models.<name>) whose eager attention is scaled
@@ -146,6 +153,42 @@ class LayerInputs:
             )
             yield start, weights.detach()
 
+    def score_blocks(
+        self, block_bytes: int, log_sum_exp: torch.Tensor | None, rows: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, ScoreBlock]] | None:
+        """(first row, `ScoreBlock`) of each block of the query rows `rows` (default: all), from the
+        scores and sdpa's `log_sum_exp` of every row; None where they would not give the weights
+        exactly: no log-sum-exp, or an architecture that is not a plain softmax. Rows that see no key
+        are spread evenly over every key, as eager attention does."""
+        batch, heads, queries, _ = self.query.shape
+        if log_sum_exp is None or not takes_softmax_rows(self.module, self.args):
+            return None
+        if log_sum_exp.numel() != batch * heads * queries:
+            return None
+        log_sum_exp = log_sum_exp.reshape(batch, heads, queries)
+        if not bool(torch.isfinite(log_sum_exp).all()):
+            return None
+        blind = rows_seeing_no_key(self.attention_mask)
+        causal = _is_causal(self.module, self.query, **self.kwargs)
+        scaling = self.kwargs.get("scaling")
+
+        def blocks() -> Iterator[tuple[int, ScoreBlock]]:
+            blocks = query_blocks(self.query, self.key, block_bytes, rows, SCORE_BLOCK_ROWS)
+            for start, block in blocks:
+                scores, _ = block_scores(
+                    self.query,
+                    self.key,
+                    self.attention_mask,
+                    block,
+                    scaling=scaling,
+                    causal=causal,
+                    keys_first=True,
+                )
+                scored = ScoreBlock(scores, log_sum_exp[:, :, block], self.key.shape[-2])
+                yield start, scored if blind is None else spread_evenly(scored, blind[:, :, block])
+
+        return blocks()
+
 
 class KeptQueriesKeys:
     """Every layer's `LayerInputs` of one run, while the storage they hold stays within `budget` bytes
@@ -199,20 +242,25 @@ def sdpa_with_weights(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """sdpa attention for transformers' attention interface, handing the weights of the query rows
-    the active capture asks for to its `on_block`, a block at a time (`LayerInputs.weights`), and
-    keeping the layer's inputs where asked (`keeping`). Returns sdpa's output only."""
+    the active capture asks for to its `on_block`, a block at a time (`LayerInputs.score_blocks`
+    where they are accepted and sdpa kept its log-sum-exp, else `LayerInputs.weights`), and keeping
+    the layer's inputs where asked (`keeping`). Returns sdpa's output only."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
     capture = active_capture()
     layer = capture.layers.get(module) if capture is not None else None
     if layer is None:
-        return output, None
+        return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+    recorder = LogSumExpRecorder()
+    with recorder:
+        output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
     inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
     kept = _kept.get()
     if kept is not None:
         kept.add(layer, inputs)
-    for start, weights in inputs.weights(capture.block_bytes, capture.rows):
+    log_sum_exp = recorder.log_sum_exp if capture.scores else None
+    blocks = inputs.score_blocks(capture.block_bytes, log_sum_exp, capture.rows)
+    for start, weights in blocks or inputs.weights(capture.block_bytes, capture.rows):
         capture.on_block(layer, start, weights)
     return output, None
 

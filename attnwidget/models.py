@@ -28,6 +28,7 @@ from .fast_attention import FAST_ATTENTION, fast_block_bytes, fast_path_refusal,
 from .geometry import InputGeometry, input_geometry
 from .images import load_image
 from .implementation import EagerSwitch
+from .score_blocks import scores_accepted
 from .source import AttentionCallback, Picture, Prediction, SourceInput, TokenLayout, predictions
 from .transformers_support import find_attention_modules, load_config, quiet_weight_loading
 
@@ -168,7 +169,7 @@ class VisionModel:
             on_block(layer, first, weights[0])
 
         if self.query_selection:
-            return self.run_fast(model_input, checked_block, block_bytes, rows)
+            return self.run_fast(model_input, checked_block, block_bytes, rows, scores_accepted())
         return self.run(model_input, lambda layer, weights: checked_block(layer, 0, weights))
 
     def capture_batch(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
@@ -232,13 +233,15 @@ class VisionModel:
         on_block: BlockCallback,
         block_bytes: int | None = None,
         rows: Sequence[int] | None = None,
+        scores: bool = False,
     ) -> Any:
         """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
         weights of query rows `rows` (default: all) to `on_block(layer, first, weights)`, blocks of at
-        most `block_bytes` (and `fast_block_bytes`) [1, H, rows, N], `first` counting among `rows`."""
+        most `block_bytes` (and `fast_block_bytes`) [1, H, rows, N], `first` counting among `rows`;
+        with `scores`, `ScoreBlock`s where sdpa kept its log-sum-exp."""
         register_fast_attention()
         budget = fast_block_bytes(self.model, block_bytes)
-        blocks = capture_attention_blocks(self.attention_modules, on_block, budget, rows)
+        blocks = capture_attention_blocks(self.attention_modules, on_block, budget, rows, scores)
         return self._forward(pixel_values, self._eager(FAST_ATTENTION), blocks, {})
 
     def _forward(

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .score_blocks import ScoreBlock
+
 
 def query_rows(attention: torch.Tensor, query: Sequence[int]) -> torch.Tensor:
     """Attention from the query to every token, [H, N]: the mean of the query tokens' rows."""
@@ -60,20 +62,27 @@ class LayerBlocks:
         self._pooled_rows: list[torch.Tensor] = []
         self._matrices: torch.Tensor | None = None
 
-    def add(self, first_query: int, block: torch.Tensor) -> None:
-        """Take the rows `first_query ..` of the layer, `block` [H, rows, keys]; in order, no gaps."""
+    def add(self, first_query: int, block: torch.Tensor | ScoreBlock) -> None:
+        """Take the rows `first_query ..` of the layer, `block` [H, rows, keys] (weights, or a
+        `ScoreBlock` of them); in order, no gaps."""
         if first_query != self.rows_seen:
             raise ValueError(f"query rows from {first_query} after {self.rows_seen} rows: blocks must follow")
         stop = first_query + block.shape[1]
         inside = [row - first_query for row in self.query if first_query <= row < stop]
         if inside:
             if inside[-1] + 1 - inside[0] == len(inside):  # a run of rows (every patch): no copy
-                rows = block[:, inside[0] : inside[-1] + 1]
+                picked: slice | torch.Tensor = slice(inside[0], inside[-1] + 1)
             else:
-                rows = block.index_select(1, torch.as_tensor(inside, device=block.device, dtype=torch.long))
+                picked = torch.as_tensor(inside, device=block.device)
+            rows = block.weights(picked) if isinstance(block, ScoreBlock) else block[:, picked]
             total = rows.float().sum(dim=1)
             self._row_sum = total if self._row_sum is None else self._row_sum + total
-        if self.matrix_size and first_query == 0 and stop == self.queries:  # the whole layer at once
+        if isinstance(block, ScoreBlock) and not (self.matrix_size and self.pooling == "max"):
+            block = block.weights()
+        if isinstance(block, ScoreBlock):
+            self._pooled_columns.append(block.max_pooled_keys(self.matrix_size))
+            self._pool_whole_windows()
+        elif self.matrix_size and first_query == 0 and stop == self.queries:  # the whole layer at once
             self._matrices = pool_matrix(block, self.matrix_size, self.pooling)
         elif self.matrix_size:
             self._pooled_columns.append(pool_columns(block, self.matrix_size, self.pooling))

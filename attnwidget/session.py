@@ -31,6 +31,7 @@ from .capture import StopCapture
 from .encode import encode_rows, float32_bytes
 from .fast_attention import KeptQueriesKeys, keeping
 from .reduce import LayerBlocks, pool_columns, pool_rows
+from .score_blocks import accepting_scores
 from .source import AttentionCallback, Source, SourceInput, TokenLayout
 
 
@@ -170,7 +171,9 @@ class RunSession:
         try:
             if rerun:
                 kept = None if keep_cache else KeptQueriesKeys(self.cache_budget)
-                with keeping(kept):
+                # max-pooled blocks come from scores and sdpa's log-sum-exp where it keeps them
+                scores = bool(size) and self.pooling == "max" and not keep_cache
+                with keeping(kept), accepting_scores(scores):
                     outputs = self.capture(run, on_block, wanted)
                 self.kept = kept if kept is not None and kept.complete(self.source.layer_count) else None
             else:

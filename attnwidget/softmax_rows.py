@@ -63,6 +63,30 @@ def softmax_rows(
     broadcastable to [batch, heads, queries, keys]; `causal` where a None mask stands for the causal
     one. `scaling` defaults to dim ** -0.5, as eager attention's does.
     """
+    scores, seen = block_scores(query, key, attention_mask, rows, scaling=scaling, causal=causal)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    if seen == key.shape[-2]:
+        return weights
+    whole = weights.new_empty(*weights.shape[:-1], key.shape[-2])
+    whole[..., :seen] = weights
+    whole[..., seen:] = 0
+    return whole
+
+
+def block_scores(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    rows: slice | torch.Tensor,
+    *,
+    scaling: float | None = None,
+    causal: bool = False,
+    keys_first: bool = False,
+) -> tuple[torch.Tensor, int]:
+    """(scores, seen): the masked scores q k^T * scaling + mask of the query rows `rows` over the
+    `seen` leading keys (those after are hidden from every row of the block), in the query's dtype,
+    masked entries at its minimum; [batch, heads, rows, seen], or [batch, heads, seen, rows] with
+    `keys_first` (each window of keys then contiguous). Arguments as `softmax_rows`."""
     batch, heads, queries, dim = query.shape
     key_heads, keys = key.shape[1], key.shape[-2]
     block = query[:, :, rows]
@@ -84,19 +108,19 @@ def softmax_rows(
 
     scaled = block * (dim**-0.5 if scaling is None else scaling)
     grouped = scaled.reshape(batch, key_heads, (heads // key_heads) * count, dim)
-    scores = torch.matmul(grouped, key[:, :, :seen].transpose(-1, -2)).view(batch, heads, count, seen)
+    seen_keys = key[:, :, :seen]
+    if keys_first:
+        scores = torch.matmul(seen_keys, grouped.transpose(-1, -2)).view(batch, key_heads, seen, -1, count)
+        scores = scores.transpose(2, 3).reshape(batch, heads, seen, count)
+    else:
+        scores = torch.matmul(grouped, seen_keys.transpose(-1, -2)).view(batch, heads, count, seen)
+    rows_last = scores.transpose(-1, -2) if keys_first else scores  # a view: filled in place
     if additive is not None:
-        scores += additive[..., :seen]
+        rows_last += additive[..., :seen]
     if first_masked < seen:
         hidden = ~allowed[..., first_masked:seen]
-        scores[..., first_masked:].masked_fill_(hidden, torch.finfo(scores.dtype).min)
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
-    if seen == keys:
-        return weights
-    whole = weights.new_empty(batch, heads, count, keys)
-    whole[..., :seen] = weights
-    whole[..., seen:] = 0
-    return whole
+        rows_last[..., first_masked:].masked_fill_(hidden, torch.finfo(scores.dtype).min)
+    return scores, seen
 
 
 def _rows_of(mask: torch.Tensor, rows: slice | torch.Tensor, queries: int) -> torch.Tensor:

@@ -29,6 +29,7 @@ from .capture import (
 from .errors import UnsupportedModelError
 from .fast_attention import FAST_ATTENTION, fast_block_bytes, fast_path_refusal, register_fast_attention
 from .implementation import EagerSwitch
+from .score_blocks import scores_accepted
 from .source import AttentionCallback, Prediction, SourceInput, TokenLayout, predictions
 from .transformers_support import find_attention_modules, load_config, quiet_weight_loading
 
@@ -176,7 +177,7 @@ class TextModel:
             on_block(layer, first, weights[0])
 
         if self.query_selection:
-            return self.run_fast(model_input, unbatched, block_bytes, rows)
+            return self.run_fast(model_input, unbatched, block_bytes, rows, scores_accepted())
         if rows is not None:
             raise ValueError(f"{self.name} computes every query row: it does not take the fast path")
         if block_bytes is None:
@@ -232,14 +233,16 @@ class TextModel:
         on_block: BlockCallback,
         block_bytes: int | None = None,
         rows: Sequence[int] | None = None,
+        scores: bool = False,
     ) -> Any:
         """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
         weights of query rows `rows` (default: all, in order) to `on_block(layer, first, weights)`, a
         block of at most `block_bytes` (and `fast_block_bytes`) at a time ([1, H, block rows, keys];
-        `first` counts among `rows`). Only for models that take the fast path (`query_selection`)."""
+        `first` counts among `rows`); with `scores`, `ScoreBlock`s where sdpa kept its log-sum-exp.
+        Only for models that take the fast path (`query_selection`)."""
         register_fast_attention()
         budget = fast_block_bytes(self.model, block_bytes)
-        return self._run_with(FAST_ATTENTION, inputs, on_block, budget, rows)
+        return self._run_with(FAST_ATTENTION, inputs, on_block, budget, rows, scores)
 
     def _run_with(
         self,
@@ -248,6 +251,7 @@ class TextModel:
         on_block: BlockCallback,
         block_bytes: int,
         rows: Sequence[int] | None = None,
+        scores: bool = False,
     ) -> Any:
         layers_seen: set[int] = set()
 
@@ -258,7 +262,7 @@ class TextModel:
         with (
             self._eager(implementation),
             torch.no_grad(),
-            capture_attention_blocks(self.attention_modules, record, block_bytes, rows),
+            capture_attention_blocks(self.attention_modules, record, block_bytes, rows, scores),
         ):
             outputs = self.model(**_arguments(inputs))
         if len(layers_seen) < self.layer_count:

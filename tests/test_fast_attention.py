@@ -19,6 +19,8 @@ from tiny_text_models import byte_level_tokenizer
 
 from attnwidget.fast_attention import EXACT_ARCHITECTURES
 from attnwidget.models import VisionModel
+from attnwidget.score_blocks import ScoreBlock
+from attnwidget.softmax_rows import takes_softmax_rows
 from attnwidget.text import TextInput, TextModel, _arguments
 
 from tiny_models import ARCHITECTURES
@@ -26,15 +28,19 @@ from tiny_models import ARCHITECTURES
 SMALL = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64}
 
 
-def fast_capture(source, model_input, block_bytes: int | None = None, rows=None):
+def fast_capture(source, model_input, block_bytes: int | None = None, rows=None, scores: bool = False):
     """Each layer's weights as `run_fast` hands them over (blocks joined, checked in order), and the
-    outputs."""
+    outputs. With `scores` the capture accepts `ScoreBlock`s: they are handed over wherever the
+    architecture's attention is a plain softmax, and turned into weights here."""
     blocks: dict[int, list[tuple[int, torch.Tensor]]] = {}
+    plain = takes_softmax_rows(source.attention_modules[0], ())
 
-    def keep(layer: int, first: int, weights: torch.Tensor) -> None:
-        blocks.setdefault(layer, []).append((first, weights.clone()))
+    def keep(layer: int, first: int, weights: torch.Tensor | ScoreBlock) -> None:
+        assert isinstance(weights, ScoreBlock) == (scores and plain)
+        weights = weights.weights() if isinstance(weights, ScoreBlock) else weights.clone()
+        blocks.setdefault(layer, []).append((first, weights))
 
-    outputs = source.run_fast(model_input, keep, block_bytes, rows)
+    outputs = source.run_fast(model_input, keep, block_bytes, rows, scores)
     layers = {}
     for layer, parts in blocks.items():
         firsts = [first for first, _ in parts]
@@ -55,12 +61,13 @@ def check_text(text_model: TextModel, inputs: TextInput, field: str, rows_per_bl
     """The fast capture of `inputs` equals eager's `field` attentions; the outputs equal sdpa's."""
     assert text_model.query_selection
     block_bytes = text_model.head_count * rows_per_block * len(inputs.key_tokens) * 4
-    layers, outputs = fast_capture(text_model, inputs, block_bytes)
     expected = eager_reference(text_model.model, **_arguments(inputs))
-    assert len(layers) == text_model.layer_count
-    for layer, weights in enumerate(getattr(expected, field)):
-        assert layers[layer].dtype == torch.float32  # eager's softmax dtype, not rounded to the model's
-        torch.testing.assert_close(layers[layer], weights.float(), **tolerance)
+    for scores in (False, True):
+        layers, outputs = fast_capture(text_model, inputs, block_bytes, scores=scores)
+        assert len(layers) == text_model.layer_count
+        for layer, weights in enumerate(getattr(expected, field)):
+            assert layers[layer].dtype == torch.float32  # eager's softmax dtype, not rounded to the model's
+            torch.testing.assert_close(layers[layer], weights.float(), **tolerance)
     with torch.no_grad():
         sdpa = text_model.model(**_arguments(inputs))
     assert torch.equal(outputs.logits, sdpa.logits)  # the model's own sdpa outputs
@@ -127,15 +134,16 @@ def test_vision_families_equal_eager_attentions_and_sdpa_outputs(name, tiny_mode
     vision = VisionModel(model, saved.processor)
     assert vision.query_selection
     pixel_values, _ = vision.prepare(picture())
-    layers, outputs = fast_capture(vision, pixel_values, block_bytes=vision.head_count * 5 * 4 * 30)
     expected = eager_reference(model, vision.forward_module, pixel_values=pixel_values)
-    for layer, weights in enumerate(expected.attentions):
-        torch.testing.assert_close(layers[layer], weights)
+    for scores in (False, True):
+        layers, outputs = fast_capture(vision, pixel_values, vision.head_count * 5 * 4 * 30, scores=scores)
+        for layer, weights in enumerate(expected.attentions):
+            torch.testing.assert_close(layers[layer], weights)
     with torch.no_grad():
         assert torch.equal(outputs[0], vision.forward_module(pixel_values=pixel_values)[0])
 
 
-def test_the_grid_of_an_sdpa_model_equals_the_grid_of_its_eager_twin(text_dirs):  # noqa: F811
+def test_the_grid_of_an_sdpa_model_equals_the_grid_of_its_eager_twin(text_dirs, monkeypatch):  # noqa: F811
     from attnwidget import AttentionGrid
 
     fast = TextModel.from_pretrained(text_dirs["llama"])
@@ -145,12 +153,21 @@ def test_the_grid_of_an_sdpa_model_equals_the_grid_of_its_eager_twin(text_dirs):
     in_blocks = fast.head_count * 5 * tokens * 4
     asked_rows = []
     run_fast = fast.run_fast
-    fast.run_fast = lambda inputs, on_block, block_bytes, rows: (
-        asked_rows.append(rows) or run_fast(inputs, on_block, block_bytes, rows)
+    fast.run_fast = lambda inputs, on_block, block_bytes, rows, scores: (
+        asked_rows.append(rows) or run_fast(inputs, on_block, block_bytes, rows, scores)
+    )
+    pooled_from_scores = []
+    max_pooled_keys = ScoreBlock.max_pooled_keys
+    monkeypatch.setattr(
+        ScoreBlock,
+        "max_pooled_keys",
+        lambda block, size: pooled_from_scores.append(size) or max_pooled_keys(block, size),
     )
     for options in (
         {"saved_detail": "full"},
         {"saved_detail": "full", "block_bytes": in_blocks},
+        {"saved_detail": "full", "block_bytes": in_blocks, "cache_budget": 0},  # from sdpa's log-sum-exp
+        {"saved_detail": "pooled", "matrix_budget": 12 * 7 * 7, "cache_budget": 0},  # uneven windows
         {"saved_detail": "maps", "cache_budget": 0},
     ):
         grids = [AttentionGrid(source, TEXT, **options) for source in (fast, eager)]
@@ -158,7 +175,8 @@ def test_the_grid_of_an_sdpa_model_equals_the_grid_of_its_eager_twin(text_dirs):
             assert getattr(grids[0], trait) == getattr(grids[1], trait), (options, trait)
         labels = [[prediction["label"] for prediction in grid.predictions] for grid in grids]
         assert labels[0] == labels[1]
-    assert asked_rows == [None, None, (tokens - 1,)]  # maps alone: the last token's rows only
+    assert asked_rows == [None, None, None, None, (tokens - 1,)]  # maps alone: the last token's rows only
+    assert set(pooled_from_scores) == {tokens, 7}  # the runs with no cache pooled from the scores
     grid = AttentionGrid(fast, TEXT, cache_budget=0, block_bytes=in_blocks)  # exact values re-run
     expected = eager_reference(fast.model, **_arguments(fast.prepare(TEXT))).attentions[1][0]
     torch.testing.assert_close(grid.full_attention(2), expected)

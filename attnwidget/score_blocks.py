@@ -1,0 +1,191 @@
+"""A block of query rows' attention kept as its scores and each row's log-sum-exp.
+
+sdpa's fused kernel computes every row's log-sum-exp (the log of the softmax's denominator) and
+throws it away. Kept (`LogSumExpRecorder`), it turns a row's weights into exp(score - log-sum-exp):
+no softmax pass over the keys, and a max-pooled window of keys needs one exp per window, not per key,
+since exp is increasing: max_j exp(s_j - lse) = exp(max_j s_j - lse). `ScoreBlock` holds the scores
+keys-first, so each window of keys is a contiguous slab.
+
+A consumer that reduces blocks by max pooling says so with `accepting_scores`; the fast path then
+hands it `ScoreBlock`s in place of weight tensors, where the kernel's log-sum-exp was recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+_accepting: ContextVar[bool] = ContextVar("attnwidget_accepting_scores", default=False)
+
+
+@contextmanager
+def accepting_scores(accept: bool = True) -> Iterator[None]:
+    """Within the block, fast captures may hand `ScoreBlock`s to the block callback (when `accept`)."""
+    token = _accepting.set(accept)
+    try:
+        yield
+    finally:
+        _accepting.reset(token)
+
+
+def scores_accepted() -> bool:
+    """Whether the running capture's consumer takes `ScoreBlock`s."""
+    return _accepting.get()
+
+
+@dataclass(frozen=True)
+class ScoreBlock:
+    """The attention of a block of query rows: weights [..., heads, rows, keys] = exp(score - lse).
+
+    Stands in for that weights tensor where a consumer accepts it (`accepting_scores`): its `shape`
+    and `device` are the weights', `block[b]` takes batch entry `b`, `index_select(0, heads)` heads of an
+    unbatched block.
+    """
+
+    scores: torch.Tensor
+    """[..., heads, seen keys, rows], the model's dtype; masked entries at its minimum. Keys past
+    `seen` are hidden from every row (their weights are 0)."""
+    log_sum_exp: torch.Tensor
+    """[..., heads, rows], float32: each row's log of the sum of exp(scores)."""
+    keys: int
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((*self.log_sum_exp.shape, self.keys))
+
+    @property
+    def device(self) -> torch.device:
+        return self.scores.device
+
+    def __getitem__(self, batch: int) -> ScoreBlock:
+        return ScoreBlock(self.scores[batch], self.log_sum_exp[batch], self.keys)
+
+    def index_select(self, dim: int, index: torch.Tensor) -> ScoreBlock:
+        if dim != 0 or self.scores.ndim != 3:
+            raise ValueError("a ScoreBlock selects heads (dimension 0) of an unbatched block only")
+        return ScoreBlock(
+            self.scores.index_select(0, index), self.log_sum_exp.index_select(0, index), self.keys
+        )
+
+    def weights(self, rows: slice | torch.Tensor = slice(None)) -> torch.Tensor:
+        """float32 weights [..., heads, len(rows), keys] of the block's rows `rows`."""
+        seen = self.scores.shape[-2]
+        scores = self.scores[..., rows].transpose(-1, -2).float()
+        picked = torch.exp(scores - self.log_sum_exp[..., rows, None])
+        return F.pad(picked, (0, self.keys - seen)) if seen < self.keys else picked
+
+    def max_pooled_keys(self, size: int) -> torch.Tensor:
+        """float32 [..., heads, rows, size]: each row's weights max-pooled over the keys in torch's
+        adaptive windows (those of `reduce.pool_columns`); all its weights where `size` >= keys."""
+        if size >= self.keys:
+            return self.weights()
+        seen = self.scores.shape[-2]
+        maxima = self.scores.new_full(
+            (*self.log_sum_exp.shape[:-1], size, self.log_sum_exp.shape[-1]), -torch.inf
+        )
+        for cell in range(min(size, -(-seen * size // self.keys))):  # the windows that start before `seen`
+            start, end = cell * self.keys // size, -(-(cell + 1) * self.keys // size)
+            torch.amax(self.scores[..., start : min(end, seen), :], dim=-2, out=maxima[..., cell, :])
+        return torch.exp(maxima.float().transpose(-1, -2) - self.log_sum_exp[..., None])
+
+
+def rows_seeing_no_key(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """[batch, 1 or heads, queries], True at the query rows an sdpa mask (None, boolean: True where
+    it may attend, or additive) lets attend to no key; None when there are none. sdpa's kernels give
+    such a row a log-sum-exp of 0 and an output of 0; eager attention spreads it over every key."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dtype == torch.bool:
+        blind = ~attention_mask.any(dim=-1)
+    else:
+        blind = ~(attention_mask > torch.finfo(attention_mask.dtype).min / 2).any(dim=-1)
+    return blind if bool(blind.any()) else None
+
+
+def spread_evenly(block: ScoreBlock, blind: torch.Tensor) -> ScoreBlock:
+    """`block` with its rows `blind` [..., 1 or heads, rows] (rows that see no key, every key scored)
+    spread evenly over every key, as eager attention does: scores 0 and log-sum-exp log(keys)."""
+    scores = block.scores.masked_fill(blind[..., None, :], 0)
+    log_sum_exp = torch.where(blind, math.log(block.keys), block.log_sum_exp)
+    return ScoreBlock(scores, log_sum_exp, block.keys)
+
+
+class LogSumExpRecorder(TorchFunctionMode):
+    """Within the block, `F.scaled_dot_product_attention` runs the very kernel it would, and where
+    that kernel is the CPU's flash attention (which computes each row's log-sum-exp) the call's
+    log-sum-exp [batch, heads, queries] is kept in `log_sum_exp`; else it runs as is and keeps None.
+    The outputs are sdpa's own: the same kernel on the same inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_sum_exp: torch.Tensor | None = None
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention:
+            return func(*args, **kwargs)
+        output, self.log_sum_exp = _sdpa_with_log_sum_exp(*args, **kwargs)
+        return output
+
+
+def _sdpa_with_log_sum_exp(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(sdpa's output, its log-sum-exp where sdpa runs the CPU flash kernel, else None)."""
+    arguments = (query, key, value, attn_mask, dropout_p, is_causal)
+    if not _takes_cpu_flash(*arguments, scale=scale, enable_gqa=enable_gqa):
+        output = F.scaled_dot_product_attention(*arguments, scale=scale, enable_gqa=enable_gqa)
+        return output, None
+    if attn_mask is not None and attn_mask.dtype == torch.bool:  # as sdpa hands it to the kernel
+        attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill_(~attn_mask, -torch.inf)
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        groups = query.shape[-3] // key.shape[-3]
+        key, value = key.repeat_interleave(groups, dim=-3), value.repeat_interleave(groups, dim=-3)
+    output, log_sum_exp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
+    )
+    return output, log_sum_exp
+
+
+def _takes_cpu_flash(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None,
+    dropout_p: float,
+    is_causal: bool,
+    *,
+    scale: float | None,
+    enable_gqa: bool,
+) -> bool:
+    """Whether sdpa runs these inputs on the CPU flash kernel, without autograd (so nothing else
+    needs the kernel's output kept for a backward pass)."""
+    flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if flash is None or choose is None or query.device.type != "cpu" or torch.is_grad_enabled():
+        return False
+    tensors = (query, key, value)
+    if any(not isinstance(tensor, torch.Tensor) or tensor.ndim != 4 for tensor in tensors):
+        return False
+    try:
+        backend = choose(
+            query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
+        )
+    except (RuntimeError, TypeError):
+        return False
+    return backend == torch.nn.attention.SDPBackend.FLASH_ATTENTION.value
