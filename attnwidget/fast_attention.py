@@ -159,7 +159,8 @@ class LayerInputs:
         """(first row, `ScoreBlock`) of each block of the query rows `rows` (default: all), from the
         scores and sdpa's `log_sum_exp` of every row; None where they would not give the weights
         exactly: no log-sum-exp, or an architecture that is not a plain softmax. Rows that see no key
-        are spread evenly over every key, as eager attention does."""
+        are spread evenly over every key, as eager attention does. The blocks share one buffer: a
+        block's scores hold until the next block is made (take what is needed from each)."""
         batch, heads, queries, _ = self.query.shape
         if log_sum_exp is None or not takes_softmax_rows(self.module, self.args):
             return None
@@ -173,7 +174,10 @@ class LayerInputs:
         scaling = self.kwargs.get("scaling")
 
         def blocks() -> Iterator[tuple[int, ScoreBlock]]:
-            blocks = query_blocks(self.query, self.key, block_bytes, rows, SCORE_BLOCK_ROWS)
+            blocks = list(query_blocks(self.query, self.key, block_bytes, rows, SCORE_BLOCK_ROWS))
+            first = blocks[0][1]  # the largest block
+            largest = len(range(queries)[first]) if isinstance(first, slice) else len(first)
+            buffer = self.query.new_empty(batch * heads * self.key.shape[-2] * largest)
             for start, block in blocks:
                 scores, _ = block_scores(
                     self.query,
@@ -183,6 +187,7 @@ class LayerInputs:
                     scaling=scaling,
                     causal=causal,
                     keys_first=True,
+                    out=buffer,
                 )
                 scored = ScoreBlock(scores, log_sum_exp[:, :, block], self.key.shape[-2])
                 yield start, scored if blind is None else spread_evenly(scored, blind[:, :, block])

@@ -52,7 +52,8 @@ class ScoreBlock:
 
     scores: torch.Tensor
     """[..., heads, seen keys, rows], the model's dtype; masked entries at its minimum. Keys past
-    `seen` are hidden from every row (their weights are 0)."""
+    `seen` are hidden from every row (their weights are 0). The fast path's blocks of one layer
+    share this storage: it holds until the next block is made."""
     log_sum_exp: torch.Tensor
     """[..., heads, rows], float32: each row's log of the sum of exp(scores)."""
     keys: int

@@ -12,6 +12,8 @@ Weights are float32 (eager's softmax runs in float32 and may round them to the m
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: Modeling modules (transformers.models.<name>) whose `eager_attention_forward` is exactly
@@ -82,11 +84,13 @@ def block_scores(
     scaling: float | None = None,
     causal: bool = False,
     keys_first: bool = False,
+    out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
     """(scores, seen): the masked scores q k^T * scaling + mask of the query rows `rows` over the
     `seen` leading keys (those after are hidden from every row of the block), in the query's dtype,
     masked entries at its minimum; [batch, heads, rows, seen], or [batch, heads, seen, rows] with
-    `keys_first` (each window of keys then contiguous). Arguments as `softmax_rows`."""
+    `keys_first` (each window of keys then contiguous), written to the start of `out` (a flat buffer
+    of the query's dtype, large enough) where given. Arguments as `softmax_rows`."""
     batch, heads, queries, dim = query.shape
     key_heads, keys = key.shape[1], key.shape[-2]
     block = query[:, :, rows]
@@ -110,7 +114,10 @@ def block_scores(
     grouped = scaled.reshape(batch, key_heads, (heads // key_heads) * count, dim)
     seen_keys = key[:, :, :seen]
     if keys_first:
-        scores = torch.matmul(seen_keys, grouped.transpose(-1, -2)).view(batch, key_heads, seen, -1, count)
+        shape = (batch, key_heads, seen, grouped.shape[-2])
+        product = None if out is None else out[: math.prod(shape)].view(shape)
+        scores = torch.matmul(seen_keys, grouped.transpose(-1, -2), out=product)
+        scores = scores.view(batch, key_heads, seen, -1, count)
         scores = scores.transpose(2, 3).reshape(batch, heads, seen, count)
     else:
         scores = torch.matmul(grouped, seen_keys.transpose(-1, -2)).view(batch, heads, count, seen)

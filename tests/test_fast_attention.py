@@ -17,7 +17,7 @@ from PIL import Image
 from test_text import STACKS, TARGET, TEXT, eager_reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
 from tiny_text_models import byte_level_tokenizer
 
-from attnwidget.fast_attention import EXACT_ARCHITECTURES
+from attnwidget.fast_attention import EXACT_ARCHITECTURES, SCORE_BLOCK_ROWS
 from attnwidget.models import VisionModel
 from attnwidget.score_blocks import ScoreBlock
 from attnwidget.softmax_rows import takes_softmax_rows
@@ -81,6 +81,28 @@ def test_text_families_equal_eager_attentions_and_sdpa_outputs(text_dirs, name, 
     assert text_model.model.config._attn_implementation == "sdpa"  # transformers' default is kept
     inputs = text_model.prepare(TEXT, target=TARGET)
     check_text(text_model, padded(inputs) if padding == "padded" else inputs, field)
+
+
+def test_score_blocks_of_a_long_input_equal_eager_attentions():
+    tokenizer = byte_level_tokenizer()
+    torch.manual_seed(0)
+    config = tf.LlamaConfig(
+        vocab_size=len(tokenizer), num_key_value_heads=2, max_position_embeddings=256, **SMALL
+    )
+    text_model = TextModel(tf.LlamaForCausalLM(config), tokenizer)
+    inputs = padded(text_model.prepare(" ".join([TEXT] * 8)))
+    tokens = len(inputs.tokens)
+    firsts: list[int] = []
+
+    def note(layer: int, first: int, weights: torch.Tensor | ScoreBlock) -> None:
+        firsts.append(first) if layer == 0 else None
+
+    text_model.run_fast(inputs, note, block_bytes=1, scores=True)
+    assert firsts == list(range(0, tokens, SCORE_BLOCK_ROWS)) and len(firsts) >= 3  # blocks of 32 rows
+    layers, _ = fast_capture(text_model, inputs, block_bytes=1, scores=True)  # one buffer, reused
+    expected = eager_reference(text_model.model, **_arguments(inputs)).attentions
+    for layer, weights in enumerate(expected):
+        torch.testing.assert_close(layers[layer], weights)
 
 
 def decoder(family: str) -> TextModel:
