@@ -27,13 +27,19 @@ from attnwidget.scenes import SceneDataset
 
 
 def bare_forward(model: torch.nn.Module, batches: list[torch.Tensor], implementation: str):
+    """The model's forward over `batches` on attention `implementation`; the model is left on the
+    attention it was loaded with (eager for the built-in model, sdpa for ViT-B/16)."""
+
     def run() -> None:
+        loaded = model.config._attn_implementation
         model.set_attn_implementation(implementation)
-        with torch.no_grad():
-            for batch in batches:
-                model(pixel_values=batch)
-        synchronize(batches[0].device)
-        model.set_attn_implementation("sdpa")
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    model(pixel_values=batch)
+            synchronize(batches[0].device)
+        finally:
+            model.set_attn_implementation(loaded)
 
     return run
 

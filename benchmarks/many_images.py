@@ -31,11 +31,19 @@ from attnwidget.scenes import SceneDataset
 
 
 def bare_forward(vision: VisionModel, batches: list[torch.Tensor], implementation: str):
+    """The model's forward over `batches` on attention `implementation`; the model is left on the
+    attention it was loaded with (eager for the built-in model, sdpa for ViT-B/16), so the runs
+    that follow capture it as loaded."""
+
     def run() -> None:
+        loaded = vision.model.config._attn_implementation
         vision.model.set_attn_implementation(implementation)
-        with torch.no_grad():
-            for batch in batches:
-                vision.model(pixel_values=batch)
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    vision.model(pixel_values=batch)
+        finally:
+            vision.model.set_attn_implementation(loaded)
 
     return run
 
@@ -68,7 +76,6 @@ def measure(name: str, vision: VisionModel, pictures: list, batch_size: int, rep
         "run_many": run_many,
     }
     times = {key: statistics.median(runs) for key, runs in interleaved_times(contenders, repeats).items()}
-    vision.model.set_attn_implementation("sdpa")
     rate = {key: len(pictures) / seconds for key, seconds in times.items()}
     print(
         f"\n{name}: {len(pictures)} pictures in batches of {batch_size}; torch {torch.__version__}, "
