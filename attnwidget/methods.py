@@ -118,7 +118,7 @@ def mean_attention_distance(
     patches = attention[..., special:, special:].float()
     height, width = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
     distances = patch_distances((int(grid[0]), int(grid[1])), (int(height), int(width))).to(patches.device)
-    weighted = torch.einsum("...qk,qk->...q", patches, distances)  # no [..., P, P] product is kept
+    weighted = torch.linalg.vecdot(patches, distances)  # each row's dot product with its distances
     return (weighted / patches.sum(dim=-1).clamp_min(1e-12)).mean(dim=-1)
 
 

@@ -8,6 +8,7 @@ interval of a mean is Student's t interval: mean ± t(1 - (1 - confidence) / 2, 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -68,10 +69,12 @@ class Moments:
         return mean - half, mean + half
 
 
+@functools.lru_cache(maxsize=256)
 def student_t_quantile(probability: float, degrees: int) -> float:
     """The `probability` quantile (0.5 < p < 1) of Student's t with `degrees` degrees of freedom;
-    NaN for none. The density is integrated numerically (trapezoids over 20,001 points, relative error
-    below 1e-6 for p <= 0.9995) and the quantile found by bisection."""
+        NaN for none. The density is integrated numerically (trapezoids over 20,001 points, relative error
+        below 1e-6 for p <= 0.9995) and the quantile found by bisection; remembered, as every statistic of
+    a frame, and every update of a run's panel, asks for the same few."""
     if degrees < 1:
         return math.nan
     if not 0.5 < probability < 1:
