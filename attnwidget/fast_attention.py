@@ -19,7 +19,7 @@ Only architectures whose eager attention was checked against `output_attentions`
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -256,15 +256,14 @@ def sdpa_with_weights(
     layer = capture.layers.get(module) if capture is not None else None
     if layer is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
-    recorder = LogSumExpRecorder()
-    with recorder:
+    recorder = LogSumExpRecorder()  # its log-sum-exp stays None unless the capture takes score blocks
+    with recorder if capture.scores else nullcontext():
         output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
     inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
     kept = _kept.get()
     if kept is not None:
         kept.add(layer, inputs)
-    log_sum_exp = recorder.log_sum_exp if capture.scores else None
-    blocks = inputs.score_blocks(capture.block_bytes, log_sum_exp, capture.rows)
+    blocks = inputs.score_blocks(capture.block_bytes, recorder.log_sum_exp, capture.rows)
     for start, weights in blocks or inputs.weights(capture.block_bytes, capture.rows):
         capture.on_block(layer, start, weights)
     return output, None

@@ -72,8 +72,8 @@ class Moments:
 @functools.lru_cache(maxsize=256)
 def student_t_quantile(probability: float, degrees: int) -> float:
     """The `probability` quantile (0.5 < p < 1) of Student's t with `degrees` degrees of freedom;
-        NaN for none. The density is integrated numerically (trapezoids over 20,001 points, relative error
-        below 1e-6 for p <= 0.9995) and the quantile found by bisection; remembered, as every statistic of
+    NaN for none. The density is integrated numerically (trapezoids over 20,001 points, relative error
+    below 1e-6 for p <= 0.9995) and the quantile found by bisection; remembered, as every statistic of
     a frame, and every update of a run's panel, asks for the same few."""
     if degrees < 1:
         return math.nan

@@ -77,17 +77,22 @@ class LayerBlocks:
             rows = block.weights(picked) if isinstance(block, ScoreBlock) else block[:, picked]
             total = rows.float().sum(dim=1)
             self._row_sum = total if self._row_sum is None else self._row_sum + total
-        if isinstance(block, ScoreBlock) and not (self.matrix_size and self.pooling == "max"):
-            block = block.weights()
-        if isinstance(block, ScoreBlock):
+        if self.matrix_size:
+            self._pool(block, whole_layer=first_query == 0 and stop == self.queries)
+        self.rows_seen = stop
+
+    def _pool(self, block: torch.Tensor | ScoreBlock, whole_layer: bool) -> None:
+        """Pool a block's keys (a `ScoreBlock` from its scores where max pooling asks for no weights)."""
+        if isinstance(block, ScoreBlock) and self.pooling == "max":
             self._pooled_columns.append(block.max_pooled_keys(self.matrix_size))
             self._pool_whole_windows()
-        elif self.matrix_size and first_query == 0 and stop == self.queries:  # the whole layer at once
-            self._matrices = pool_matrix(block, self.matrix_size, self.pooling)
-        elif self.matrix_size:
-            self._pooled_columns.append(pool_columns(block, self.matrix_size, self.pooling))
+            return
+        weights = block.weights() if isinstance(block, ScoreBlock) else block
+        if whole_layer:
+            self._matrices = pool_matrix(weights, self.matrix_size, self.pooling)
+        else:
+            self._pooled_columns.append(pool_columns(weights, self.matrix_size, self.pooling))
             self._pool_whole_windows()
-        self.rows_seen = stop
 
     def _pool_whole_windows(self) -> None:
         """Where the rows' windows are even (`pool2d`'s reshape), pool the rows of every whole window

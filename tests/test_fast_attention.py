@@ -95,7 +95,8 @@ def test_score_blocks_of_a_long_input_equal_eager_attentions():
     firsts: list[int] = []
 
     def note(layer: int, first: int, weights: torch.Tensor | ScoreBlock) -> None:
-        firsts.append(first) if layer == 0 else None
+        if layer == 0:
+            firsts.append(first)
 
     text_model.run_fast(inputs, note, block_bytes=1, scores=True)
     assert firsts == list(range(0, tokens, SCORE_BLOCK_ROWS)) and len(firsts) >= 3  # blocks of 32 rows
