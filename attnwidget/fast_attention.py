@@ -198,10 +198,12 @@ class LayerInputs:
 class KeptQueriesKeys:
     """Every layer's `LayerInputs` of one run, while the storage they hold stays within `budget` bytes
     (a layer's query and key are far smaller than its weights): later exact questions are answered
-    from them without running the model again. Past the budget nothing is kept."""
+    from them without running the model again. Past the budget nothing is kept, and a run whose
+    first layers already say its `layer_count` layers will not fit keeps nothing from then on (no
+    memory is held for layers that would be dropped)."""
 
-    def __init__(self, budget: int):
-        self.budget = budget
+    def __init__(self, budget: int, layer_count: int):
+        self.budget, self.layer_count = budget, layer_count
         self.layers: dict[int, LayerInputs] = {}
         self.overflowed = False
         self._storage: dict[int, int] = {}
@@ -212,12 +214,18 @@ class KeptQueriesKeys:
         for tensor in inputs.tensors():
             storage = tensor.untyped_storage()
             self._storage[storage.data_ptr()] = storage.nbytes()
-        if sum(self._storage.values()) > self.budget:
+        held, layers = self.nbytes, len(self.layers) + 1
+        if held > self.budget or held * self.layer_count > self.budget * layers:
             self.overflowed = True
             self.layers.clear()
             self._storage.clear()
             return
         self.layers[layer] = inputs
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the storage held."""
+        return sum(self._storage.values())
 
     def complete(self, layer_count: int) -> bool:
         """Whether every one of `layer_count` layers is kept."""

@@ -60,6 +60,9 @@ class LayerBlocks:
         self._row_sum: torch.Tensor | None = None
         self._pooled_columns: list[torch.Tensor] = []
         self._pooled_rows: list[torch.Tensor] = []
+        self._windows_pooled = 0
+        self._columns_from = 0
+        """The first query row of `_pooled_columns`."""
         self._matrices: torch.Tensor | None = None
 
     def add(self, first_query: int, block: torch.Tensor | ScoreBlock) -> None:
@@ -77,9 +80,9 @@ class LayerBlocks:
             rows = block.weights(picked) if isinstance(block, ScoreBlock) else block[:, picked]
             total = rows.float().sum(dim=1)
             self._row_sum = total if self._row_sum is None else self._row_sum + total
+        self.rows_seen = stop
         if self.matrix_size:
             self._pool(block, whole_layer=first_query == 0 and stop == self.queries)
-        self.rows_seen = stop
 
     def _pool(self, block: torch.Tensor | ScoreBlock, whole_layer: bool) -> None:
         """Pool a block's keys (a `ScoreBlock` from its scores where max pooling asks for no weights)."""
@@ -95,17 +98,33 @@ class LayerBlocks:
             self._pool_whole_windows()
 
     def _pool_whole_windows(self) -> None:
-        """Where the rows' windows are even (`pool2d`'s reshape), pool the rows of every whole window
-        taken so far, so a long layer keeps about `matrix_size` pooled rows, not one per query."""
-        window, remainder = divmod(self.queries, self.matrix_size)
-        pending = sum(columns.shape[1] for columns in self._pooled_columns)
-        if remainder or self.matrix_size >= self.queries or pending < window:
+        """Pool the rows of every window whose rows have all been taken, so a long layer keeps its
+        pooled rows and at most a window and a block of pending ones, not one per query."""
+        queries, size, done = self.queries, self.matrix_size, self._windows_pooled
+        if size >= queries:
             return
-        columns = torch.cat(self._pooled_columns, dim=1)
-        whole = pending - pending % window
-        pooled = pool2d(columns[:, :whole], (whole // window, columns.shape[-1]), self.pooling)
+        whole = self.rows_seen * size // queries  # window i ends at ceil((i + 1) queries / size)
+        if whole == done:
+            return
+        columns = self._pooled_columns[0]
+        if len(self._pooled_columns) > 1:
+            columns = torch.cat(self._pooled_columns, dim=1)
+        first = whole * queries // size  # the next window's first row: from there rows stay pending
+        if queries % size == 0:  # even windows, none overlapping: a reshape
+            rows = columns[:, : first - self._columns_from]
+            pooled = pool2d(rows, (whole - done, rows.shape[-1]), self.pooling)
+        else:  # each window's rows gathered (its last repeated to the widest window's width)
+            index, weights = _window_index(queries, size, columns.device)
+            windows = index[done:whole] - self._columns_from
+            picked = columns.index_select(1, windows.flatten()).unflatten(1, windows.shape)
+            if self.pooling == "max":
+                pooled = picked.amax(dim=2)
+            else:
+                pooled = (picked * weights[done:whole, :, None].to(columns.dtype)).sum(dim=2)
         self._pooled_rows.append(pooled)
-        self._pooled_columns = [columns[:, whole:]] if whole < pending else []
+        self._windows_pooled = whole
+        self._pooled_columns = [columns[:, first - self._columns_from :]] if whole < size else []
+        self._columns_from = first
 
     @property
     def complete(self) -> bool:
@@ -122,7 +141,7 @@ class LayerBlocks:
             return self._matrices
         if self._pooled_rows:
             return torch.cat(self._pooled_rows, dim=1)
-        return pool_rows(torch.cat(self._pooled_columns, dim=1), self.matrix_size, self.pooling)
+        return torch.cat(self._pooled_columns, dim=1)  # fewer queries than `matrix_size`: rows as they are
 
 
 def matrix_size_for_budget(tokens: int, tiles: int, budget_bytes: int) -> int:
@@ -135,20 +154,36 @@ def matrix_size_for_budget(tokens: int, tiles: int, budget_bytes: int) -> int:
     return math.ceil(tokens / factor)
 
 
+#: On the CPU, max pooling gathers its windows where the gathered copy has at most this many values:
+#: 1.5x to 3x faster than adaptive pooling for a ViT-B/16 layer (12 x 197 x 197), slower where the
+#: copy outgrows the caches (a DINOv2-L layer, 16 x 1,370 x 1,370); `benchmarks/fast_capture.py`.
+CPU_GATHERED_MAX_VALUES = 1 << 20
+
+
 def pool2d(values: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     """The last two dimensions of `values` [..., R, C] pooled to `size` by torch's adaptive windows:
-    by a reshape where the windows divide evenly, else by torch's adaptive pooling on the CPU and, on
-    an accelerator (where adaptive pooling of wide windows is slow), by gathering each window."""
+    by a reshape where the windows divide evenly, else by gathering each window (rows first) on an
+    accelerator, where adaptive pooling of wide windows is slow, and for small max poolings on the CPU
+    (`CPU_GATHERED_MAX_VALUES`), else by torch's adaptive pooling."""
     if mode not in ("max", "mean"):
         raise ValueError(f"unknown pooling {mode!r}: use 'max' or 'mean'")
     (rows, columns), (out_rows, out_columns) = values.shape[-2:], size
     if rows % out_rows == 0 and columns % out_columns == 0:
         windows = values.reshape(*values.shape[:-2], out_rows, rows // out_rows, out_columns, -1)
         return windows.amax(dim=(-3, -1)) if mode == "max" else windows.mean(dim=(-3, -1))
-    if values.device.type == "cpu":
+    if values.device.type == "cpu" and not (
+        mode == "max" and _gathered_values(values, out_rows) <= CPU_GATHERED_MAX_VALUES
+    ):
         pool = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
         return pool(values, size)
-    return _gathered(_gathered(values, out_columns, mode, dim=-1), out_rows, mode, dim=-2)
+    return _gathered(_gathered(values, out_rows, mode, dim=-2), out_columns, mode, dim=-1)
+
+
+def _gathered_values(values: torch.Tensor, out_rows: int) -> int:
+    """How many values gathering the rows' windows of `values` [..., R, C] copies."""
+    rows = values.shape[-2]
+    width = _window_index(rows, out_rows, values.device)[0].shape[1] if out_rows < rows else 1
+    return values.numel() // rows * min(rows, out_rows) * width
 
 
 def _gathered(values: torch.Tensor, size: int, mode: str, dim: int) -> torch.Tensor:

@@ -92,6 +92,14 @@ class RunSession:
         self._tickets = itertools.count(1)
         self._newest_ticket = 0
 
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes held for exact answers about the current input: the cache or the kept queries and
+        keys (within `cache_budget`)."""
+        if self.cache is not None:
+            return sum(attention.nbytes for attention in self.cache)
+        return self.kept.nbytes if self.kept is not None else 0
+
     def current(self) -> RunInput:
         """The current input; a RuntimeError before the first run."""
         if self.input is None:
@@ -170,7 +178,7 @@ class RunSession:
         self.busy = True
         try:
             if rerun:
-                kept = None if keep_cache else KeptQueriesKeys(self.cache_budget)
+                kept = None if keep_cache else KeptQueriesKeys(self.cache_budget, self.source.layer_count)
                 # max-pooled blocks come from scores and sdpa's log-sum-exp where it keeps them
                 scores = bool(size) and self.pooling == "max" and not keep_cache
                 with keeping(kept), accepting_scores(scores):

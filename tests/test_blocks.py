@@ -74,6 +74,8 @@ def test_layer_blocks_reduce_as_the_whole_layer(tokens, size, step):
         for first in range(0, tokens, step):
             assert not blocks.complete
             blocks.add(first, attention[:, first : first + step])
+            pending = sum(columns.shape[1] for columns in blocks._pooled_columns)
+            assert pending <= step + -(-tokens // size)  # a block and at most a window's rows wait
         assert blocks.complete
         torch.testing.assert_close(blocks.query_rows(), query_rows(attention, query))
         torch.testing.assert_close(blocks.matrices(), expected(attention, (size, size)))

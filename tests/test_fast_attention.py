@@ -17,7 +17,7 @@ from PIL import Image
 from test_text import STACKS, TARGET, TEXT, eager_reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
 from tiny_text_models import byte_level_tokenizer
 
-from attnwidget.fast_attention import EXACT_ARCHITECTURES, SCORE_BLOCK_ROWS
+from attnwidget.fast_attention import EXACT_ARCHITECTURES, SCORE_BLOCK_ROWS, KeptQueriesKeys, LayerInputs
 from attnwidget.models import VisionModel
 from attnwidget.score_blocks import ScoreBlock
 from attnwidget.softmax_rows import takes_softmax_rows
@@ -304,3 +304,20 @@ def test_exact_questions_are_answered_from_kept_queries_and_keys_without_a_rerun
     assert small._session.cache is None and small._session.kept is None
     torch.testing.assert_close(small.full_attention(3), expected[2][0])
     assert len(forwards) == 3
+
+
+def test_kept_queries_and_keys_hold_nothing_once_the_first_layer_says_the_run_will_not_fit():
+    def layer_inputs() -> LayerInputs:
+        query, key = torch.zeros(1, 2, 8, 4), torch.zeros(1, 2, 8, 4)  # 256 bytes each
+        return LayerInputs(torch.nn.Identity(), query, key, (1, 2, 8), None, (), {})
+
+    fits = KeptQueriesKeys(budget=4 * 512, layer_count=4)
+    for layer in range(4):
+        fits.add(layer, layer_inputs())
+    assert fits.complete(4) and len(fits.layers) == 4
+
+    short = KeptQueriesKeys(budget=3 * 512, layer_count=4)  # room for three of the four layers
+    short.add(0, layer_inputs())
+    assert short.overflowed and not short.layers  # the first layer is not held for nothing
+    short.add(1, layer_inputs())
+    assert not short.layers and not short.complete(4)

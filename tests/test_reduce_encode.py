@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from attnwidget import reduce
 from attnwidget.encode import decode_rows, encode_rows, float32_bytes
 from attnwidget.reduce import _gathered, matrix_size_for_budget, pool2d, pool_matrix, query_rows
 
@@ -43,9 +44,11 @@ def test_max_pooling_keeps_every_peak_and_covers_adaptive_windows():
 
 @pytest.mark.parametrize("size", [(5, 5), (13, 4), (3, 13), (6, 6), (12, 12)])
 @pytest.mark.parametrize("mode", ["max", "mean"])
-def test_every_way_of_pooling_takes_torch_adaptive_windows(size, mode):
-    """Reshaped (even windows, 6 of 12), adaptive (the CPU) and gathered (an accelerator's way, here
-    run on the CPU) pooling agree with torch's adaptive pooling."""
+@pytest.mark.parametrize("gathered_on_cpu", [0, 1 << 20])
+def test_every_way_of_pooling_takes_torch_adaptive_windows(size, mode, gathered_on_cpu, monkeypatch):
+    """Reshaped (even windows, 6 of 12), adaptive (the CPU's large or mean pooling) and gathered (an
+    accelerator's way and the CPU's small max pooling) pooling agree with torch's adaptive pooling."""
+    monkeypatch.setattr(reduce, "CPU_GATHERED_MAX_VALUES", gathered_on_cpu)
     attention = softmax_attention(tokens=12 if size[0] in (6, 12) else 13)
     expected = (F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d)(attention, size)
     torch.testing.assert_close(pool2d(attention, size, mode), expected)
