@@ -6,13 +6,13 @@ tensors on the same device.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .pooling_windows import adaptive_windows
 from .score_blocks import ScoreBlock
 
 
@@ -114,7 +114,7 @@ class LayerBlocks:
             rows = columns[:, : first - self._columns_from]
             pooled = pool2d(rows, (whole - done, rows.shape[-1]), self.pooling)
         else:  # each window's rows gathered (its last repeated to the widest window's width)
-            index, weights = _window_index(queries, size, columns.device)
+            index, weights = adaptive_windows(queries, size, columns.device)
             windows = index[done:whole] - self._columns_from
             picked = columns.index_select(1, windows.flatten()).unflatten(1, windows.shape)
             if self.pooling == "max":
@@ -182,7 +182,7 @@ def pool2d(values: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tens
 def _gathered_values(values: torch.Tensor, out_rows: int) -> int:
     """How many values gathering the rows' windows of `values` [..., R, C] copies."""
     rows = values.shape[-2]
-    width = _window_index(rows, out_rows, values.device)[0].shape[1] if out_rows < rows else 1
+    width = adaptive_windows(rows, out_rows, values.device)[0].shape[1] if out_rows < rows else 1
     return values.numel() // rows * min(rows, out_rows) * width
 
 
@@ -192,21 +192,10 @@ def _gathered(values: torch.Tensor, size: int, mode: str, dim: int) -> torch.Ten
     length = values.shape[dim]
     if size >= length:
         return values
-    index, weights = _window_index(length, size, values.device)
+    index, weights = adaptive_windows(length, size, values.device)
     width = index.shape[1]
     windows = values.index_select(dim, index.flatten()).unflatten(dim, (size, width))
     if mode == "max":
         return windows.amax(dim=dim)
     weights = weights.to(values.dtype)
     return (windows * (weights if dim == -1 else weights[:, :, None])).sum(dim=dim)
-
-
-@functools.lru_cache(maxsize=64)
-def _window_index(length: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """[size, width] indices of each adaptive window's entries (its last repeated to the widest
-    window's width) and their weights in the window's mean (0 for the repeats), on `device`."""
-    cells = torch.arange(size)
-    starts, ends = cells * length // size, -(-(cells + 1) * length // size)
-    index = starts[:, None] + torch.arange(int((ends - starts).max()))
-    weights = (index < ends[:, None]) / (ends - starts)[:, None]
-    return torch.minimum(index, ends[:, None] - 1).to(device), weights.to(device)

@@ -18,7 +18,11 @@ Contenders, timed interleaved in one process (`timing.interleaved_times`), media
 
 Peak memory: each contender runs once more, alone in a fresh process: the peak resident set (VmHWM)
 above the resident set after loading the model, preparing the input and handing the memory freed
-meanwhile back to the system (glibc's `malloc_trim`). Its ratio is left out where the sdpa forward's
+meanwhile back to the system (glibc's `malloc_trim`). That process runs with glibc's mmap threshold
+fixed at 64 KiB (`MALLOC_MMAP_THRESHOLD_`), so every large block goes back to the system when freed
+and the resident set follows what is allocated; with glibc's adaptive default it also holds whatever
+freed memory the heap happened to keep, and the sdpa forward's own peak at 4K tokens varied from 766
+to 1,055 MiB between runs. Its ratio is left out where the sdpa forward's
 own peak is under 16 MiB (the ratio of two small numbers says nothing). A grid then holds, within its
 `cache_budget`, what answers later questions exactly (the whole attention, or every layer's queries
 and keys): that is shown apart, and the last column is the peak less it, the capture's own cost.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +44,8 @@ from long_context import peak_mib_above_live
 
 BASELINE = "sdpa forward"
 CONTENDERS = (BASELINE, "grid, pooled matrices", "grid, query rows only", "eager forward")
+#: glibc's mmap threshold in the processes measuring memory: blocks from 64 KiB go back when freed.
+MMAP_THRESHOLD = 64 * 1024
 #: The grid on the model switched to eager, as attnwidget captured before (vision cases only).
 BEFORE = "grid on eager (before)"
 
@@ -198,7 +205,8 @@ def main() -> None:
                 "--dinov2-layers",
                 str(args.dinov2_layers),
             ]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
             peaks[name] = json.loads(done.stdout.strip().splitlines()[-1])
         sdpa_peak = peaks[BASELINE][0]
         for name, seconds in times.items():

@@ -75,6 +75,22 @@ def test_the_recorder_keeps_nothing_where_sdpa_needs_gradients():
     assert recorder.log_sum_exp is None and output.requires_grad
 
 
+@pytest.mark.parametrize("rows", [slice(0, 5), slice(5, 17), slice(17, 24)])
+def test_max_pooled_keys_in_even_windows_equal_the_softmaxs(rows):
+    """24 keys: windows of 2, 3, 4 and 6 keys, whole ones taken by one reshape and the one a causal
+    block's last key cuts taken apart."""
+    generator = torch.Generator().manual_seed(1)
+    query, key = (torch.randn(1, HEADS, 24, DIM, generator=generator) * 2 for _ in range(2))
+    value = torch.randn(1, HEADS, 24, DIM, generator=generator)
+    with torch.no_grad(), LogSumExpRecorder() as recorder:
+        F.scaled_dot_product_attention(query, key, value, is_causal=True)
+    expected = softmax_rows(query, key, None, rows, causal=True)[0]
+    scores, _ = block_scores(query, key, None, rows, causal=True, keys_first=True)
+    block = ScoreBlock(scores, recorder.log_sum_exp[:, :, rows], 24)[0]
+    for size in (12, 8, 6, 4):
+        torch.testing.assert_close(block.max_pooled_keys(size), pool_columns(expected, size))
+
+
 @pytest.mark.parametrize("mask_name", sorted(MASKS))
 @pytest.mark.parametrize("rows", [slice(0, 5), slice(5, 17), slice(17, 23), torch.tensor([9, 2, 20])])
 def test_weights_and_max_pooled_keys_equal_the_softmaxs(mask_name, rows):
