@@ -212,7 +212,8 @@ def main() -> None:
         for name, seconds in times.items():
             peak, kept = peaks[name]
             memory = [f"{peak / sdpa_peak:.2f}x", f"{kept:.0f}", f"{(peak - kept) / sdpa_peak:.2f}x"]
-            cells = [case, name, f"{seconds:.3f}", f"{seconds / times[BASELINE]:.2f}x", f"{peak:.0f}"]
+            label = f"{case}, {args.dinov2_layers} layers" if case == "dinov2-l" else case
+            cells = [label, name, f"{seconds:.3f}", f"{seconds / times[BASELINE]:.2f}x", f"{peak:.0f}"]
             cells += memory if sdpa_peak >= 16 else ["", f"{kept:.0f}", ""]
             print("| " + " | ".join(cells) + " |", flush=True)
 
