@@ -8,7 +8,8 @@ The bare forward runs on inputs already made (no reading, no processor), in batc
 on the model's default sdpa attention and on eager attention (what the capture runs). `run_many` and
 `head_statistics_over` read the pictures, put them through the processor (in this process) and count
 every statistic of every head; `run_many` also keeps its sample (default 64 pictures) with their
-attention within the grid's `cache_budget` and shows the last one. Contenders run in turn
+attention within the grid's `cache_budget` and shows the last one ("no attention kept": a grid with
+`cache_budget=0`, whose kept pictures run the model again when shown). Contenders run in turn
 (`timing.interleaved_times`); medians, as pictures a second. Then the slider is moved to each kept
 picture (no model run where its attention was kept).
 """
@@ -62,8 +63,9 @@ def measure(name: str, vision: VisionModel, pictures: list, batch_size: int, rep
     transform = vision.picture_transform()
     batches = list(torch.stack([transform(attnwidget.load_image(p)) for p in pictures]).split(batch_size))
     grid = AttentionGrid(vision)
+    keeping_none = AttentionGrid(vision, cache_budget=0)
 
-    def run_many() -> None:
+    def run_many(grid: AttentionGrid = grid) -> None:
         grid.run_many(pictures, batch_size=batch_size, progress=False)
 
     def over() -> None:
@@ -74,6 +76,7 @@ def measure(name: str, vision: VisionModel, pictures: list, batch_size: int, rep
         "bare forward, eager": bare_forward(vision, batches, "eager"),
         "head_statistics_over": over,
         "run_many": run_many,
+        "run_many, no attention kept": lambda: run_many(keeping_none),
     }
     times = {key: statistics.median(runs) for key, runs in interleaved_times(contenders, repeats).items()}
     rate = {key: len(pictures) / seconds for key, seconds in times.items()}
