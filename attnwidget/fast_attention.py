@@ -227,9 +227,9 @@ class KeptQueriesKeys:
         """The bytes of the storage held."""
         return sum(self._storage.values())
 
-    def complete(self, layer_count: int) -> bool:
-        """Whether every one of `layer_count` layers is kept."""
-        return not self.overflowed and len(self.layers) == layer_count
+    def complete(self) -> bool:
+        """Whether every one of the run's `layer_count` layers is kept."""
+        return not self.overflowed and len(self.layers) == self.layer_count
 
 
 _kept: ContextVar[KeptQueriesKeys | None] = ContextVar("attnwidget_kept", default=None)

@@ -9,6 +9,11 @@ import functools
 import torch
 
 
+def window_bounds(cell: int, length: int, size: int) -> tuple[int, int]:
+    """[start, end) of window `cell` of `size` adaptive windows over `length` entries."""
+    return cell * length // size, -(-(cell + 1) * length // size)
+
+
 @functools.lru_cache(maxsize=64)
 def adaptive_windows(length: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """[size, width] indices of each adaptive window's entries (its last repeated to the widest

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .pooling_windows import adaptive_windows
+from .pooling_windows import adaptive_windows, window_bounds
 from .score_blocks import ScoreBlock
 
 
@@ -109,7 +109,7 @@ class LayerBlocks:
         columns = self._pooled_columns[0]
         if len(self._pooled_columns) > 1:
             columns = torch.cat(self._pooled_columns, dim=1)
-        first = whole * queries // size  # the next window's first row: from there rows stay pending
+        first = window_bounds(whole, queries, size)[0]  # the next window's first row: rows stay pending
         if queries % size == 0:  # even windows, none overlapping: a reshape
             rows = columns[:, : first - self._columns_from]
             pooled = pool2d(rows, (whole - done, rows.shape[-1]), self.pooling)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from .pooling_windows import window_bounds
+
 _accepting: ContextVar[bool] = ContextVar("attnwidget_accepting_scores", default=False)
 
 
@@ -102,7 +104,7 @@ class ScoreBlock:
                 torch.amax(self.scores[..., whole * width :, :], dim=-2, out=maxima[..., whole, :])
         else:  # one slab a window (faster on the CPU than gathering the windows' keys)
             for cell in range(begun):
-                start, end = cell * self.keys // size, -(-(cell + 1) * self.keys // size)
+                start, end = window_bounds(cell, self.keys, size)
                 torch.amax(self.scores[..., start : min(end, seen), :], dim=-2, out=maxima[..., cell, :])
         return torch.exp(maxima.float().transpose(-1, -2) - self.log_sum_exp[..., None])
 

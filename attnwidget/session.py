@@ -183,7 +183,7 @@ class RunSession:
                 scores = bool(size) and self.pooling == "max" and not keep_cache
                 with keeping(kept), accepting_scores(scores):
                     outputs = self.capture(run, on_block, wanted)
-                self.kept = kept if kept is not None and kept.complete(self.source.layer_count) else None
+                self.kept = kept if kept is not None and kept.complete() else None
             else:
                 outputs = None
                 for layer, attention in enumerate(self.cache or []):

@@ -22,10 +22,10 @@ meanwhile back to the system (glibc's `malloc_trim`). That process runs with gli
 fixed at 64 KiB (`MALLOC_MMAP_THRESHOLD_`), so every large block goes back to the system when freed
 and the resident set follows what is allocated; with glibc's adaptive default it also holds whatever
 freed memory the heap happened to keep, and the sdpa forward's own peak at 4K tokens varied from 766
-to 1,055 MiB between runs. Its ratio is left out where the sdpa forward's
-own peak is under 16 MiB (the ratio of two small numbers says nothing). A grid then holds, within its
-`cache_budget`, what answers later questions exactly (the whole attention, or every layer's queries
-and keys): that is shown apart, and the last column is the peak less it, the capture's own cost.
+to 1,055 MiB between runs. Its ratio is left out where the sdpa forward's own peak is under 16 MiB
+(the ratio of two small numbers says nothing). A grid then holds, within its `cache_budget`, what
+answers later questions exactly (the whole attention, or every layer's queries and keys): that is
+shown apart, and the last column is the peak less it, the capture's own cost.
 
     python benchmarks/fast_capture.py [--cases llama-1024 llama-2048 vit-b16 dinov2-l] [--repeats 3]
 """

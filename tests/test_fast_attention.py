@@ -314,10 +314,10 @@ def test_kept_queries_and_keys_hold_nothing_once_the_first_layer_says_the_run_wi
     fits = KeptQueriesKeys(budget=4 * 512, layer_count=4)
     for layer in range(4):
         fits.add(layer, layer_inputs())
-    assert fits.complete(4) and len(fits.layers) == 4
+    assert fits.complete() and len(fits.layers) == 4
 
     short = KeptQueriesKeys(budget=3 * 512, layer_count=4)  # room for three of the four layers
     short.add(0, layer_inputs())
     assert short.overflowed and not short.layers  # the first layer is not held for nothing
     short.add(1, layer_inputs())
-    assert not short.layers and not short.complete(4)
+    assert not short.layers and not short.complete()
