@@ -92,6 +92,8 @@ class _BlockCapture:
     """Only these query rows, in this order (numbered from 0 in `on_block`); None: every row."""
     scores: bool = False
     """Whether `on_block` takes `score_blocks.ScoreBlock`s in place of weights."""
+    workspace: Workspace | None = None
+    """Where every block's weights are computed (whole layers), if anywhere: see `Workspace`."""
 
     def blocks(self, query: torch.Tensor, key: torch.Tensor) -> Iterator[tuple[int, slice | torch.Tensor]]:
         """`query_blocks` of this capture's `block_bytes` and `rows`."""
@@ -120,6 +122,27 @@ def query_blocks(
             yield start, torch.tensor(rows[start:stop], device=query.device)
 
 
+class Workspace:
+    """Float32 buffers that every layer of a run computes its weights (and the temporaries of their
+    statistics) into, reused from layer to layer and batch to batch: a layer's weights are then valid
+    only until the next layer is computed (consumers reduce them, or copy what they keep). Batches of
+    pictures are captured whole layers at a time; a fresh [batch, heads, tokens, tokens] tensor per
+    layer, let go a layer later, costs a fresh allocation (and, with glibc's defaults, freshly
+    faulted pages) every layer."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def buffer(self, count: int, device: torch.device, use: str = "weights") -> torch.Tensor:
+        """A flat float32 tensor of at least `count` entries on `device` for `use` (the same one
+        while it fits)."""
+        held = self._buffers.get(use)
+        if held is None or held.numel() < count or held.device != device:
+            self._buffers.pop(use, None)  # the old buffer goes before the new one is made
+            held = self._buffers[use] = torch.empty(count, dtype=torch.float32, device=device)
+        return held
+
+
 _active: ContextVar[_BlockCapture | None] = ContextVar("attnwidget_block_capture", default=None)
 
 
@@ -130,6 +153,7 @@ def capture_attention_blocks(
     block_bytes: int,
     rows: Sequence[int] | None = None,
     scores: bool = False,
+    workspace: Workspace | None = None,
 ) -> Iterator[None]:
     """Within the block, attention computed under `BLOCKED_ATTENTION` (or `fast_attention.FAST_ATTENTION`)
     hands its weights to `on_block(layer, first_query, weights)` one block of queries at a time, each
@@ -142,7 +166,8 @@ def capture_attention_blocks(
     eager's (up to float rounding: matrix products of fewer rows may sum in another order).
     `rows` (only with `FAST_ATTENTION`) limits the weights to those query rows: `first_query` then
     counts among them. With `scores` (only with `FAST_ATTENTION`) `on_block` may be handed
-    `score_blocks.ScoreBlock`s in place of weights.
+    `score_blocks.ScoreBlock`s in place of weights. With a `workspace` (only with `FAST_ATTENTION`)
+    each layer is one block, computed into the workspace: valid until the next layer's.
     """
     token = _active.set(
         _BlockCapture(
@@ -151,6 +176,7 @@ def capture_attention_blocks(
             block_bytes,
             None if rows is None else tuple(rows),
             scores,
+            workspace,
         )
     )
     try:

@@ -25,6 +25,7 @@ import numpy as np
 from torch import nn
 from transformers import PreTrainedModel
 
+from .capture import Workspace
 from .dataset_reading import PictureDataset, as_sequence, collate, picture_of, read_item
 from .dataset_statistics import Statistic, Tally, batch_statistics
 from .moments import Moments
@@ -87,6 +88,7 @@ class StatisticsReplica:
         # Rows are indices into a sequence every replica holds, read as the local engine reads it.
         self.pictures = PictureDataset(items, self.transform) if items is not None else None
         self.statistics, self.high_norm_factor = statistics, high_norm_factor
+        self.workspace = Workspace()  # every batch of this replica computes its weights there
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = BatchResult(rows=len(next(iter(batch.values()))))
@@ -96,7 +98,9 @@ class StatisticsReplica:
             groups, result.skipped, _ = collate([self._read(row, batch) for row in range(result.rows)])
             for group in groups:
                 result.moments.add(
-                    batch_statistics(self.source, group, self.statistics, self.high_norm_factor)
+                    batch_statistics(
+                        self.source, group, self.statistics, self.high_norm_factor, self.workspace
+                    )
                 )
         except Exception as error:  # raised by the statistics: sent to the driver, which raises it
             result.error = error

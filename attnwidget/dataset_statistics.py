@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import masks
-from .capture import removed_after
+from .capture import Workspace, removed_after
 from .contract import HIGH_NORM_FACTOR
 from .dataset_reading import Batch, read_batches
 from .methods import attention_entropy, mean_attention_distance
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 #: The confidence of the statistics' intervals unless told otherwise.
 CONFIDENCE = 0.95
 Statistic = Callable[[torch.Tensor, TokenLayout], torch.Tensor]
-"""A statistic of one layer: `(attention [pictures, heads, queries, keys], layout) -> [pictures, heads]`."""
+"""A statistic of one layer: `(attention [pictures, heads, queries, keys], layout) -> [pictures, heads]`.
+The attention is valid during the call only (the next layer is computed into the same memory)."""
 
 BUILT_IN = ("distance", "entropy", "special_mass", "high_norm_mass")
 """Mean attention distance (pixels), entropy (nats), attention of the patches to the prefix tokens
@@ -134,7 +135,8 @@ def batched_source(model: Any, processor: Any = None) -> Any:
 
 
 class Watch(Protocol):
-    """What else a run does with one group of pictures: see each layer's attention, then the outputs."""
+    """What else a run does with one group of pictures: see each layer's attention (valid during the
+    call only: copy what is kept), then the outputs."""
 
     def layer(self, layer: int, attention: torch.Tensor) -> None: ...
 
@@ -161,6 +163,7 @@ def count_batches(
     from tqdm.auto import tqdm
 
     tally = Tally()
+    workspace = Workspace()
     bar = tqdm(total=total, desc="attnwidget", unit="picture", disable=not progress)
     seen = 0
     try:
@@ -169,7 +172,7 @@ def count_batches(
             for group, rows in zip(groups, positions, strict=True):
                 watch = watcher(group, [seen + row for row in rows]) if watcher else None
                 values, outputs = batch_run(
-                    source, group, statistics, high_norm_factor, watch.layer if watch else None
+                    source, group, statistics, high_norm_factor, watch.layer if watch else None, workspace
                 )
                 tally.moments.add(values)
                 if watch:
@@ -207,9 +210,11 @@ def batch_statistics(
     pixel_values: torch.Tensor,
     statistics: dict[str, Statistic],
     high_norm_factor: float = HIGH_NORM_FACTOR,
+    workspace: Workspace | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every statistic of one batch of model inputs [B, C, H, W]: name -> [B, layers, heads]."""
-    return batch_run(source, pixel_values, statistics, high_norm_factor)[0]
+    """Every statistic of one batch of model inputs [B, C, H, W]: name -> [B, layers, heads]; each
+    layer's attention computed into `workspace` where the source can (`capture.Workspace`)."""
+    return batch_run(source, pixel_values, statistics, high_norm_factor, workspace=workspace)[0]
 
 
 def batch_run(
@@ -218,9 +223,10 @@ def batch_run(
     statistics: dict[str, Statistic],
     high_norm_factor: float = HIGH_NORM_FACTOR,
     on_layer: Callable[[int, torch.Tensor], None] | None = None,
+    workspace: Workspace | None = None,
 ) -> tuple[dict[str, np.ndarray], Any]:
     """`batch_statistics` and the model's outputs; `on_layer(layer, attention [B, H, N, N])` also sees
-    each layer's attention as it finishes."""
+    each layer's attention as it finishes (valid during the call only)."""
     parameter = next(source.model.parameters())
     pixel_values = pixel_values.to(device=parameter.device, dtype=parameter.dtype)
     layout = source.layout(pixel_values)
@@ -229,13 +235,16 @@ def batch_run(
     values: dict[str, list[torch.Tensor]] = {}
     key_mass: list[torch.Tensor] = []
 
-    def keep(name: str, value: torch.Tensor) -> None:  # on the model's device: one copy per batch
-        values.setdefault(name, []).append(value.detach().float())
+    def keep(name: str, value: torch.Tensor) -> None:  # a copy: a view of the attention would not last
+        values.setdefault(name, []).append(value.detach().to(torch.float32, copy=True))
 
     def on_statistics_layer(layer: int, attention: torch.Tensor) -> None:
         attention = attention.float()
-        keep("distance", mean_attention_distance(attention, special, grid, patch))
-        keep("entropy", attention_entropy(attention))
+        scratch = (
+            None if workspace is None else workspace.buffer(attention.numel(), attention.device, "scratch")
+        )
+        keep("distance", mean_attention_distance(attention, special, grid, patch, scratch))
+        keep("entropy", attention_entropy(attention, scratch))
         from_patches = attention[..., special:, :].mean(dim=-2)  # [B, H, keys]
         if special:
             keep("special_mass", from_patches[..., :special].sum(dim=-1))
@@ -257,7 +266,7 @@ def batch_run(
     with removed_after(
         [block.register_forward_hook(lambda _m, _a, output: norms.append(_first_tensor(output)))]
     ):
-        outputs = source.capture_batch(pixel_values, on_statistics_layer)
+        outputs = source.capture_batch(pixel_values, on_statistics_layer, workspace)
     if norms and norms[-1].ndim == 3 and norms[-1].shape[1] == layout.token_count:
         patch_norms = norms[-1][:, special:].float().norm(dim=-1).cpu().double().numpy()
         flagged = torch.from_numpy(

@@ -36,7 +36,8 @@ def checkpoint_steps() -> list[int]:
 
 
 def default_model(step: int | None = None) -> VisionModel:
-    """The shipped ViT (8 layers x 8 heads, patch 8, 96 x 96 input, six shape classes), fp32, eager.
+    """The shipped ViT (8 layers x 8 heads, patch 8, 96 x 96 input, six shape classes), fp32, on sdpa
+    attention (its weights are computed beside it: `fast_attention`).
 
     Its labels are `attnwidget.scenes.CLASSES`; feed it scenes from `attnwidget.scenes.make_scene`.
     `step` picks one of the checkpoints saved during training (`checkpoint_steps()`) instead of the
@@ -55,7 +56,7 @@ def default_model(step: int | None = None) -> VisionModel:
         directory, name = directory / CHECKPOINTS_DIR / f"step-{step}", f"{name}@step-{step}"
     with quiet_weight_loading():
         model = ViTForImageClassification.from_pretrained(
-            directory, attn_implementation="eager", dtype=torch.float32
+            directory, attn_implementation="sdpa", dtype=torch.float32
         )
     processor = ViTImageProcessorPil.from_pretrained(DEFAULT_MODEL_DIR)
     return VisionModel(model, processor, name=name)

@@ -99,7 +99,7 @@ def explain(
         return _token_norms(vision, pixel_values, layer, special, grid)
     if attentions is None:
         captured: list[torch.Tensor] = []
-        vision.run(pixel_values, lambda _, weights: captured.append(weights[0].float().cpu()))
+        vision.capture_batch(pixel_values, lambda _, weights: captured.append(weights[0].float().cpu()))
         attentions = captured
     if method == "rollout":
         if special == 0:

@@ -8,7 +8,10 @@ the capture asks for with the architecture's own `eager_attention_forward`, a bl
 time, given an empty value so no weights x values product is computed, and hands them to the
 capture's `on_block` (`capture.capture_attention_blocks`). Where the capture's consumer accepts them
 (`capture_attention_blocks`' `scores`) and sdpa ran its CPU flash kernel, blocks are handed over as
-`ScoreBlock`s instead: scores and the kernel's own log-sum-exp, no softmax computed. Within
+`ScoreBlock`s instead: scores and the kernel's own log-sum-exp, no softmax computed. Where the
+capture has a `capture.Workspace` (batches of pictures for dataset statistics), each layer's whole
+weights are computed into it and the layer's output is those weights times the values (eager's
+formula; sdpa's output up to float rounding): sdpa would compute the same softmax again. Within
 `keeping`, each layer's query and key are kept (within a budget) so later exact questions are
 answered without running the model again.
 
@@ -18,6 +21,7 @@ Only architectures whose eager attention was checked against `output_attentions`
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -27,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .capture import active_capture, eager_function, eager_rows, query_blocks
+from .capture import Workspace, active_capture, eager_function, eager_rows, query_blocks
 from .implementation import attention_implementation
 from .score_blocks import LogSumExpRecorder, ScoreBlock, rows_seeing_no_key, spread_evenly
 from .softmax_rows import PLAIN_SOFTMAX_ARCHITECTURES, block_scores, softmax_rows, takes_softmax_rows
@@ -126,23 +130,28 @@ class LayerInputs:
         return [tensor for tensor in held if isinstance(tensor, torch.Tensor)]
 
     def weights(
-        self, block_bytes: int, rows: Sequence[int] | None = None
+        self, block_bytes: int, rows: Sequence[int] | None = None, workspace: Workspace | None = None
     ) -> Iterator[tuple[int, torch.Tensor]]:
         """(first row, weights [batch, heads, block rows, keys]) of each block of the query rows `rows`
         (default: all): by `softmax_rows` where the architecture's eager attention is that plain
-        softmax, else by its own eager attention, given an empty value so no weights x values
-        product is computed."""
+        softmax (into `workspace` where given: each block then valid until the next), else by its
+        own eager attention, given an empty value so no weights x values product is computed."""
         blocks = query_blocks(self.query, self.key, block_bytes, rows)
         if takes_softmax_rows(self.module, self.args):
             causal = _is_causal(self.module, self.query, **self.kwargs)
             scaling = self.kwargs.get("scaling")
             for start, block in blocks:
-                yield (
-                    start,
-                    softmax_rows(
-                        self.query, self.key, self.attention_mask, block, scaling=scaling, causal=causal
-                    ),
+                out = None
+                if workspace is not None:
+                    count = (
+                        len(range(self.query.shape[-2])[block]) if isinstance(block, slice) else len(block)
+                    )
+                    size = self.query.shape[0] * self.query.shape[1] * count * self.key.shape[-2]
+                    out = workspace.buffer(size, self.query.device)
+                weights = softmax_rows(
+                    self.query, self.key, self.attention_mask, block, scaling=scaling, causal=causal, out=out
                 )
+                yield start, weights
             return
         eager = eager_function(self.module)
         mask = eager_form_mask(self.attention_mask, self.module, self.query, self.key, **self.kwargs)
@@ -257,13 +266,16 @@ def sdpa_with_weights(
     """sdpa attention for transformers' attention interface, handing the weights of the query rows
     the active capture asks for to its `on_block`, a block at a time (`LayerInputs.score_blocks`
     where they are accepted and sdpa kept its log-sum-exp, else `LayerInputs.weights`), and keeping
-    the layer's inputs where asked (`keeping`). Returns sdpa's output only."""
+    the layer's inputs where asked (`keeping`). Returns sdpa's output, or with the capture's
+    workspace the output made from the weights (`_from_whole_weights`)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     capture = active_capture()
     layer = capture.layers.get(module) if capture is not None else None
     if layer is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+    if capture.workspace is not None and capture.rows is None and takes_softmax_rows(module, args):
+        return _from_whole_weights(capture, layer, module, query, key, value, attention_mask, args, kwargs)
     recorder = LogSumExpRecorder()  # its log-sum-exp stays None unless the capture takes score blocks
     with recorder if capture.scores else nullcontext():
         output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
@@ -272,9 +284,44 @@ def sdpa_with_weights(
     if kept is not None:
         kept.add(layer, inputs)
     blocks = inputs.score_blocks(capture.block_bytes, recorder.log_sum_exp, capture.rows)
-    for start, weights in blocks or inputs.weights(capture.block_bytes, capture.rows):
+    for start, weights in blocks or inputs.weights(capture.block_bytes, capture.rows, capture.workspace):
         capture.on_block(layer, start, weights)
     return output, None
+
+
+def _from_whole_weights(
+    capture: Any,
+    layer: int,
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    args: tuple,
+    kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, None]:
+    """A layer captured whole into the capture's workspace: its output is computed from those weights
+    (eager's formula; sdpa's output up to float rounding), since the softmax sdpa would compute again
+    is already there. Hands the weights to `on_block` once the output is made."""
+    inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
+    kept = _kept.get()
+    if kept is not None:
+        kept.add(layer, inputs)
+    ((_, weights),) = inputs.weights(sys.maxsize, None, capture.workspace)
+    output = weighted_values(weights, value)
+    capture.on_block(layer, 0, weights)
+    return output, None
+
+
+def weighted_values(weights: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Attention's output from its weights [batch, heads, queries, keys] and `value` [batch, value heads,
+    keys, dim] (grouped-query heads share their value head, as `repeat_kv` repeats it), in the value's
+    dtype, as the attention interface returns it: [batch, queries, heads, dim]."""
+    batch, heads, queries, keys = weights.shape
+    value_heads = value.shape[1]
+    grouped = weights.to(value.dtype).reshape(batch, value_heads, (heads // value_heads) * queries, keys)
+    output = torch.matmul(grouped, value).view(batch, heads, queries, value.shape[-1])
+    return output.transpose(1, 2).contiguous()
 
 
 def register_fast_attention() -> None:

@@ -60,18 +60,10 @@ class Kept:
     read: Callable[[], SourceInput]
     predictions: list[dict[str, Any]]
     attention: list[torch.Tensor] | None = None
-    shared: object | None = None
-    """The group whose batch attention `attention` views (its pictures were all kept), else None."""
 
     @property
     def bytes(self) -> int:
         return sum(layer.numel() * layer.element_size() for layer in self.attention or [])
-
-    def own(self) -> None:
-        """Copy the attention out of the group's batch, so the batch goes once its last view does."""
-        if self.attention is not None and self.shared is not None:
-            self.attention = [layer.clone() for layer in self.attention]
-        self.shared = None
 
 
 def reservoir_slot(seen: int, size: int, rng: random.Random) -> int | None:
@@ -111,16 +103,7 @@ class Sample:
         free = self.budget - sum(kept.bytes for slot, kept in self.slots.items() if slot not in replaced)
         with_attention = set(sorted(chosen)[: max(0, free // need)] if need else chosen)
         readers = {row: self.reader(positions[row], group[row]) for row in chosen}
-        distinct = len(replaced) == len(group)  # no picture of the group replaces another of it
-        return GroupKeeper(self, chosen, positions, readers, {row: [] for row in with_attention}, distinct)
-
-    def drop(self, slot: int) -> None:
-        """Let go of the picture in `slot`; the others of its group copy out their attention first."""
-        old = self.slots.pop(slot, None)
-        if old is not None and old.shared is not None:
-            for kept in self.slots.values():
-                if kept.shared is old.shared:
-                    kept.own()
+        return GroupKeeper(self, chosen, positions, readers, {row: [] for row in with_attention})
 
     def kept(self) -> list[Kept]:
         """The pictures kept, in the dataset's order."""
@@ -129,9 +112,9 @@ class Sample:
 
 @dataclass
 class GroupKeeper:
-    """A `dataset_statistics.Watch` for one group: keeps the chosen pictures' attention as each layer
-    finishes (views of the batch's where every picture of the group keeps it, else copies), and the
-    pictures once the group has been counted."""
+    """A `dataset_statistics.Watch` for one group: copies the chosen pictures' attention as each layer
+    finishes (the next layer is computed into the same memory), and keeps the pictures once the
+    group has been counted."""
 
     sample: Sample
     chosen: dict[int, int]
@@ -139,36 +122,19 @@ class GroupKeeper:
     readers: dict[int, Callable[[], SourceInput]]
     attention: dict[int, list[torch.Tensor]]
 
-    views: bool = True
-    """Whether every picture of the group keeps its attention as views of the batch's (no copies)."""
-    viewed: bool = False
-    """Whether a layer was kept as views."""
-
     def layer(self, layer: int, attention: torch.Tensor) -> None:
-        alone = attention.untyped_storage().nbytes() == attention.numel() * attention.element_size()
-        plain = alone and attention.dtype == torch.float32 and attention.device.type == "cpu"
-        self.views = self.views and plain and len(self.attention) == len(attention)
-        self.viewed = self.viewed or self.views
         for row, layers in self.attention.items():
-            layers.append(
-                attention[row] if self.views else attention[row].to("cpu", torch.float32, copy=True)
-            )
+            layers.append(attention[row].to("cpu", torch.float32, copy=True))
 
     def done(self, outputs: Any) -> None:
-        slots = self.sample.slots
         for row, slot in self.chosen.items():
-            self.sample.drop(slot)
             predictions = self.sample.source.predictions(row_outputs(outputs, row))
-            kept = Kept(
+            self.sample.slots[slot] = Kept(
                 self.positions[row],
                 self.readers[row],
                 [{"label": p.label, "probability": p.probability} for p in predictions],
                 self.attention.get(row),
-                self if self.viewed else None,
             )
-            if not self.views:  # views of the first layers, copies of the others: no views kept
-                kept.own()
-            slots[slot] = kept
 
 
 def row_outputs(outputs: Any, row: int) -> Any:

@@ -106,20 +106,32 @@ def token_map(matrix: torch.Tensor, special: int, grid: tuple[int, int]) -> torc
 
 
 def mean_attention_distance(
-    attention: torch.Tensor, special: int, grid: tuple[int, int], patch_size: int | tuple[int, int]
+    attention: torch.Tensor,
+    special: int,
+    grid: tuple[int, int],
+    patch_size: int | tuple[int, int],
+    scratch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean attention distance in pixels, one value per head: [..., H, N, N] -> [..., H].
 
     For each patch query i: Σ_j A_ij · ||pos_i - pos_j|| over patch keys j, with the weights on patch
     keys renormalised to sum 1 (mass on CLS or registers has no position), positions in pixels at
-    patch centres; then the mean over patch queries (Dosovitskiy et al., 2020, fig. 7).
+    patch centres; then the mean over patch queries (Dosovitskiy et al., 2020, fig. 7). `scratch`: a
+    flat float32 tensor of at least as many entries as `attention`, on its device, to hold the
+    products (else they are a new tensor).
     """
     _check_tokens(attention.shape[-1], special, grid)
     patches = attention[..., special:, special:].float()
     height, width = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
     distances = patch_distances((int(grid[0]), int(grid[1])), (int(height), int(width))).to(patches.device)
-    weighted = torch.linalg.vecdot(patches, distances)  # each row's dot product with its distances
+    products = torch.mul(patches, distances, out=_scratch_view(scratch, patches.shape))
+    weighted = products.sum(dim=-1)  # each row's dot product with its distances
     return (weighted / patches.sum(dim=-1).clamp_min(1e-12)).mean(dim=-1)
+
+
+def _scratch_view(scratch: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
+    """The start of `scratch` as a tensor of `shape` (None stays None)."""
+    return None if scratch is None else scratch[: shape.numel()].view(shape)
 
 
 @functools.lru_cache(maxsize=16)
@@ -159,14 +171,16 @@ def head_statistics(
     return HeadStatistics(distance.cpu().numpy(), attention_entropy(stacked).cpu().numpy())
 
 
-def attention_entropy(attention: torch.Tensor) -> torch.Tensor:
+def attention_entropy(attention: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over queries of -Σ_j A_ij log A_ij in nats (0 log 0 = 0): [..., H, N, N] -> [..., H].
 
     log A is taken of A clamped to float32's smallest normal number, so 0 log 0 is 0 (and weights
-    below it add under 1e-36): one temporary, computed in place, about 2.4x faster than `xlogy`.
+    below it add under 1e-36): one temporary, computed in place, about 2.4x faster than `xlogy`;
+    in `scratch` where given (as for `mean_attention_distance`).
     """
     weights = attention.float()
-    terms = weights.clamp_min(torch.finfo(torch.float32).tiny).log_().mul_(weights)
+    tiny = torch.finfo(torch.float32).tiny
+    terms = torch.clamp(weights, min=tiny, out=_scratch_view(scratch, weights.shape)).log_().mul_(weights)
     return -terms.sum(dim=-1).mean(dim=-1)
 
 

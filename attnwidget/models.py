@@ -9,6 +9,7 @@ is verified exact (`fast_attention`), switching any other to eager only for the 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
@@ -20,7 +21,7 @@ from PIL import Image
 from torch import nn
 
 from .attention_probe import patches_in_order, prefix_token_names, probe_attention
-from .capture import BlockCallback, LayerCallback, capture_attention, capture_attention_blocks
+from .capture import BlockCallback, LayerCallback, Workspace, capture_attention, capture_attention_blocks
 from .contract import METHODS
 from .errors import UnsupportedModelError
 from .explain import Explanation, class_index, explain
@@ -172,10 +173,13 @@ class VisionModel:
             return self.run_fast(model_input, checked_block, block_bytes, rows, scores_accepted())
         return self.run(model_input, lambda layer, weights: checked_block(layer, 0, weights))
 
-    def capture_batch(self, pixel_values: torch.Tensor, on_layer: LayerCallback) -> Any:
+    def capture_batch(
+        self, pixel_values: torch.Tensor, on_layer: LayerCallback, workspace: Workspace | None = None
+    ) -> Any:
         """A forward pass on a batch [B, C, H, W] handing each layer's weights [B, H, N, N] to `on_layer`,
         checked against the layout as `capture` does: computed beside the model's own sdpa attention
-        where it takes the fast path (the blocks of a layer joined), else with eager attention."""
+        where it takes the fast path (into `workspace` where given, a whole layer at a time: valid
+        only during the call; else the blocks of a layer joined), else with eager attention."""
         layout = self.layout(pixel_values)
 
         def checked(layer: int, weights: torch.Tensor) -> None:
@@ -184,6 +188,10 @@ class VisionModel:
 
         if not self.query_selection:
             return self.run(pixel_values, checked)
+        if workspace is not None:
+            return self.run_fast(
+                pixel_values, lambda layer, _, weights: checked(layer, weights), workspace=workspace
+            )
         blocks: dict[int, list[torch.Tensor]] = {}
 
         def joined(layer: int, first: int, weights: torch.Tensor) -> None:
@@ -234,14 +242,17 @@ class VisionModel:
         block_bytes: int | None = None,
         rows: Sequence[int] | None = None,
         scores: bool = False,
+        workspace: Workspace | None = None,
     ) -> Any:
-        """Forward pass with the model's own sdpa attention (its outputs are sdpa's) that hands the
-        weights of query rows `rows` (default: all) to `on_block(layer, first, weights)`, blocks of at
-        most `block_bytes` (and `fast_block_bytes`) [1, H, rows, N], `first` counting among `rows`;
-        with `scores`, `ScoreBlock`s where sdpa kept its log-sum-exp."""
+        """Forward pass with the model's own sdpa attention (its outputs are sdpa's, or with a
+        `workspace` made from the weights: `fast_attention`) that hands the weights of query rows
+        `rows` (default: all) to `on_block(layer, first, weights)`, blocks of at most `block_bytes`
+        (and `fast_block_bytes`) [1, H, rows, N], `first` counting among `rows`;
+        with `scores`, `ScoreBlock`s where sdpa kept its log-sum-exp; with a `workspace`, whole
+        layers computed into it (`capture.Workspace`)."""
         register_fast_attention()
-        budget = fast_block_bytes(self.model, block_bytes)
-        blocks = capture_attention_blocks(self.attention_modules, on_block, budget, rows, scores)
+        budget = sys.maxsize if workspace is not None else fast_block_bytes(self.model, block_bytes)
+        blocks = capture_attention_blocks(self.attention_modules, on_block, budget, rows, scores, workspace)
         return self._forward(pixel_values, self._eager(FAST_ATTENTION), blocks, {})
 
     def _forward(
@@ -306,8 +317,11 @@ class VisionModel:
         return torch.zeros(1, channels, height, width, device=parameter.device, dtype=parameter.dtype)
 
     def eager_attention(self) -> AbstractContextManager[None]:
-        """Within the block the model computes eager attention, which returns weights; restored after."""
-        return self._eager(why=fast_path_refusal(self.model, self.attention_modules[0]))
+        """Within the block the model computes eager attention, which returns weights; restored after.
+        The switch is announced (once) for a model whose weights cannot be computed beside its own
+        attention; one that can switches only for what needs eager's weights (gradient methods)."""
+        why = fast_path_refusal(self.model, self.attention_modules[0])
+        return self._eager(announce=why is not None, why=why)
 
 
 def processed_pixels(processor: Any, image: Image.Image) -> torch.Tensor:

@@ -57,19 +57,27 @@ def softmax_rows(
     *,
     scaling: float | None = None,
     causal: bool = False,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weights [batch, heads, block rows, keys] (float32) of the query rows `rows` of one layer.
 
     `query` [batch, heads, queries, dim], `key` [batch, key heads, keys, dim] (heads a multiple of key
     heads); `attention_mask` as sdpa gets it: None, boolean (True: may attend) or additive float,
     broadcastable to [batch, heads, queries, keys]; `causal` where a None mask stands for the causal
-    one. `scaling` defaults to dim ** -0.5, as eager attention's does.
+    one. `scaling` defaults to dim ** -0.5, as eager attention's does. With `out` (a flat float32
+    buffer, large enough) the weights are a view of its start; on the CPU float32 scores are computed
+    there and their softmax taken in place: no new memory for a block.
     """
-    scores, seen = block_scores(query, key, attention_mask, rows, scaling=scaling, causal=causal)
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    in_place = out is not None and query.dtype == torch.float32 and query.device.type == "cpu"
+    scores, seen = block_scores(
+        query, key, attention_mask, rows, scaling=scaling, causal=causal, out=out if in_place else None
+    )
+    shape = (*scores.shape[:-1], key.shape[-2])
     if seen == key.shape[-2]:
-        return weights
-    whole = weights.new_empty(*weights.shape[:-1], key.shape[-2])
+        target = None if out is None else out[: scores.numel()].view(shape)
+        return torch.softmax(scores, dim=-1, dtype=torch.float32, out=target)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    whole = weights.new_empty(shape) if out is None else out[: math.prod(shape)].view(shape)
     whole[..., :seen] = weights
     whole[..., seen:] = 0
     return whole
@@ -120,7 +128,10 @@ def block_scores(
         scores = scores.view(batch, key_heads, seen, -1, count)
         scores = scores.transpose(2, 3).reshape(batch, heads, seen, count)
     else:
-        scores = torch.matmul(grouped, seen_keys.transpose(-1, -2)).view(batch, heads, count, seen)
+        shape = (batch, key_heads, grouped.shape[-2], seen)
+        product = None if out is None else out[: math.prod(shape)].view(shape)
+        scores = torch.matmul(grouped, seen_keys.transpose(-1, -2), out=product)
+        scores = scores.view(batch, heads, count, seen)
     rows_last = scores.transpose(-1, -2) if keys_first else scores  # a view: filled in place
     if additive is not None:
         rows_last += additive[..., :seen]

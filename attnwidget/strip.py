@@ -86,7 +86,9 @@ def vision_variant(tag: str, vision: VisionModel, method: str = "rollout") -> Va
         pixel_values, geometry = vision.prepare(picture)
         # One forward gives the prediction and the attention the attention methods need.
         attentions: list[torch.Tensor] = []
-        outputs = vision.run(pixel_values, lambda _, weights: attentions.append(weights[0].float().cpu()))
+        outputs = vision.capture_batch(
+            pixel_values, lambda _, weights: attentions.append(weights[0].float().cpu())
+        )
         predicted = labels[int(outputs.logits[0].argmax())]
         chosen = None if method not in GRADIENT_METHODS else class_index(vision, target or predicted)
         explanation = explain(vision, pixel_values, method, target=chosen, attentions=attentions)

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .capture import removed_after
+from .capture import Workspace, removed_after
 from .images import load_image
 from .models import UnsupportedModelError
 from .softmax_rows import softmax_rows
@@ -125,9 +125,12 @@ class TimmModel:
         """Run the model unfused, handing each layer's weights [H, N, N] to `on_block(layer, 0, weights)`."""
         return self.capture_batch(model_input, lambda layer, weights: on_block(layer, 0, weights[0]))
 
-    def capture_batch(self, pixel_values: torch.Tensor, on_layer: LayerWeights) -> Any:
-        """Run the model unfused on a batch [B, C, H, W], handing each layer's weights [B, H, N, N] to
-        `on_layer`, checked against the layout."""
+    def capture_batch(
+        self, pixel_values: torch.Tensor, on_layer: LayerWeights, workspace: Workspace | None = None
+    ) -> Any:
+        """Run the model on a batch [B, C, H, W], handing each layer's weights [B, H, N, N] to
+        `on_layer`, checked against the layout: computed beside its fused attention where it takes
+        that path (into `workspace` where given: valid only during the call), else unfused."""
         expected = self.layout(pixel_values).token_count
         captured: list[int] = []
 
@@ -143,7 +146,7 @@ class TimmModel:
 
         fast = takes_fast_path(self.attention_modules)
         with (
-            beside_fused(self.attention_modules, hand_over)
+            beside_fused(self.attention_modules, hand_over, workspace)
             if fast
             else unfused_hooked(self.attention_modules, hand_over),
             torch.no_grad(),
@@ -212,10 +215,13 @@ def takes_fast_path(modules: Sequence[nn.Module]) -> bool:
 
 
 @contextmanager
-def beside_fused(modules: Sequence[nn.Module], on_layer: LayerWeights) -> Iterator[None]:
+def beside_fused(
+    modules: Sequence[nn.Module], on_layer: LayerWeights, workspace: Workspace | None = None
+) -> Iterator[None]:
     """Within the block each module keeps its fused attention, and `on_layer(layer, weights)` gets the
     weights computed beside it from the query and key its `q_norm` and `k_norm` return (with the
-    mask and causality the module is called with). Hooks are removed on exit."""
+    mask and causality the module is called with), into `workspace` where given (valid only during
+    the call). Hooks are removed on exit."""
     handles = []
     for layer, module in enumerate(modules):
         call: dict[str, Any] = {}
@@ -231,8 +237,15 @@ def beside_fused(modules: Sequence[nn.Module], on_layer: LayerWeights) -> Iterat
             norm: nn.Module, args: tuple, key: torch.Tensor, layer: int = layer, call: dict = call
         ) -> None:
             query, scale = call.pop("query"), modules[layer].scale
-            rows = slice(0, query.shape[-2])
-            weights = softmax_rows(query, key, call["mask"], rows, scaling=scale, causal=call["causal"])
+            batch, heads, queries, _ = query.shape
+            out = (
+                None
+                if workspace is None
+                else workspace.buffer(batch * heads * queries * key.shape[-2], key.device)
+            )
+            weights = softmax_rows(
+                query, key, call["mask"], slice(0, queries), scaling=scale, causal=call["causal"], out=out
+            )
             on_layer(layer, weights)
 
         handles += [

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .attention_probe import find_attention
-from .capture import capture_attention
+from .capture import Workspace, capture_attention
 from .errors import UnsupportedModelError
 from .models import VisionModel
 from .source import AttentionCallback, SourceInput, TokenLayout
@@ -109,9 +109,12 @@ class WindowedVisionModel(VisionModel):
 
         return self.run(model_input, spread)
 
-    def capture_batch(self, pixel_values: torch.Tensor, on_layer: Any) -> Any:
+    def capture_batch(
+        self, pixel_values: torch.Tensor, on_layer: Any, workspace: Workspace | None = None
+    ) -> Any:
         """Run the model on a batch [B, C, H, W], handing each layer of the stage to `on_layer` over the
-        whole patch grid of every picture: [B, heads, patches, patches]."""
+        whole patch grid of every picture: [B, heads, patches, patches]. Each layer is spread into
+        tensors of its own, so a `workspace` is not used."""
 
         def spread_each(layer: int, weights: torch.Tensor) -> None:
             windows = weights.shape[0] // pixel_values.shape[0]  # the pictures' windows follow each other

@@ -7,7 +7,8 @@ Models: the built-in ViT (96 px) and ViT-B/16 at 224 px (random weights, the pub
 architecture). The bare forward runs on inputs already made (no reading, no processor), with the
 model's default sdpa attention and with eager attention; the statistics run reads the pictures,
 puts them through the processor (in `--workers` loader processes) and reduces every head of every
-layer, its weights computed beside the model's sdpa attention; "statistics, ready inputs" is the same
+layer, its weights computed on the model's sdpa path (whole layers into one reused buffer, the
+layer's output from them: `fast_attention`); "statistics, ready inputs" is the same
 count over a `DataLoader` of the inputs already made, its cost without reading and processing.
 Contenders run in turn (`timing.interleaved_times`); medians.
 """
@@ -28,7 +29,7 @@ from attnwidget.scenes import SceneDataset
 
 def bare_forward(model: torch.nn.Module, batches: list[torch.Tensor], implementation: str):
     """The model's forward over `batches` on attention `implementation`; the model is left on the
-    attention it was loaded with (eager for the built-in model, sdpa for ViT-B/16)."""
+    attention it was loaded with (sdpa)."""
 
     def run() -> None:
         loaded = model.config._attn_implementation

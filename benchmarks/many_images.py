@@ -5,7 +5,8 @@ forward over the same pictures, then browsing the sample `run_many` kept.
 
 Models: the built-in ViT (96 px) and ViT-B/16 at 224 px (random weights, the published architecture).
 The bare forward runs on inputs already made (no reading, no processor), in batches of `--batch-size`,
-on the model's default sdpa attention and on eager attention (what the capture runs). `run_many` and
+on the model's sdpa attention (as both are loaded; the capture computes the weights beside it) and on
+eager attention. `run_many` and
 `head_statistics_over` read the pictures, put them through the processor (in this process) and count
 every statistic of every head; `run_many` also keeps its sample (default 64 pictures) with their
 attention within the grid's `cache_budget` and shows the last one ("no attention kept": a grid with
@@ -33,8 +34,7 @@ from attnwidget.scenes import SceneDataset
 
 def bare_forward(vision: VisionModel, batches: list[torch.Tensor], implementation: str):
     """The model's forward over `batches` on attention `implementation`; the model is left on the
-    attention it was loaded with (eager for the built-in model, sdpa for ViT-B/16), so the runs
-    that follow capture it as loaded."""
+    attention it was loaded with (sdpa), so the runs that follow capture it as loaded."""
 
     def run() -> None:
         loaded = vision.model.config._attn_implementation

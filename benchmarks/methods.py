@@ -49,9 +49,10 @@ def contenders(vision: VisionModel, image: Image.Image) -> dict[str, Callable[[]
         return torch.stack(layers)
 
     def gradients() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        attentions, grads, _ = methods.attention_gradients(
-            vision.attention_modules, vision.output_index, logits
-        )
+        with vision.eager_attention():  # as `explain` runs them: sdpa returns no weights
+            attentions, grads, _ = methods.attention_gradients(
+                vision.attention_modules, vision.output_index, logits
+            )
         model.zero_grad(set_to_none=True)
         return attentions, grads
 

@@ -324,7 +324,8 @@ def evaluate(model: ViTForImageClassification, seeds: range) -> dict:
 
 
 def save_model(model: ViTForImageClassification, out: Path) -> None:
-    """The ViT as fp16 safetensors with its config (eager attention, which capture needs)."""
+    """The ViT as fp16 safetensors with its config (eager attention, as `evaluate` reads it;
+    `attnwidget.default_model` loads it on sdpa)."""
     implementation = model.config._attn_implementation
     model.config._attn_implementation = "eager"
     model.to(torch.float16).save_pretrained(out)

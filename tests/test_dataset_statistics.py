@@ -138,6 +138,20 @@ def test_a_statistic_of_ones_own_flows_through(model, scenes):
         layers = [grid.full_attention(layer) for layer in range(1, grid.layer_count + 1)]
         expected.append(torch.stack([layer[:, 1:].amax(-1).mean(-1) for layer in layers]))
     np.testing.assert_allclose(frame["strongest"], torch.stack(expected).mean(0).flatten(), rtol=1e-5)
+
+
+def test_a_statistic_that_is_a_view_of_the_attention_keeps_its_values(model, scenes):
+    """Each layer is computed into the memory of the one before: a statistic returned as a view of
+    the attention (each head's CLS attention to itself) is copied, not overwritten by later layers."""
+    frame = head_statistics_over(
+        model, scenes[:4], batch_size=2, statistics={"self": lambda a, _: a[..., 0, 0]}, progress=False
+    )
+    grid = AttentionGrid(model)
+    expected = []
+    for picture in scenes[:4]:
+        grid.run(picture)
+        expected.append(torch.stack([grid.full_attention(layer)[:, 0, 0] for layer in range(1, 9)]))
+    np.testing.assert_allclose(frame["self"], torch.stack(expected).mean(0).flatten(), rtol=1e-5, atol=1e-9)
     with pytest.raises(
         ValueError, match=r"statistic 'bad' returned .* must return a tensor \[pictures, heads\]"
     ):

@@ -17,6 +17,7 @@ from PIL import Image
 from test_text import STACKS, TARGET, TEXT, eager_reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
 from tiny_text_models import byte_level_tokenizer
 
+from attnwidget.capture import Workspace
 from attnwidget.fast_attention import EXACT_ARCHITECTURES, SCORE_BLOCK_ROWS, KeptQueriesKeys, LayerInputs
 from attnwidget.models import VisionModel
 from attnwidget.score_blocks import ScoreBlock
@@ -164,6 +165,32 @@ def test_vision_families_equal_eager_attentions_and_sdpa_outputs(name, tiny_mode
             torch.testing.assert_close(layers[layer], weights)
     with torch.no_grad():
         assert torch.equal(outputs[0], vision.forward_module(pixel_values=pixel_values)[0])
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_a_batch_captured_into_a_workspace_equals_eager_in_the_same_memory(name, tiny_model_dirs):
+    """Whole layers of a batch computed into one reused buffer: each equals eager's attentions, and
+    the layer's output, computed from those weights, equals sdpa's to float rounding."""
+    saved = VisionModel.from_pretrained(tiny_model_dirs[name])
+    model = type(saved.model).from_pretrained(tiny_model_dirs[name], attn_implementation="sdpa")
+    vision = VisionModel(model, saved.processor)
+    pixel_values = torch.cat([vision.prepare(picture())[0], torch.randn_like(vision.prepare(picture())[0])])
+    expected = eager_reference(model, vision.forward_module, pixel_values=pixel_values)
+    workspace, seen = Workspace(), []
+
+    def keep(layer: int, weights: torch.Tensor) -> None:
+        seen.append((layer, weights.data_ptr(), weights.clone()))
+
+    for _ in range(2):  # the second batch reuses the first's buffer
+        outputs = vision.capture_batch(pixel_values, keep, workspace)
+    buffer = workspace.buffer(0, pixel_values.device).data_ptr()
+    assert [layer for layer, _, _ in seen] == 2 * list(range(vision.layer_count))
+    assert {pointer for _, pointer, _ in seen} == {buffer}  # no layer took new memory
+    for layer, _, weights in seen:
+        torch.testing.assert_close(weights, expected.attentions[layer])
+    with torch.no_grad():
+        sdpa = vision.forward_module(pixel_values=pixel_values)[0]
+    torch.testing.assert_close(outputs[0], sdpa, atol=1e-5, rtol=1e-4)
 
 
 def test_the_grid_of_an_sdpa_model_equals_the_grid_of_its_eager_twin(text_dirs, monkeypatch):  # noqa: F811

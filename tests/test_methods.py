@@ -292,9 +292,10 @@ def test_pointing_game_of_rollout_and_gradient_rollout_on_the_built_in_model():
         def logits(pixel_values=pixel_values):
             return vision.model(pixel_values=pixel_values).logits
 
-        attentions, gradients, _ = methods.attention_gradients(
-            vision.attention_modules, vision.output_index, logits, scene.label
-        )
+        with vision.eager_attention():  # it is loaded on sdpa, whose attention returns no weights
+            attentions, gradients, _ = methods.attention_gradients(
+                vision.attention_modules, vision.output_index, logits, scene.label
+            )
         rollout = methods.token_map(methods.attention_rollout(attentions), 1, (12, 12))
         weighted = methods.token_map(methods.gradient_rollout(attentions, gradients), 1, (12, 12))
         hits["rollout"] += pointing_hit(rollout.numpy(), scene.mask)

@@ -76,3 +76,27 @@ def test_bf16_no_further_from_the_exact_weights_than_eager_in_bf16(query_key):
     got = softmax_rows(query, key, None, slice(2, 9), causal=True)
     assert got.dtype == torch.float32
     assert (got - exact).abs().max() <= 1.5 * (eager.float() - exact).abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows", [slice(0, 11), slice(2, 6), torch.tensor([7, 2, 10])])
+def test_weights_into_a_buffer_equal_new_weights_and_live_in_it(query_key, rows, dtype):
+    query, key = (tensor.to(dtype) for tensor in query_key)
+    buffer = torch.full((BATCH * HEADS * QUERIES * QUERIES + 5,), float("nan"))
+    for causal in (False, True):  # causal rows 2..5 score only the keys up to 5: the rest is zero
+        expected = softmax_rows(query, key, None, rows, causal=causal)
+        got = softmax_rows(query, key, None, rows, causal=causal, out=buffer)
+        assert torch.equal(got, expected) and got.data_ptr() == buffer.data_ptr()
+
+
+def test_weighted_values_equal_eager_outputs_with_grouped_heads(query_key):
+    from attnwidget.fast_attention import weighted_values
+
+    query, key = query_key
+    value = torch.randn(BATCH, KEY_HEADS, QUERIES, DIM + 3, generator=torch.Generator().manual_seed(1))
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.training = HEADS // KEY_HEADS, False
+    additive = additive_of(CAUSAL)[None, None]
+    expected, _ = eager_attention_forward(module, query, key, value, additive, scaling=0.3)
+    weights = softmax_rows(query, key, None, slice(0, QUERIES), scaling=0.3, causal=True)
+    torch.testing.assert_close(weighted_values(weights, value), expected)
