@@ -2,10 +2,13 @@
 Ray costs: the start of a run (replicas built, the model shipped) and each batch after it.
 
     .venv/bin/python benchmarks/dataset_ray.py [--pictures 64] [--batch-size 16] [--repeats 3] [--cpus 2]
+        [--address HOST:PORT]
 
-A local Ray cluster with `--cpus` CPUs is started once, outside the timings. The built-in model;
-contenders run in turn (`timing.interleaved_times`); medians. Each engine also runs a quarter of the
-pictures, where a Ray run's start (the replicas built, the model shipped to them) weighs most.
+A local Ray cluster with `--cpus` CPUs is started once, outside the timings; with `--address`, the
+running cluster there is used instead (`ray start`; `--cpus` then says how many replicas to run).
+The built-in model; contenders run in turn (`timing.interleaved_times`); medians. Each engine also
+runs a quarter of the pictures, where a Ray run's start (the replicas built, the model shipped to
+them) weighs most.
 """
 
 from __future__ import annotations
@@ -28,9 +31,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--address", help="a running Ray cluster to use instead of a local one")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False, logging_level=logging.ERROR)
+    else:
+        ray.init(
+            num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+        )
+    nodes = sum(node["Alive"] for node in ray.nodes())
     ray.data.DataContext.get_current().enable_progress_bars = False
     model = attnwidget.default_model()
     pictures = [scene.image for scene in SceneDataset(0, args.pictures)]
@@ -53,7 +63,7 @@ def main() -> None:
     ray.shutdown()
     print(
         f"built-in model, {args.pictures} pictures in batches of {args.batch_size}, "
-        f"{args.cpus} CPUs, medians of {args.repeats} runs"
+        f"{args.cpus} CPUs on {nodes} Ray node(s), medians of {args.repeats} runs"
     )
     print(f"{'engine':28s} {'pictures':>8s} {'seconds':>8s} {'pictures/s':>11s} {'x local':>8s}")
     for name in contenders:
