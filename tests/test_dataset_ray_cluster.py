@@ -49,8 +49,13 @@ def two_nodes():
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=CLUSTER_ENVIRONMENT)
 
 
-def scenes() -> list:
-    return [scene.image for scene in SceneDataset(0, 8)]
+def count(**engine):
+    """The statistics of eight scenes, with a statistic of one's own, on `engine`."""
+    scenes = [scene.image for scene in SceneDataset(0, 8)]
+    mine = {"top_patch_mass": top_patch_mass}
+    return head_statistics_over(
+        attnwidget.default_model(), scenes, batch_size=2, statistics=mine, progress=False, **engine
+    )
 
 
 def count_on_cluster(address: str, out: Path) -> None:
@@ -61,15 +66,7 @@ def count_on_cluster(address: str, out: Path) -> None:
         nodes = [node for node in ray.nodes() if node["Alive"]]
         # Each node has one CPU and each replica takes one: the two replicas run on different nodes.
         assert [node["Resources"]["CPU"] for node in nodes] == [1.0, 1.0], nodes
-        frame = head_statistics_over(
-            attnwidget.default_model(),
-            scenes(),
-            batch_size=2,
-            statistics={"top_patch_mass": top_patch_mass},
-            progress=False,
-            engine="ray",
-            replicas=2,
-        )
+        frame = count(engine="ray", replicas=2)
     finally:
         ray.shutdown()
     out.write_bytes(pickle.dumps(frame))
@@ -79,14 +76,7 @@ def test_a_cluster_of_two_nodes_counts_what_one_process_counts(two_nodes, tmp_pa
     out = tmp_path / "frame.pickle"
     run(sys.executable, __file__, two_nodes, str(out))
     remote = pickle.loads(out.read_bytes())
-    local = head_statistics_over(
-        attnwidget.default_model(),
-        scenes(),
-        batch_size=2,
-        statistics={"top_patch_mass": top_patch_mass},
-        progress=False,
-    )
-    assert_same_statistics(local, remote)
+    assert_same_statistics(count(), remote)
     assert remote.attrs["pictures"] == 8 and remote.attrs["failed"] == []
 
 
