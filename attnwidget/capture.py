@@ -142,6 +142,13 @@ class Workspace:
             held = self._buffers[use] = torch.empty(count, dtype=torch.float32, device=device)
         return held
 
+    def weights(self, query: torch.Tensor, key: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """`buffer` with room for the float32 weights of `rows` query rows (default: every row) of
+        `query` [batch, heads, queries, dim] over the keys of `key`."""
+        batch, heads, queries, _ = query.shape
+        count = batch * heads * (queries if rows is None else rows) * key.shape[-2]
+        return self.buffer(count, query.device)
+
 
 _active: ContextVar[_BlockCapture | None] = ContextVar("attnwidget_block_capture", default=None)
 

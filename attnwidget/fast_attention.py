@@ -140,14 +140,10 @@ class LayerInputs:
         if takes_softmax_rows(self.module, self.args):
             causal = _is_causal(self.module, self.query, **self.kwargs)
             scaling = self.kwargs.get("scaling")
+            out = None  # room for every row asked for: each block holds at most that many
+            if workspace is not None:
+                out = workspace.weights(self.query, self.key, None if rows is None else len(rows))
             for start, block in blocks:
-                out = None
-                if workspace is not None:
-                    count = (
-                        len(range(self.query.shape[-2])[block]) if isinstance(block, slice) else len(block)
-                    )
-                    size = self.query.shape[0] * self.query.shape[1] * count * self.key.shape[-2]
-                    out = workspace.buffer(size, self.query.device)
                 weights = softmax_rows(
                     self.query, self.key, self.attention_mask, block, scaling=scaling, causal=causal, out=out
                 )
@@ -267,49 +263,30 @@ def sdpa_with_weights(
     the active capture asks for to its `on_block`, a block at a time (`LayerInputs.score_blocks`
     where they are accepted and sdpa kept its log-sum-exp, else `LayerInputs.weights`), and keeping
     the layer's inputs where asked (`keeping`). Returns sdpa's output, or with the capture's
-    workspace the output made from the weights (`_from_whole_weights`)."""
+    workspace the output made from the whole layer's weights (`weighted_values`)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     capture = active_capture()
     layer = capture.layers.get(module) if capture is not None else None
     if layer is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+    inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
+    kept = _kept.get()
+    if kept is not None:
+        kept.add(layer, inputs)
     if capture.workspace is not None and capture.rows is None and takes_softmax_rows(module, args):
-        return _from_whole_weights(capture, layer, module, query, key, value, attention_mask, args, kwargs)
+        # The whole layer's weights go into the workspace; the output is made from them (eager's
+        # formula, sdpa's output up to float rounding) rather than by sdpa's softmax again.
+        ((_, weights),) = inputs.weights(sys.maxsize, None, capture.workspace)
+        output = weighted_values(weights, value)
+        capture.on_block(layer, 0, weights)
+        return output, None
     recorder = LogSumExpRecorder()  # its log-sum-exp stays None unless the capture takes score blocks
     with recorder if capture.scores else nullcontext():
         output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
-    inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
-    kept = _kept.get()
-    if kept is not None:
-        kept.add(layer, inputs)
     blocks = inputs.score_blocks(capture.block_bytes, recorder.log_sum_exp, capture.rows)
     for start, weights in blocks or inputs.weights(capture.block_bytes, capture.rows, capture.workspace):
         capture.on_block(layer, start, weights)
-    return output, None
-
-
-def _from_whole_weights(
-    capture: Any,
-    layer: int,
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    args: tuple,
-    kwargs: dict[str, Any],
-) -> tuple[torch.Tensor, None]:
-    """A layer captured whole into the capture's workspace: its output is computed from those weights
-    (eager's formula; sdpa's output up to float rounding), since the softmax sdpa would compute again
-    is already there. Hands the weights to `on_block` once the output is made."""
-    inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)
-    kept = _kept.get()
-    if kept is not None:
-        kept.add(layer, inputs)
-    ((_, weights),) = inputs.weights(sys.maxsize, None, capture.workspace)
-    output = weighted_values(weights, value)
-    capture.on_block(layer, 0, weights)
     return output, None
 
 

@@ -73,11 +73,11 @@ def softmax_rows(
         query, key, attention_mask, rows, scaling=scaling, causal=causal, out=out if in_place else None
     )
     shape = (*scores.shape[:-1], key.shape[-2])
+    target = None if out is None else out[: math.prod(shape)].view(shape)
     if seen == key.shape[-2]:
-        target = None if out is None else out[: scores.numel()].view(shape)
         return torch.softmax(scores, dim=-1, dtype=torch.float32, out=target)
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
-    whole = weights.new_empty(shape) if out is None else out[: math.prod(shape)].view(shape)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)  # read before `target` is written
+    whole = weights.new_empty(shape) if target is None else target
     whole[..., :seen] = weights
     whole[..., seen:] = 0
     return whole

@@ -237,14 +237,10 @@ def beside_fused(
             norm: nn.Module, args: tuple, key: torch.Tensor, layer: int = layer, call: dict = call
         ) -> None:
             query, scale = call.pop("query"), modules[layer].scale
-            batch, heads, queries, _ = query.shape
-            out = (
-                None
-                if workspace is None
-                else workspace.buffer(batch * heads * queries * key.shape[-2], key.device)
-            )
+            out = None if workspace is None else workspace.weights(query, key)
+            rows = slice(0, query.shape[-2])
             weights = softmax_rows(
-                query, key, call["mask"], slice(0, queries), scaling=scale, causal=call["causal"], out=out
+                query, key, call["mask"], rows, scaling=scale, causal=call["causal"], out=out
             )
             on_layer(layer, weights)
 
