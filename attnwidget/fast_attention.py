@@ -7,8 +7,9 @@ mask, sliding window and position bias the layer passes), it computes the weight
 the capture asks for with the architecture's own `eager_attention_forward`, a block of queries at a
 time, given an empty value so no weights x values product is computed, and hands them to the
 capture's `on_block` (`capture.capture_attention_blocks`). Where the capture's consumer accepts them
-(`capture_attention_blocks`' `scores`) and sdpa ran its CPU flash kernel, blocks are handed over as
-`ScoreBlock`s instead: scores and the kernel's own log-sum-exp, no softmax computed. Where the
+(`capture_attention_blocks`' `scores`) and sdpa ran a fused kernel whose log-sum-exp is kept
+(`sdpa_kernels`), blocks are handed over as `ScoreBlock`s instead: scores and the kernel's own
+log-sum-exp, no softmax computed. Where the
 capture has a `capture.Workspace` (batches of pictures for dataset statistics), each layer's whole
 weights are computed into it and the layer's output is those weights times the values (eager's
 formula; sdpa's output up to float rounding): sdpa would compute the same softmax again. Within
@@ -33,7 +34,8 @@ from torch import nn
 
 from .capture import Workspace, active_capture, eager_function, eager_rows, query_blocks
 from .implementation import attention_implementation
-from .score_blocks import LogSumExpRecorder, ScoreBlock, rows_seeing_no_key, spread_evenly
+from .score_blocks import ScoreBlock, rows_seeing_no_key, spread_evenly
+from .sdpa_kernels import LogSumExpRecorder
 from .softmax_rows import PLAIN_SOFTMAX_ARCHITECTURES, block_scores, softmax_rows, takes_softmax_rows
 
 #: The name the fast attention is registered under in transformers.

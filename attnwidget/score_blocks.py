@@ -1,10 +1,10 @@
 """A block of query rows' attention kept as its scores and each row's log-sum-exp.
 
-sdpa's fused kernel computes every row's log-sum-exp (the log of the softmax's denominator) and
-throws it away. Kept (`LogSumExpRecorder`), it turns a row's weights into exp(score - log-sum-exp):
-no softmax pass over the keys, and a max-pooled window of keys needs one exp per window, not per key,
-since exp is increasing: max_j exp(s_j - lse) = exp(max_j s_j - lse). `ScoreBlock` holds the scores
-keys-first, so each window of keys is a contiguous slab.
+sdpa's fused kernels compute every row's log-sum-exp (the log of the softmax's denominator) and
+throw it away. Kept (`sdpa_kernels.LogSumExpRecorder`), it turns a row's weights into
+exp(score - log-sum-exp): no softmax pass over the keys, and a max-pooled window of keys needs one
+exp per window, not per key, since exp is increasing: max_j exp(s_j - lse) = exp(max_j s_j - lse).
+`ScoreBlock` holds the scores keys-first, so each window of keys is a contiguous slab.
 
 A consumer that reduces blocks by max pooling says so with `accepting_scores`; the fast path then
 hands it `ScoreBlock`s in place of weight tensors, where the kernel's log-sum-exp was recorded.
@@ -17,11 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from .pooling_windows import window_bounds
 
@@ -128,76 +126,3 @@ def spread_evenly(block: ScoreBlock, blind: torch.Tensor) -> ScoreBlock:
     scores = block.scores.masked_fill(blind[..., None, :], 0)
     log_sum_exp = torch.where(blind, math.log(block.keys), block.log_sum_exp)
     return ScoreBlock(scores, log_sum_exp, block.keys)
-
-
-class LogSumExpRecorder(TorchFunctionMode):
-    """Within the block, `F.scaled_dot_product_attention` runs the very kernel it would, and where
-    that kernel is the CPU's flash attention (which computes each row's log-sum-exp) the call's
-    log-sum-exp [batch, heads, queries] is kept in `log_sum_exp`; else it runs as is and keeps None.
-    The outputs are sdpa's own: the same kernel on the same inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.log_sum_exp: torch.Tensor | None = None
-
-    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        kwargs = kwargs or {}
-        if func is not F.scaled_dot_product_attention:
-            return func(*args, **kwargs)
-        output, self.log_sum_exp = _sdpa_with_log_sum_exp(*args, **kwargs)
-        return output
-
-
-def _sdpa_with_log_sum_exp(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: float | None = None,
-    enable_gqa: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(sdpa's output, its log-sum-exp where sdpa runs the CPU flash kernel, else None)."""
-    arguments = (query, key, value, attn_mask, dropout_p, is_causal)
-    if not _takes_cpu_flash(*arguments, scale=scale, enable_gqa=enable_gqa):
-        output = F.scaled_dot_product_attention(*arguments, scale=scale, enable_gqa=enable_gqa)
-        return output, None
-    if attn_mask is not None and attn_mask.dtype == torch.bool:  # as sdpa hands it to the kernel
-        attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill_(~attn_mask, -torch.inf)
-    if enable_gqa and key.shape[-3] != query.shape[-3]:
-        groups = query.shape[-3] // key.shape[-3]
-        key, value = key.repeat_interleave(groups, dim=-3), value.repeat_interleave(groups, dim=-3)
-    output, log_sum_exp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
-    )
-    return output, log_sum_exp
-
-
-def _takes_cpu_flash(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attn_mask: torch.Tensor | None,
-    dropout_p: float,
-    is_causal: bool,
-    *,
-    scale: float | None,
-    enable_gqa: bool,
-) -> bool:
-    """Whether sdpa runs these inputs on the CPU flash kernel, without autograd (so nothing else
-    needs the kernel's output kept for a backward pass)."""
-    flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    choose = getattr(torch, "_fused_sdp_choice", None)
-    if flash is None or choose is None or query.device.type != "cpu" or torch.is_grad_enabled():
-        return False
-    tensors = (query, key, value)
-    if any(not isinstance(tensor, torch.Tensor) or tensor.ndim != 4 for tensor in tensors):
-        return False
-    try:
-        backend = choose(
-            query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
-        )
-    except (RuntimeError, TypeError):
-        return False
-    return backend == torch.nn.attention.SDPBackend.FLASH_ATTENTION.value

@@ -6,7 +6,9 @@ Contenders, each after the same warm-up, in one process (peak memory is reset be
 - "forward, eager": the same with eager attention (the implementation that returns weights),
 - "grid, pooled matrices": `AttentionGrid.run`: the model keeps its sdpa attention and attnwidget
   computes the weights beside it from the same q and k (`attnwidget.fast_attention`), a block of
-  queries at a time, and reduces each block on the GPU (query rows, every head's pooled matrix),
+  queries at a time, and reduces each block on the GPU (query rows, every head's pooled matrix);
+  where sdpa's fused kernel (flash, memory-efficient or cuDNN) passes its check, its log-sum-exp is
+  kept and pooled matrices take no softmax (the kernels' verdicts are printed),
 - "grid, query rows only": the same with `saved_detail="maps"`: only the query tokens' rows,
 - "output_attentions" is not run: it would keep 32 layers x 32 heads x 8K x 8K bf16 weights
   (128 GiB), which no single GPU holds; its size is printed.
@@ -117,6 +119,7 @@ def profile(text_model, tokens: int) -> None:
 def compare(text_model, tokens: int, layers: int, device: str, repeats: int) -> None:
     """Print the table of every contender at `tokens` tokens."""
     from attnwidget import AttentionGrid
+    from attnwidget.sdpa_kernels import kernel_verdicts
 
     model = text_model.model
     text = text_of(text_model, tokens)
@@ -165,6 +168,11 @@ def compare(text_model, tokens: int, layers: int, device: str, repeats: int) -> 
     print(f"| output_attentions | not run: the weights alone take {weights_gib:.1f} GiB | | | | |")
     for detail, grid in grids.items():
         print(f"grid ({detail}): {grid.status}, matrices {grid.matrix_size} x {grid.matrix_size} per head")
+    for situation, kept in kernel_verdicts().items():
+        name, device_type, dtype, mask, causal, grouped = situation
+        verdict = "checked, log-sum-exp kept" if kept else "refused: pooled matrices take the softmax"
+        where = f"{device_type}, {dtype}, mask {mask}, causal {causal}, grouped {grouped}"
+        print(f"kernel {name} ({where}): {verdict}")
 
 
 if __name__ == "__main__":

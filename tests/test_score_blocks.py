@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from attnwidget.reduce import pool_columns
-from attnwidget.score_blocks import LogSumExpRecorder, ScoreBlock, rows_seeing_no_key, spread_evenly
+from attnwidget.score_blocks import ScoreBlock, rows_seeing_no_key, spread_evenly
+from attnwidget.sdpa_kernels import LogSumExpRecorder
 from attnwidget.softmax_rows import block_scores, softmax_rows
 
 BATCH, HEADS, KEYS, DIM = 2, 6, 23, 8

@@ -15,18 +15,19 @@
  * pixels: where the patch grid or the matrix lies, so patch (r, c) is at its (c + 0.5, r + 0.5) cell),
  * and `data-draws`, the number of frames drawn so far (benchmarks time a click to the next one).
  *
- * Longer than the ~300 lines aimed at: `OverlayPanel` is one class whose drawing and pointer and
- * keyboard handling share its state (cursor, drag, the cached heat canvas and picture geometry). Its
- * parts without that state live apart: marks (overlay-marks.ts), read-outs (readout.ts) and the
- * picture loader (picture.ts).
+ * `OverlayPanel`'s drawing and pointer and keyboard handling share its state (cursor, drag, the
+ * cached heat canvas and picture geometry). Its parts without that state live apart: the display
+ * controls (overlay-controls.ts), marks (overlay-marks.ts), read-outs (readout.ts) and the picture
+ * loader (picture.ts).
  */
 import { type Lut, paintValues } from "./colormaps";
-import { COLORMAPS, type ColormapName, INTERPOLATIONS, type Interpolation, type Method, type Pooling, type View } from "./contract";
-import { canvasPoint, choiceSelect, devicePixelRatio, drawColorBar, element, labelledSelect, sizeCanvas, syncSelect, syncText, textColor } from "./dom";
+import type { ColormapName, Interpolation, Method, Pooling, View } from "./contract";
+import { canvasPoint, devicePixelRatio, drawColorBar, element, sizeCanvas, syncText, textColor } from "./dom";
 import { type PictureLayout, type Rect, cellAt, gridCoverage, pictureLayout } from "./layout";
 import type { GridShape, PictureState } from "./model";
 import { describeQuery, patchToken } from "./tokens";
 import { drawCausalWindow } from "./causal";
+import { type ControlActions, OverlayControls } from "./overlay-controls";
 import { cellRect, drawMasks, outline } from "./overlay-marks";
 import type { Picture } from "./picture";
 import { matrixReadout, patchesAreQueries, queryReadout } from "./readout";
@@ -72,15 +73,10 @@ export interface OverlayScene {
   readonly pooling: Pooling;
 }
 
-export interface OverlayActions {
+export interface OverlayActions extends ControlActions {
   close(): void;
-  /** `final` is false while the slider is being dragged. */
-  setAlpha(alpha: number, final: boolean): void;
-  setInterpolation(mode: Interpolation): void;
-  setColormap(name: ColormapName): void;
   resetQuery(): void;
   setQuery(token: number): void;
-  setMaskMass(mass: number): void;
   /** Show `region` of the matrix (tokens), or the whole matrix for `null`. */
   zoom(region: TokenRegion | null): void;
 }
@@ -88,13 +84,6 @@ export interface OverlayActions {
 const HEAT_MAX_PIXELS = 1024;
 /** The panel's padding and border on both sides, CSS pixels (see styles.ts). */
 const PANEL_FRAME = 18;
-const MASK_MASSES = [0.5, 0.6, 0.7, 0.8, 0.9];
-const MASK_CHOICES: readonly (readonly [string, string])[] = [["0", "off"], ...MASK_MASSES.map((mass) => [String(mass), `DINO ${Math.round(mass * 100)}%`] as const)];
-
-/** The menu entry of a mass: its own when listed, "off" for 0 or anything else. */
-function maskChoice(mass: number): string {
-  return MASK_MASSES.includes(mass) ? String(mass) : "0";
-}
 export class OverlayPanel {
   readonly root: HTMLDivElement;
   private readonly canvas: HTMLCanvasElement;
@@ -109,14 +98,7 @@ export class OverlayPanel {
   private drag: { from: { row: number; col: number }; to: { row: number; col: number } } | null = null;
   private dragged = false;
   private readonly notice: HTMLDivElement;
-  private readonly alpha: HTMLInputElement;
-  private readonly alphaText: HTMLSpanElement;
-  private readonly alphaLabel: HTMLLabelElement;
-  private readonly interpolation: HTMLSelectElement;
-  private readonly interpolationLabel: HTMLLabelElement;
-  private readonly colormap: HTMLSelectElement;
-  private readonly mask: HTMLSelectElement;
-  private readonly maskLabel: HTMLLabelElement;
+  private readonly controls: OverlayControls;
   private readonly heat: HTMLCanvasElement;
   private heatKey = "";
   private scene: OverlayScene | null = null;
@@ -142,17 +124,7 @@ export class OverlayPanel {
     this.resetButton = element(doc, "button", { testId: "attnwidget-reset-query", text: "Reset query", attrs: { type: "button" } });
     this.zoomOutButton = element(doc, "button", { testId: "attnwidget-zoom-out", text: "Whole matrix", attrs: { type: "button", title: "Zoom out to the whole matrix" } });
     this.notice = element(doc, "div", { className: "aw-notice", testId: "attnwidget-notice", attrs: { role: "status" } });
-    this.alpha = element(doc, "input", { testId: "attnwidget-alpha", attrs: { type: "range", min: "0", max: "1", step: "0.05" } });
-    this.alphaText = element(doc, "span", { className: "aw-number" });
-    this.alphaLabel = element(doc, "label", {}, [doc.createTextNode("Opacity "), this.alpha, this.alphaText]);
-    const interpolation = choiceSelect(doc, "Interpolation", "attnwidget-interpolation", INTERPOLATIONS);
-    this.interpolation = interpolation.select;
-    this.interpolationLabel = interpolation.label;
-    const colormap = choiceSelect(doc, "Colours", "attnwidget-overlay-colormap", COLORMAPS);
-    this.colormap = colormap.select;
-    const mask = labelledSelect(doc, "Mask", "attnwidget-mask", MASK_CHOICES);
-    this.mask = mask.select;
-    this.maskLabel = mask.label;
+    this.controls = new OverlayControls(doc, actions);
     this.heat = doc.createElement("canvas");
 
     this.root = element(doc, "div", { className: "aw-overlay", testId: "attnwidget-overlay", attrs: { role: "region", "aria-label": "Attention head" } }, [
@@ -162,7 +134,7 @@ export class OverlayPanel {
       this.readout,
       element(doc, "div", { className: "aw-query" }, [doc.createTextNode("Query: "), this.queryText, doc.createTextNode(" "), this.resetButton, doc.createTextNode(" "), this.zoomOutButton]),
       this.notice,
-      element(doc, "div", { className: "aw-controls" }, [this.alphaLabel, interpolation.label, colormap.label, mask.label]),
+      this.controls.root,
     ]);
     this.root.hidden = true;
 
@@ -171,11 +143,6 @@ export class OverlayPanel {
     this.zoomOutButton.addEventListener("click", () => actions.zoom(null));
     this.canvas.addEventListener("pointerdown", (event) => this.startDrag(event));
     this.canvas.addEventListener("pointerup", () => this.endDrag());
-    this.alpha.addEventListener("input", () => actions.setAlpha(Number(this.alpha.value), false));
-    this.alpha.addEventListener("change", () => actions.setAlpha(Number(this.alpha.value), true));
-    this.interpolation.addEventListener("change", () => actions.setInterpolation(interpolation.chosen()));
-    this.colormap.addEventListener("change", () => actions.setColormap(colormap.chosen()));
-    this.mask.addEventListener("change", () => actions.setMaskMass(Number(this.mask.value)));
     this.canvas.addEventListener("pointermove", (event) => this.hover(canvasPoint(this.canvas, event)));
     this.canvas.addEventListener("pointerleave", () => this.hover(null));
     this.canvas.addEventListener("click", (event) => {
@@ -205,15 +172,8 @@ export class OverlayPanel {
     syncText(this.queryText, describeQuery(scene.shape, scene.query));
     this.resetButton.disabled = !scene.canResetQuery;
     syncText(this.notice, scene.notice);
-    const alpha = String(scene.alpha);
-    if (this.alpha.value !== alpha) this.alpha.value = alpha;
-    syncText(this.alphaText, ` ${Math.round(scene.alpha * 100)}%`);
-    syncSelect(this.interpolation, scene.interpolation);
-    syncSelect(this.colormap, scene.colormap);
     const queryMode = scene.mode === "query";
-    syncSelect(this.mask, maskChoice(scene.maskMass));
-    this.alpha.disabled = this.interpolation.disabled = this.mask.disabled = !queryMode;
-    this.alphaLabel.hidden = this.interpolationLabel.hidden = this.maskLabel.hidden = !queryMode;
+    this.controls.sync({ queryMode, alpha: scene.alpha, interpolation: scene.interpolation, colormap: scene.colormap, maskMass: scene.maskMass });
     this.zoomOutButton.hidden = queryMode || !scene.matrix || !isZoomed(scene.matrix, scene.shape.queryCount, scene.shape.tokenCount);
     this.draw();
     this.updateReadout();

@@ -9,18 +9,18 @@
  * - A new `query` is answered locally from full-resolution matrices when there are some; otherwise
  *   the maps keep showing the previous query (`queryPending`) until the kernel's new `maps` arrive.
  *
- * Longer than the ~300 lines aimed at: one class, because these rules tie its parts together (a
- * message's run decides over the trait data, a query over the exact heads); decoding, local query
- * maps and matrix windows live in decode.ts, query.ts and window.ts.
+ * Decoding, local query maps, matrix windows and the exact answers the kernel sends on request live
+ * in decode.ts, query.ts, window.ts and exact.ts.
  */
-import type { FrontendRequest, HeadMessage, LayersMessage, RegionMessage } from "./contract";
+import type { LayersMessage } from "./contract";
 import { type EncodedRows, decodeRowsInto, readEncodedRows, readFloat32 } from "./decode";
+import { type ExactHead, ExactAnswers, type ReplyContext, type Send } from "./exact";
 import { isKernelMessage, readKernelMessage } from "./messages";
 import type { DataTraits, GridShape } from "./model";
 import { valueRange } from "./normalize";
 import { localQueryMaps } from "./query";
 import { sameQuery } from "./tokens";
-import { type MatrixWindow, type TokenRegion, type TokenSpan, sameRegion } from "./window";
+import type { MatrixWindow, TokenRegion } from "./window";
 
 /** The per-tile data of one view (query maps or matrices), for drawing. */
 export interface TileSource {
@@ -36,37 +36,13 @@ export interface TileSource {
   readonly ranges: Float32Array;
 }
 
-/** Exact values of one head, from the kernel's `head` reply. */
-export interface ExactHead {
-  /** float32 [gh * gw] for the current query, or `null` when not (yet) known for it. */
-  readonly map: Float32Array | null;
-  /** float32 [height * width] query x key matrix (pooled beyond 1024 tokens), or `null`. */
-  readonly matrix: Float32Array | null;
-  readonly height: number;
-  readonly width: number;
-}
-
 /** Where the current maps come from. */
 export type MapsSource = "kernel" | "local";
-
-type Send = (request: FrontendRequest) => void;
 
 /** Which payload traits changed in an update. */
 export interface TraitChanges {
   readonly maps: boolean;
   readonly matrices: boolean;
-}
-
-interface HeadRecord {
-  sent: number;
-  received: number;
-  /** Replies numbered up to these answer an outdated query (map) or run (both). */
-  mapValidFrom: number;
-  matrixValidFrom: number;
-  map: Float32Array | null;
-  matrix: Float32Array | null;
-  height: number;
-  width: number;
 }
 
 const EMPTY_SHAPE: GridShape = { layers: [], heads: [], gh: 0, gw: 0, specialTokens: [], tokenCount: 0, queryCount: 0, matrixSize: 0, tokenLabels: [], queryLabels: [], causal: false };
@@ -94,9 +70,7 @@ export class AttentionStore {
   private matricesRunId = 0;
   private matrixRanges = new Float32Array(0);
   private matrixScratch = new Float32Array(0);
-  private heads = new Map<string, HeadRecord>();
-  /** Per head, the last zoomed-in region asked for and, once it arrived, its values. */
-  private regions = new Map<string, { asked: TokenRegion; window: MatrixWindow | null }>();
+  private exact = new ExactAnswers();
   private listeners = new Set<() => void>();
 
   /** Number of grid tiles, `len(layers) * len(heads)`. */
@@ -132,7 +106,7 @@ export class AttentionStore {
    */
   applyTraits(traits: DataTraits, changed: TraitChanges = { maps: true, matrices: true }): void {
     if (changed.maps) {
-      if (!sameQuery(traits.query, this.mapsQuery)) this.forgetExactMaps();
+      if (!sameQuery(traits.query, this.mapsQuery)) this.exact.forgetMaps();
       this.traitMaps = { runId: traits.runId, query: traits.query };
     }
     if (changed.matrices) this.matricesRunId = traits.runId;
@@ -164,8 +138,8 @@ export class AttentionStore {
     try {
       const read = readKernelMessage(message);
       if (read.type === "layers") this.readLayers(read, buffers);
-      else if (read.type === "head") this.readHead(read, buffers);
-      else this.readRegion(read, buffers);
+      else if (read.type === "head") this.exact.readHead(read, buffers, this.replyContext);
+      else this.exact.readRegion(read, buffers, this.replyContext);
     } catch (error) {
       this.error = errorText(error);
     }
@@ -184,7 +158,7 @@ export class AttentionStore {
       this.changed();
       return;
     }
-    this.forgetExactMaps();
+    this.exact.forgetMaps();
     this.queryPending = !this.computeQueryLocally(query);
     this.changed();
   }
@@ -255,67 +229,33 @@ export class AttentionStore {
 
   /** Exact values of (layer, head) known for the current run (and query, for the map). */
   exactHead(layer: number, head: number): ExactHead | null {
-    const record = this.heads.get(headKey(layer, head));
-    if (!record || (!record.map && !record.matrix)) return null;
-    return { map: record.map, matrix: record.matrix, height: record.height, width: record.width };
+    return this.exact.head(layer, head);
   }
 
-  /**
-   * Asks the kernel for the exact values of (layer, head) unless they are known or already asked
-   * for. With no kernel the request goes nowhere (or `send` throws): it is not repeated.
-   */
+  /** Asks the kernel for the exact values of (layer, head) unless known or asked for (`ExactAnswers`). */
   requestHead(layer: number, head: number, send: Send): void {
-    const key = headKey(layer, head);
-    let record = this.heads.get(key);
-    if (!record) {
-      record = { sent: 0, received: 0, mapValidFrom: 0, matrixValidFrom: 0, map: null, matrix: null, height: 0, width: 0 };
-      this.heads.set(key, record);
-    }
-    const complete = record.map !== null && record.matrix !== null;
-    const waiting = record.sent > record.received && record.sent > record.mapValidFrom;
-    if (complete || waiting) return;
-    record.sent += 1;
-    try {
-      send({ type: "request_head", layer, head });
-    } catch (error) {
-      console.warn("attnwidget: no kernel to ask for exact values", error);
-    }
+    this.exact.requestHead(layer, head, send);
   }
 
   /** The zoomed-in `region` of (layer, head) for the current run, once the kernel sent it. */
   region(layer: number, head: number, region: TokenRegion): MatrixWindow | null {
-    const record = this.regions.get(headKey(layer, head));
-    return record?.window && sameRegion(record.window, region) ? record.window : null;
+    return this.exact.region(layer, head, region);
   }
 
   /** Asks the kernel for `region` of (layer, head) unless it is known or already asked for. */
   requestRegion(layer: number, head: number, region: TokenRegion, send: Send): void {
-    const key = headKey(layer, head);
-    if (sameRegion(this.regions.get(key)?.asked ?? null, region)) return;
-    this.regions.set(key, { asked: region, window: null });
-    try {
-      send({ type: "request_region", layer, head, rows: [...region.rows], columns: [...region.columns] });
-    } catch (error) {
-      console.warn("attnwidget: no kernel to ask for a region", error);
-    }
+    this.exact.requestRegion(layer, head, region, send);
   }
 
-  /** Exact maps answer the query they were asked for: forget them (and late replies) on a new query. */
-  private forgetExactMaps(): void {
-    for (const record of this.heads.values()) {
-      record.mapValidFrom = record.sent;
-      record.map = null;
-    }
+  private get replyContext(): ReplyContext {
+    const { queryCount, tokenCount } = this.shape;
+    return { runId: this.runId, patches: this.patches, queryCount, tokenCount };
   }
 
   private startRun(runId: number): void {
     if (runId > this.runId) {
-      for (const record of this.heads.values()) {
-        record.mapValidFrom = record.matrixValidFrom = record.sent;
-        record.map = record.matrix = null;
-      }
+      this.exact.forgetAll();
       this.queryPending = false; // the kernel is at work: its rows replace the old maps
-      this.regions.clear();
     }
     this.runId = runId;
     const tiles = this.tiles;
@@ -360,38 +300,6 @@ export class AttentionStore {
     if (maps.rows !== rows) throw new Error(`layers message: ${maps.rows} map rows, expected ${rows}`);
     const specials = this.readSpecials(buffers[2], rows, "layers message specials");
     this.storeRows(first * this.shape.heads.length, maps, specials);
-  }
-
-  private readHead({ run_id: runId, layer, head, height, width }: HeadMessage, buffers: readonly unknown[]): void {
-    const key = headKey(layer, head);
-    const record = this.heads.get(key) ?? { sent: 0, received: 0, mapValidFrom: 0, matrixValidFrom: 0, map: null, matrix: null, height: 0, width: 0 };
-    this.heads.set(key, record);
-    record.received += 1;
-    if (runId < this.runId) return;
-    const map = readFloat32(buffers[0], "head message map", this.patches);
-    const matrix = readFloat32(buffers[1], "head message matrix", height * width);
-    if (record.received > record.mapValidFrom) record.map = map;
-    if (record.received > record.matrixValidFrom) {
-      record.matrix = matrix;
-      record.height = height;
-      record.width = width;
-    }
-  }
-
-  private readRegion(message: RegionMessage, buffers: readonly unknown[]): void {
-    if (message.run_id < this.runId) return;
-    const span = ([first, stop]: readonly [number, number], what: string, tokens: number): TokenSpan => {
-      if (first >= stop || stop > tokens) throw new Error(`region message: ${what} [${first}, ${stop}) outside ${tokens} tokens`);
-      return [first, stop];
-    };
-    const rows = span(message.rows, "rows", this.shape.queryCount);
-    const columns = span(message.columns, "columns", this.shape.tokenCount);
-    const { height, width } = message;
-    if (height > rows[1] - rows[0] || width > columns[1] - columns[0]) throw new Error("region message: more cells than tokens");
-    const values = readFloat32(buffers[0], "region message values", height * width);
-    const key = headKey(message.layer, message.head);
-    const record = this.regions.get(key);
-    if (record && sameRegion(record.asked, { rows, columns })) record.window = { values, height, width, rows, columns };
   }
 
   private readSpecials(buffer: unknown, rows: number, what: string): Float32Array {
@@ -439,11 +347,6 @@ export class AttentionStore {
     for (const listener of [...this.listeners]) listener();
   }
 }
-
-function headKey(layer: number, head: number): string {
-  return `${layer},${head}`;
-}
-
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

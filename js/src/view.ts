@@ -3,14 +3,13 @@
  * grid and overlay, kept in step with the model's traits (all views of a model share them) and with
  * the model's data store. Only the pointer hover and the shares plot's layer are local to a view.
  *
- * Longer than the ~300 lines aimed at: `renderView` is one closure because its draw, the scenes it
- * hands the overlay and its listeners share the view's state (hover, zoom, the scheduled frame).
- * Its parts without that state live apart: the toolbar (toolbar.ts), captions (captions.ts),
- * read-outs (readout.ts), the picture loader (picture.ts), the transcript (transcript.ts) and the
- * shares plot (shares.ts).
+ * `renderView` is one closure because its draw and its listeners share the view's state (hover,
+ * zoom, the scheduled frame). Its parts without that state live apart: the overlay's scenes
+ * (overlay-scenes.ts), the toolbar (toolbar.ts), captions (captions.ts), read-outs (readout.ts), the
+ * picture loader (picture.ts), the transcript (transcript.ts) and the shares plot (shares.ts).
  */
 import { colormap } from "./colormaps";
-import { DATA_TRAITS, GRID_TRAIT_NAMES, type Method, VALUE_KIND_LABELS } from "./contract";
+import { DATA_TRAITS, GRID_TRAIT_NAMES } from "./contract";
 import { canvasPoint, element, syncText } from "./dom";
 import { GridCanvas } from "./grid";
 import type { TileHit } from "./layout";
@@ -18,36 +17,27 @@ import {
   type ViewState,
   type WidgetModel,
   readCount,
-  readPicture,
-  readPooling,
   readQuery,
   readStatus,
   readString,
   readViewState,
   saveTraits,
 } from "./model";
-import {
-  describePredictions,
-  methodLabel,
-  readExplanation,
-  readMaskMass,
-  readMethod,
-  readPredictions,
-} from "./methods";
-import { centredIf, colorBarRange, displayRanges, isDiverging, valueRange } from "./normalize";
-import { type OverlayScene, OverlayPanel } from "./overlay";
+import { describePredictions, readMethod, readPredictions } from "./methods";
+import { colorBarRange, displayRanges, isDiverging } from "./normalize";
+import { OverlayPanel } from "./overlay";
+import { type Zoom, headScene, methodScene } from "./overlay-scenes";
 import { PictureLoader } from "./picture";
 import { matrixCellName } from "./readout";
 import { backgroundsBehind, composeSnapshot, downloadPng, fileName } from "./snapshot";
-import { pendingNotice, rangeCaption, valuesNote, withValueKind } from "./captions";
+import { rangeCaption } from "./captions";
 import { type QueryShares, SharesPlot, readQueryShares } from "./shares";
 import { statusLine } from "./status";
 import { Toolbar } from "./toolbar";
 import type { AttentionStore, TileSource } from "./store";
 import { ensureStyles } from "./styles";
-import { defaultQuery, describeQuery, formatValue, querySpan, sameQuery } from "./tokens";
+import { defaultQuery, describeQuery, formatValue, querySpan } from "./tokens";
 import { TranscriptLine } from "./transcript";
-import { type MatrixWindow, type TokenRegion, cutRegion, wholeMatrix } from "./window";
 
 /** Traits that change what a view shows: all but the data traits (they reach it through the store) and the panel link. */
 const VIEW_TRAITS = GRID_TRAIT_NAMES.filter((name) => !(DATA_TRAITS as readonly string[]).includes(name) && name !== "head_dots");
@@ -93,7 +83,7 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     },
   });
   /** The zoomed-in region of the matrix shown in the overlay, for the head it was chosen on. */
-  let zoom: { layer: number; head: number; region: TokenRegion } | null = null;
+  let zoom: Zoom | null = null;
   const pictures = new PictureLoader(doc, (picture) => overlay.setPicture(picture));
   /** The generated token under the pointer, in the transcript or the shares plot; null for none. */
   let hoveredWord: number | null = null;
@@ -214,120 +204,24 @@ export function renderView(model: WidgetModel, el: HTMLElement, store: Attention
     grid.canvas.dataset.view = state.view;
     gridPanel.style.width = `${Math.max(parseFloat(grid.canvas.style.width) || 0, GRID_PANEL_MIN_WIDTH)}px`;
     const method = readMethod(model);
-    if (method !== "attention" && state.overlayOpen) {
-      pictures.load(model.get("image"));
-      const width = parseFloat(grid.canvas.style.width) || maxWidth;
-      overlay.show(methodScene(state, method, width));
-      root.dataset.overlayOpen = "true";
-      return;
-    }
-    if (!state.overlayOpen || !state.selected || selectedTile < 0) {
+    const attention = method === "attention";
+    if (!state.overlayOpen || (attention && (!state.selected || selectedTile < 0))) {
       overlay.hide();
       root.dataset.overlayOpen = "false";
       return;
     }
-    store.requestHead(state.selected[0], state.selected[1], (content) => model.send(content));
+    if (attention && state.selected) store.requestHead(state.selected[0], state.selected[1], (content) => model.send(content));
     pictures.load(model.get("image"));
-    const width = parseFloat(grid.canvas.style.width) || maxWidth;
-    overlay.show(overlayScene(state, { source, ranges, tile: selectedTile, caption, width }));
-    root.dataset.overlayOpen = "true";
-  };
-
-  /** The overlay's view of the chosen method's map, computed by the kernel for the whole input. */
-  const methodScene = (state: ViewState, method: Method, gridWidth: number): OverlayScene => {
-    const shape = store.shape;
-    const explanation = readExplanation(model, shape.gh * shape.gw);
-    const label = methodLabel(method);
-    const query = readQuery(model);
-    return {
-      mode: "query",
-      layer: state.selected?.[0] ?? 0,
-      head: state.selected?.[1] ?? 0,
-      shape,
-      picture: readPicture(model),
-      map: explanation?.values ?? null,
-      specials: null,
-      matrix: null,
-      range: centredIf(isDiverging(state.colormap), explanation ? valueRange(explanation.values) : null),
-      rangeCaption: "colour range: this map",
-      lut: colormap(state.colormap),
-      colormap: state.colormap,
-      alpha: state.alpha,
-      interpolation: state.interpolation,
-      query,
-      valuesNote: explanation ? "exact values" : "waiting for the kernel",
-      notice: explanation ? "" : `The ${label} map is computed by a running kernel.`,
-      canResetQuery: !sameQuery(query, defaultQuery(shape)),
-      maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, gridWidth),
-      key: `${store.version}|method|${method}|${explanationVersion}|${state.colormap}|${state.interpolation}`,
-      method,
-      methodTitle: explanation?.title || label,
-      valueLabel: "attention",
-      maskMass: readMaskMass(model),
-      pooling: readPooling(model),
-    };
-  };
-
-  /** The overlay's view of the selected tile: exact values from the kernel when they arrived, else the grid's. */
-  const overlayScene = (state: ViewState, tiles: { source: TileSource; ranges: Float32Array; tile: number; caption: string; width: number }): OverlayScene => {
-    const shape = store.shape;
-    const [layer, head] = state.selected ?? [0, 0];
-    const { source, ranges, tile } = tiles;
-    const exact = store.exactHead(layer, head);
-    const queryView = state.view === "query";
-    const exactValues = (queryView ? exact?.map : exact?.matrix) ?? null;
-    const values = exactValues ?? (source.has(tile) ? source.values(tile).slice() : null);
-    const gridRange: [number, number] | null = Number.isNaN(ranges[tile * 2]) ? null : [ranges[tile * 2], ranges[tile * 2 + 1]];
-    const query = readQuery(model);
-    const [height, width] = exact?.matrix ? [exact.height, exact.width] : [source.height, source.width];
-    const whole = !queryView && values ? wholeMatrix(values, height, width, shape.queryCount, shape.tokenCount) : null;
-    const zoomed = zoomedWindow(whole, exactValues !== null, layer, head);
-    const window = zoomed.window ?? whole;
-    return {
-      mode: state.view,
-      layer,
-      head,
-      shape,
-      picture: readPicture(model),
-      map: queryView ? values : null,
-      specials: store.specials(tile),
-      matrix: window,
-      range: centredIf(isDiverging(state.colormap), zoomed.window ? valueRange(zoomed.window.values) : exactValues && state.normalize === "head" ? valueRange(exactValues) : gridRange),
-      rangeCaption: zoomed.window ? withValueKind(state, "colour range: this region") : tiles.caption,
-      lut: colormap(state.colormap),
-      colormap: state.colormap,
-      alpha: state.alpha,
-      interpolation: state.interpolation,
-      query,
-      valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape, readPooling(model)),
-      notice: zoomed.notice || (store.queryPending ? pendingNotice(shape) : ""),
-      canResetQuery: !sameQuery(query, defaultQuery(shape)),
-      maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, tiles.width),
-      key: `${store.version}|${state.view}|${state.colormap}|${state.normalize}|${state.interpolation}|${layer},${head}|${exactValues ? "exact" : "8bit"}`,
-      method: "attention",
-      methodTitle: "",
-      valueLabel: state.valueKind === "attention" ? "attention" : VALUE_KIND_LABELS[state.valueKind],
-      maskMass: readMaskMass(model),
-      pooling: readPooling(model),
-    };
-  };
-
-  /**
-   * The zoomed-in window of (layer, head), if one was chosen: cut here from an exact matrix of one
-   * token a cell, else the kernel's reply (asked for now, with a notice until it arrives).
-   */
-  const zoomedWindow = (whole: MatrixWindow | null, exact: boolean, layer: number, head: number): { window: MatrixWindow | null; notice: string } => {
-    if (!zoom || !whole || zoom.layer !== layer || zoom.head !== head || zoom.region.rows[1] > store.shape.queryCount || zoom.region.columns[1] > store.shape.tokenCount) {
-      zoom = null;
-      return { window: null, notice: "" };
+    const gridWidth = parseFloat(grid.canvas.style.width) || maxWidth;
+    const sources = { model, store, maxSide: overlaySide(el.clientWidth || GRID_MAX_WIDTH + OVERLAY_MAX_SIDE, gridWidth) };
+    if (attention) {
+      const shown = headScene(sources, state, { source, ranges, tile: selectedTile, caption }, zoom);
+      zoom = shown.zoom;
+      overlay.show(shown.scene);
+    } else {
+      overlay.show(methodScene(sources, state, method, explanationVersion));
     }
-    const local = exact ? cutRegion(whole, zoom.region) : null;
-    if (local) return { window: local, notice: "" };
-    const region = store.region(layer, head, zoom.region);
-    if (region) return { window: region, notice: "" };
-    store.requestRegion(layer, head, zoom.region, (content) => model.send(content));
-    const { rows, columns } = zoom.region;
-    return { window: null, notice: `Zooming into queries ${rows[0]}–${rows[1] - 1} × keys ${columns[0]}–${columns[1] - 1}: the exact values come from a running kernel.` };
+    root.dataset.overlayOpen = "true";
   };
 
   const tilesFor = (state: ViewState): TileSource => (state.view === "matrix" ? store.matrixTiles : store.maps);

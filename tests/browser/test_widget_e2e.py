@@ -516,6 +516,23 @@ def test_dino_mask_outlines_the_patches_holding_the_mass(
     assert live_notebook.evaluate("grid9.mask_mass") == 0.6
     widget.overlay.screenshot(path=artifacts / f"{jupyter_server.flavor}-9-dino-mask.png")
 
+    # The overlay's other display controls reach the kernel's traits and redraw the picture.
+    drawn = widget.overlay_stats()["hash"]
+    widget.overlay.locator("[data-testid=attnwidget-alpha]").fill("0.3")
+    drawn = widget.wait_for_overlay_to_change(drawn, DRAW_TIMEOUT_MS)
+    widget.overlay.locator("[data-testid=attnwidget-interpolation]").select_option("nearest")
+    drawn = widget.wait_for_overlay_to_change(drawn, DRAW_TIMEOUT_MS)
+    widget.overlay.locator("[data-testid=attnwidget-overlay-colormap]").select_option("magma")
+    widget.wait_for_overlay_to_change(drawn, DRAW_TIMEOUT_MS)
+    expect(widget.overlay).to_contain_text("30%")
+    traits = "(grid9.alpha, grid9.interpolation, grid9.colormap)"
+    assert live_notebook.evaluate(traits) == (0.3, "nearest", "magma")
+    # The matrix view has no picture: opacity, interpolation and mask are hidden; colours stay.
+    widget.root.locator("[data-testid=attnwidget-view]").select_option("matrix")
+    for control in ("alpha", "interpolation", "mask"):
+        expect(widget.overlay.locator(f"[data-testid=attnwidget-{control}]")).to_be_hidden()
+    expect(widget.overlay.locator("[data-testid=attnwidget-overlay-colormap]")).to_be_visible()
+
 
 LOUD_TOKENS = """\
 import torch
