@@ -21,7 +21,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .pooling_windows import window_bounds
+from .pooling_windows import adaptive_windows, window_bounds
+
+#: Devices on which uneven windows of keys are max-pooled a slab at a time (on the CPU that is
+#: faster than gathering them); elsewhere one gather takes every window, as a launch per window
+#: would cost more than the pooling.
+SLAB_DEVICES = ("cpu",)
 
 _accepting: ContextVar[bool] = ContextVar("attnwidget_accepting_scores", default=False)
 
@@ -100,10 +105,14 @@ class ScoreBlock:
             torch.amax(slabs, dim=-2, out=maxima[..., :whole, :])
             if whole < begun:
                 torch.amax(self.scores[..., whole * width :, :], dim=-2, out=maxima[..., whole, :])
-        else:  # one slab a window (faster on the CPU than gathering the windows' keys)
+        elif self.scores.device.type in SLAB_DEVICES:  # one slab a window
             for cell in range(begun):
                 start, end = window_bounds(cell, self.keys, size)
                 torch.amax(self.scores[..., start : min(end, seen), :], dim=-2, out=maxima[..., cell, :])
+        else:  # every window's keys gathered at once (a window cut by `seen` repeats its last key seen)
+            index = adaptive_windows(self.keys, size, self.scores.device)[0][:begun].clamp(max=seen - 1)
+            gathered = self.scores.index_select(-2, index.flatten()).unflatten(-2, tuple(index.shape))
+            torch.amax(gathered, dim=-2, out=maxima[..., :begun, :])
         return torch.exp(maxima.float().transpose(-1, -2) - self.log_sum_exp[..., None])
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from attnwidget import score_blocks
 from attnwidget.reduce import pool_columns
 from attnwidget.score_blocks import ScoreBlock, rows_seeing_no_key, spread_evenly
 from attnwidget.sdpa_kernels import LogSumExpRecorder
@@ -92,9 +93,18 @@ def test_max_pooled_keys_in_even_windows_equal_the_softmaxs(rows):
         torch.testing.assert_close(block.max_pooled_keys(size), pool_columns(expected, size))
 
 
+@pytest.fixture(params=["slabs", "gathered"])
+def uneven_windows(request, monkeypatch):
+    """Uneven windows of keys pooled a slab at a time (the CPU's way) or gathered at once (the way of
+    other devices), both run here on the CPU."""
+    if request.param == "gathered":
+        monkeypatch.setattr(score_blocks, "SLAB_DEVICES", ())
+    return request.param
+
+
 @pytest.mark.parametrize("mask_name", sorted(MASKS))
 @pytest.mark.parametrize("rows", [slice(0, 5), slice(5, 17), slice(17, 23), torch.tensor([9, 2, 20])])
-def test_weights_and_max_pooled_keys_equal_the_softmaxs(mask_name, rows):
+def test_weights_and_max_pooled_keys_equal_the_softmaxs(mask_name, rows, uneven_windows):
     query, key, value = tensors(key_heads=2)
     mask, causal = MASKS[mask_name]()
     with torch.no_grad(), LogSumExpRecorder() as recorder:

@@ -151,3 +151,32 @@ def test_the_efficient_kernels_mask_is_aligned_and_expanded_as_sdpa_makes_it(key
     assert torch.equal(mask, torch.where(allowed, 0.0, -math.inf).to(torch.bfloat16).expand(2, 3, 5, keys))
     assert mask.stride(-2) % 8 == 0 and mask.stride(-1) == 1
     assert (mask.stride(-2) == keys) == aligned  # padded to 24 keys a row only where not aligned
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", [key[1] for key in KERNELS if key[0] == "cuda"])
+@pytest.mark.parametrize("mask_name", ["none", "causal", "boolean", "additive"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_each_cuda_kernel_passes_its_check_on_the_device(backend, mask_name, dtype):
+    """Where sdpa runs `backend` on this device, its log-sum-exp is kept after its check: the output is
+    sdpa's own bit for bit and the log-sum-exp that of the scores at every row."""
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(2, 8, 300, 72, generator=generator).to("cuda", dtype) for _ in range(3))
+    causal, mask = mask_name == "causal", None
+    if mask_name in ("boolean", "additive"):
+        allowed = torch.rand(2, 1, 300, 300, generator=generator) > 0.2
+        allowed[..., 0] = True  # every row sees a key
+        additive = torch.where(allowed, 0.0, torch.finfo(dtype).min).to(dtype)
+        mask = (allowed if mask_name == "boolean" else additive).cuda()
+    call = Call(query, key, value, mask, 0.0, causal)
+    with torch.nn.attention.sdpa_kernel(backend):
+        try:
+            expected = call.sdpa()
+        except RuntimeError as error:
+            pytest.skip(f"sdpa does not run {backend} here: {str(error).splitlines()[0]}")
+        with torch.no_grad(), LogSumExpRecorder() as recorder:
+            output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=causal)
+    assert torch.equal(output, expected)
+    assert recorder.log_sum_exp is not None, kernel_verdicts()
+    reference = reference_log_sum_exp(call, torch.arange(300, device="cuda"))
+    torch.testing.assert_close(recorder.log_sum_exp[0], reference, atol=1e-3, rtol=1e-3)
