@@ -28,6 +28,14 @@ from tiny_models import ARCHITECTURES
 
 SMALL = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 64}
 
+#: Tolerances of weights computed beside sdpa against eager's, by the model's dtype: float32's
+#: defaults, and for half precision within its rounding (eager rounds its weights to the dtype).
+PRECISION = {
+    torch.float32: {},
+    torch.bfloat16: {"atol": 8e-3, "rtol": 2e-2},
+    torch.float16: {"atol": 1e-3, "rtol": 4e-3},
+}
+
 
 def fast_capture(source, model_input, block_bytes: int | None = None, rows=None, scores: bool = False):
     """Each layer's weights as `run_fast` hands them over (blocks joined, checked in order), and the
@@ -130,10 +138,11 @@ def test_sliding_windows_equal_eager_attentions(family, padding):
     assert torch.all(layers[0][0, :, 10, :6] == 0)  # the window: query 10 sees keys 7 to 10 only
 
 
-def test_bf16_within_its_precision(text_dirs):  # noqa: F811
-    text_model = TextModel.from_pretrained(text_dirs["llama"], dtype=torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_within_its_precision(text_dirs, dtype):  # noqa: F811
+    text_model = TextModel.from_pretrained(text_dirs["llama"], dtype=dtype)
     inputs = text_model.prepare(TEXT)
-    check_text(text_model, padded(inputs), "attentions", atol=8e-3, rtol=2e-2)
+    check_text(text_model, padded(inputs), "attentions", **PRECISION[dtype])
 
 
 def test_only_the_rows_asked_for_are_computed(text_dirs):  # noqa: F811
@@ -151,18 +160,19 @@ def picture() -> Image.Image:
     return Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
 
 
+@pytest.mark.parametrize("dtype", list(PRECISION))
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
-def test_vision_families_equal_eager_attentions_and_sdpa_outputs(name, tiny_model_dirs):
+def test_vision_families_equal_eager_attentions_and_sdpa_outputs(name, dtype, tiny_model_dirs):
     saved = VisionModel.from_pretrained(tiny_model_dirs[name])
-    model = type(saved.model).from_pretrained(tiny_model_dirs[name], attn_implementation="sdpa")
+    model = type(saved.model).from_pretrained(tiny_model_dirs[name], attn_implementation="sdpa", dtype=dtype)
     vision = VisionModel(model, saved.processor)
     assert vision.query_selection
-    pixel_values, _ = vision.prepare(picture())
+    pixel_values = vision.prepare(picture())[0].to(dtype)
     expected = eager_reference(model, vision.forward_module, pixel_values=pixel_values)
     for scores in (False, True):
         layers, outputs = fast_capture(vision, pixel_values, vision.head_count * 5 * 4 * 30, scores=scores)
         for layer, weights in enumerate(expected.attentions):
-            torch.testing.assert_close(layers[layer], weights)
+            torch.testing.assert_close(layers[layer], weights.float(), **PRECISION[dtype])
     with torch.no_grad():
         assert torch.equal(outputs[0], vision.forward_module(pixel_values=pixel_values)[0])
 
