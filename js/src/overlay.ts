@@ -28,7 +28,7 @@ import type { GridShape, PictureState } from "./model";
 import { describeQuery, patchToken } from "./tokens";
 import { drawCausalWindow } from "./causal";
 import { type ControlActions, OverlayControls } from "./overlay-controls";
-import { cellRect, drawMasks, outline } from "./overlay-marks";
+import { cellRect, dimOutsideCrop, divideSpecialTokens, drawMasks, outline, outlineCells, outlineQueryPatches } from "./overlay-marks";
 import type { Picture } from "./picture";
 import { matrixReadout, patchesAreQueries, queryReadout } from "./readout";
 import { maxPool, upsample } from "./upsample";
@@ -231,27 +231,11 @@ export class OverlayPanel {
       context.drawImage(this.heat, geometry.grid.x, geometry.grid.y, geometry.grid.width, geometry.grid.height);
       context.globalAlpha = 1;
     }
-    const { crop } = geometry;
-    if (crop.width < geometry.width - 0.5 || crop.height < geometry.height - 0.5) {
-      context.fillStyle = "rgba(0, 0, 0, 0.5)";
-      context.fillRect(0, 0, geometry.width, crop.y);
-      context.fillRect(0, crop.y + crop.height, geometry.width, geometry.height - crop.y - crop.height);
-      context.fillRect(0, crop.y, crop.x, crop.height);
-      context.fillRect(crop.x + crop.width, crop.y, geometry.width - crop.x - crop.width, crop.height);
-      outline(context, crop, [6, 4]);
-    }
+    dimOutsideCrop(context, geometry);
     const cells = drawMasks(context, scene, geometry.grid);
     this.canvas.dataset.maskCells = String(cells.mask);
     this.canvas.dataset.highNormCells = String(cells.highNorm);
-    // Mark the query's patches (a few of them; "all patches" would just frame the grid).
-    const first = scene.shape.specialTokens.length;
-    const queryPatches = scene.query.filter((t) => t >= first && t < first + gh * gw);
-    if (queryPatches.length <= 64) {
-      for (const token of queryPatches) {
-        const patch = token - first;
-        outline(context, cellRect(geometry.grid, gh, gw, Math.floor(patch / gw), patch % gw), []);
-      }
-    }
+    outlineQueryPatches(context, scene, geometry.grid);
     if (this.cursor) outline(context, cellRect(geometry.grid, gh, gw, this.cursor.row, this.cursor.col), [2, 2]);
   }
 
@@ -280,23 +264,9 @@ export class OverlayPanel {
     context.imageSmoothingEnabled = false;
     context.drawImage(this.heat, 0, 0, side, side);
     if (scene.shape.causal) drawCausalWindow(context, this.geometry.grid, window);
-    const specials = scene.shape.specialTokens.length;
-    if (specials > 0 && window.rows[0] === 0 && window.columns[0] === 0 && window.rows[1] > specials) {
-      const at = { x: (side * specials) / (window.columns[1] - window.columns[0]), y: (side * specials) / (window.rows[1] - window.rows[0]) };
-      context.strokeStyle = "rgba(255, 255, 255, 0.8)";
-      context.lineWidth = 1;
-      context.beginPath();
-      context.moveTo(at.x, 0);
-      context.lineTo(at.x, side);
-      context.moveTo(0, at.y);
-      context.lineTo(side, at.y);
-      context.stroke();
-    }
+    divideSpecialTokens(context, side, window, scene.shape.specialTokens.length);
     if (this.drag) {
-      const { from, to } = this.drag;
-      const first = cellRect(this.geometry.grid, window.height, window.width, Math.min(from.row, to.row), Math.min(from.col, to.col));
-      const last = cellRect(this.geometry.grid, window.height, window.width, Math.max(from.row, to.row), Math.max(from.col, to.col));
-      outline(context, { x: first.x, y: first.y, width: last.x + last.width - first.x, height: last.y + last.height - first.y }, [5, 3]);
+      outlineCells(context, this.geometry.grid, window, this.drag.from, this.drag.to);
     } else if (this.cursor) {
       outline(context, cellRect(this.geometry.grid, window.height, window.width, this.cursor.row, this.cursor.col), [2, 2]);
     }
