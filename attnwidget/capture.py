@@ -12,6 +12,7 @@ layer a block of queries at a time and hands each block to a callback.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -148,6 +149,12 @@ class Workspace:
         batch, heads, queries, _ = query.shape
         count = batch * heads * (queries if rows is None else rows) * key.shape[-2]
         return self.buffer(count, query.device)
+
+
+def buffer_start(buffer: torch.Tensor | None, shape: Sequence[int]) -> torch.Tensor | None:
+    """The start of the flat `buffer` (a `Workspace.buffer`) viewed as `shape`, to write a result
+    into; None where there is no buffer."""
+    return None if buffer is None else buffer[: math.prod(shape)].view(shape)
 
 
 _active: ContextVar[_BlockCapture | None] = ContextVar("attnwidget_block_capture", default=None)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import masks
-from .capture import capture_attention
+from .capture import buffer_start, capture_attention
 
 HeadFusion = Literal["mean", "max", "min"]
 Attentions = torch.Tensor | Sequence[torch.Tensor]
@@ -124,14 +124,9 @@ def mean_attention_distance(
     patches = attention[..., special:, special:].float()
     height, width = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
     distances = patch_distances((int(grid[0]), int(grid[1])), (int(height), int(width))).to(patches.device)
-    products = torch.mul(patches, distances, out=_scratch_view(scratch, patches.shape))
+    products = torch.mul(patches, distances, out=buffer_start(scratch, patches.shape))
     weighted = products.sum(dim=-1)  # each row's dot product with its distances
     return (weighted / patches.sum(dim=-1).clamp_min(1e-12)).mean(dim=-1)
-
-
-def _scratch_view(scratch: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
-    """The start of `scratch` as a tensor of `shape` (None stays None)."""
-    return None if scratch is None else scratch[: shape.numel()].view(shape)
 
 
 @functools.lru_cache(maxsize=16)
@@ -180,7 +175,7 @@ def attention_entropy(attention: torch.Tensor, scratch: torch.Tensor | None = No
     """
     weights = attention.float()
     tiny = torch.finfo(torch.float32).tiny
-    terms = torch.clamp(weights, min=tiny, out=_scratch_view(scratch, weights.shape)).log_().mul_(weights)
+    terms = torch.clamp(weights, min=tiny, out=buffer_start(scratch, weights.shape)).log_().mul_(weights)
     return -terms.sum(dim=-1).mean(dim=-1)
 
 

@@ -12,9 +12,9 @@ Weights are float32 (eager's softmax runs in float32 and may round them to the m
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from .capture import buffer_start
 
 #: Modeling modules (transformers.models.<name>) whose `eager_attention_forward` is exactly
 #: softmax(query key^T * scaling + attention_mask) over `repeat_kv`'d keys, with no other term, and
@@ -73,7 +73,7 @@ def softmax_rows(
         query, key, attention_mask, rows, scaling=scaling, causal=causal, out=out if in_place else None
     )
     shape = (*scores.shape[:-1], key.shape[-2])
-    target = None if out is None else out[: math.prod(shape)].view(shape)
+    target = buffer_start(out, shape)
     if seen == key.shape[-2]:
         return torch.softmax(scores, dim=-1, dtype=torch.float32, out=target)
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32)  # read before `target` is written
@@ -123,13 +123,13 @@ def block_scores(
     seen_keys = key[:, :, :seen]
     if keys_first:
         shape = (batch, key_heads, seen, grouped.shape[-2])
-        product = None if out is None else out[: math.prod(shape)].view(shape)
+        product = buffer_start(out, shape)
         scores = torch.matmul(seen_keys, grouped.transpose(-1, -2), out=product)
         scores = scores.view(batch, key_heads, seen, -1, count)
         scores = scores.transpose(2, 3).reshape(batch, heads, seen, count)
     else:
         shape = (batch, key_heads, grouped.shape[-2], seen)
-        product = None if out is None else out[: math.prod(shape)].view(shape)
+        product = buffer_start(out, shape)
         scores = torch.matmul(grouped, seen_keys.transpose(-1, -2), out=product)
         scores = scores.view(batch, heads, count, seen)
     rows_last = scores.transpose(-1, -2) if keys_first else scores  # a view: filled in place
