@@ -30,6 +30,9 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
+from .score_blocks import rows_seeing_no_key
+from .softmax_rows import block_scores
+
 #: Largest gap allowed between a kernel's log-sum-exp and the one computed from q and k in float32,
 #: relative to the latter where that is larger than 1.
 LOG_SUM_EXP_TOLERANCE = 1e-3
@@ -150,26 +153,17 @@ def chosen_kernel(call: Call) -> tuple[str, Kernel] | None:
 
 
 def reference_log_sum_exp(call: Call, rows: torch.Tensor) -> torch.Tensor:
-    """float32 [heads, len(rows)]: the log-sum-exp of batch entry 0's query rows `rows`, from q and k
-    in float32 with sdpa's scale, mask and causal mask (top-left aligned, as sdpa's is); -inf for a
-    row that may attend to no key."""
-    query, key = call.query[0, :, rows].float(), call.key[0].float()
-    if key.shape[0] != query.shape[0]:
-        key = key.repeat_interleave(query.shape[0] // key.shape[0], dim=0)
-    scale = call.scale if call.scale is not None else 1.0 / math.sqrt(call.query.shape[-1])
-    scores = query @ key.transpose(-1, -2) * scale
-    keys = key.shape[-2]
-    allowed = torch.ones_like(scores, dtype=torch.bool)
-    if call.attn_mask is not None:
-        mask = call.attn_mask.expand(*call.query.shape[:-1], keys)[0][:, rows]
-        if mask.dtype == torch.bool:
-            allowed &= mask
-        else:
-            scores = scores + mask.float()
-            allowed &= mask > torch.finfo(mask.dtype).min / 2
-    if call.is_causal:
-        allowed &= rows[:, None] >= torch.arange(keys, device=rows.device)
-    return torch.logsumexp(scores.masked_fill(~allowed, -math.inf), dim=-1)
+    """float32 [heads, len(rows)]: the log-sum-exp of batch entry 0's query rows `rows`, from its
+    scores (`block_scores` of q and k in float32, with sdpa's scale, mask and top-left causal mask);
+    -inf for a row that may attend to no key."""
+    mask = call.attn_mask
+    if mask is not None:
+        mask = mask.expand(*call.query.shape[:-1], call.key.shape[-2])[:1]
+    query, key = call.query[:1].float(), call.key[:1].float()
+    scores, _ = block_scores(query, key, mask, rows, scaling=call.scale, causal=call.is_causal)
+    log_sum_exp = torch.logsumexp(scores[0], dim=-1)
+    blind = rows_seeing_no_key(mask)
+    return log_sum_exp if blind is None else log_sum_exp.masked_fill(blind[0][:, rows], -math.inf)
 
 
 def disagreement(call: Call, output: torch.Tensor, log_sum_exp: torch.Tensor) -> str | None:
