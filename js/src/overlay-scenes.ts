@@ -37,38 +37,48 @@ export interface SelectedTile {
   readonly caption: string;
 }
 
-/** The overlay's view of `method`'s map, computed by the kernel for the whole input. */
-export function methodScene({ model, store, maxSide }: SceneSources, state: ViewState, method: Method, explanationVersion: number): OverlayScene {
+/** What every scene takes alike from the model, the store and the view's state. */
+type SharedFields = "shape" | "picture" | "lut" | "colormap" | "alpha" | "interpolation" | "query" | "canResetQuery" | "maxSide" | "maskMass" | "pooling";
+
+function sharedFields({ model, store, maxSide }: SceneSources, state: ViewState): Pick<OverlayScene, SharedFields> {
   const shape = store.shape;
-  const explanation = readExplanation(model, shape.gh * shape.gw);
-  const label = methodLabel(method);
   const query = readQuery(model);
   return {
-    mode: "query",
-    layer: state.selected?.[0] ?? 0,
-    head: state.selected?.[1] ?? 0,
     shape,
     picture: readPicture(model),
-    map: explanation?.values ?? null,
-    specials: null,
-    matrix: null,
-    range: centredIf(isDiverging(state.colormap), explanation ? valueRange(explanation.values) : null),
-    rangeCaption: "colour range: this map",
     lut: colormap(state.colormap),
     colormap: state.colormap,
     alpha: state.alpha,
     interpolation: state.interpolation,
     query,
-    valuesNote: explanation ? "exact values" : "waiting for the kernel",
-    notice: explanation ? "" : `The ${label} map is computed by a running kernel.`,
     canResetQuery: !sameQuery(query, defaultQuery(shape)),
     maxSide,
+    maskMass: readMaskMass(model),
+    pooling: readPooling(model),
+  };
+}
+
+/** The overlay's view of `method`'s map, computed by the kernel for the whole input. */
+export function methodScene(sources: SceneSources, state: ViewState, method: Method, explanationVersion: number): OverlayScene {
+  const { model, store } = sources;
+  const explanation = readExplanation(model, store.shape.gh * store.shape.gw);
+  const label = methodLabel(method);
+  return {
+    ...sharedFields(sources, state),
+    mode: "query",
+    layer: state.selected?.[0] ?? 0,
+    head: state.selected?.[1] ?? 0,
+    map: explanation?.values ?? null,
+    specials: null,
+    matrix: null,
+    range: centredIf(isDiverging(state.colormap), explanation ? valueRange(explanation.values) : null),
+    rangeCaption: "colour range: this map",
+    valuesNote: explanation ? "exact values" : "waiting for the kernel",
+    notice: explanation ? "" : `The ${label} map is computed by a running kernel.`,
     key: `${store.version}|method|${method}|${explanationVersion}|${state.colormap}|${state.interpolation}`,
     method,
     methodTitle: explanation?.title || label,
     valueLabel: "attention",
-    maskMass: readMaskMass(model),
-    pooling: readPooling(model),
   };
 }
 
@@ -77,7 +87,7 @@ export function methodScene({ model, store, maxSide }: SceneSources, state: View
  * was chosen on another head or lies outside the matrix).
  */
 export function headScene(sources: SceneSources, state: ViewState, selected: SelectedTile, zoom: Zoom | null): { scene: OverlayScene; zoom: Zoom | null } {
-  const { model, store, maxSide } = sources;
+  const { store } = sources;
   const shape = store.shape;
   const [layer, head] = state.selected ?? [0, 0];
   const { source, ranges, tile } = selected;
@@ -86,38 +96,28 @@ export function headScene(sources: SceneSources, state: ViewState, selected: Sel
   const exactValues = (queryView ? exact?.map : exact?.matrix) ?? null;
   const values = exactValues ?? (source.has(tile) ? source.values(tile).slice() : null);
   const gridRange: [number, number] | null = Number.isNaN(ranges[tile * 2]) ? null : [ranges[tile * 2], ranges[tile * 2 + 1]];
-  const query = readQuery(model);
   const [height, width] = exact?.matrix ? [exact.height, exact.width] : [source.height, source.width];
   const whole = !queryView && values ? wholeMatrix(values, height, width, shape.queryCount, shape.tokenCount) : null;
   const holds = zoom !== null && whole !== null && zoom.layer === layer && zoom.head === head && zoom.region.rows[1] <= shape.queryCount && zoom.region.columns[1] <= shape.tokenCount;
   const zoomed = holds && whole ? zoomedWindow(sources, whole, exactValues !== null, zoom) : { window: null, notice: "" };
   const window = zoomed.window ?? whole;
+  const shared = sharedFields(sources, state);
   const scene: OverlayScene = {
+    ...shared,
     mode: state.view,
     layer,
     head,
-    shape,
-    picture: readPicture(model),
     map: queryView ? values : null,
     specials: store.specials(tile),
     matrix: window,
     range: centredIf(isDiverging(state.colormap), zoomed.window ? valueRange(zoomed.window.values) : exactValues && state.normalize === "head" ? valueRange(exactValues) : gridRange),
     rangeCaption: zoomed.window ? withValueKind(state, "colour range: this region") : selected.caption,
-    lut: colormap(state.colormap),
-    colormap: state.colormap,
-    alpha: state.alpha,
-    interpolation: state.interpolation,
-    query,
-    valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape, readPooling(model)),
+    valuesNote: valuesNote(exactValues !== null || zoomed.window !== null, queryView, store.mapsSource === "local", window, shape, shared.pooling),
     notice: zoomed.notice || (store.queryPending ? pendingNotice(shape) : ""),
-    canResetQuery: !sameQuery(query, defaultQuery(shape)),
-    maxSide,
     key: `${store.version}|${state.view}|${state.colormap}|${state.normalize}|${state.interpolation}|${layer},${head}|${exactValues ? "exact" : "8bit"}`,
     method: "attention",
     methodTitle: "",
     valueLabel: state.valueKind === "attention" ? "attention" : VALUE_KIND_LABELS[state.valueKind],
-    maskMass: readMaskMass(model),
-    pooling: readPooling(model),
   };
   return { scene, zoom: holds ? zoom : null };
 }
