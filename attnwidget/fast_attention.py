@@ -16,8 +16,8 @@ formula; sdpa's output up to float rounding): sdpa would compute the same softma
 `keeping`, each layer's query and key are kept (within a budget) so later exact questions are
 answered without running the model again.
 
-Only architectures whose eager attention was checked against `output_attentions` take this path
-(`EXACT_ARCHITECTURES`); `fast_path_refusal` names why any other model does not.
+Only architectures whose eager attention is one of the forms checked against `output_attentions`
+take this path (`eager_forms`); `fast_path_refusal` names why any other model does not.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ import torch
 from torch import nn
 
 from .capture import Workspace, active_capture, eager_function, eager_rows, query_blocks
+from .eager_forms import eager_form, takes_softmax_rows
 from .implementation import attention_implementation
 from .score_blocks import ScoreBlock, rows_seeing_no_key, spread_evenly
 from .sdpa_kernels import LogSumExpRecorder
-from .softmax_rows import PLAIN_SOFTMAX_ARCHITECTURES, block_scores, softmax_rows, takes_softmax_rows
+from .softmax_rows import block_scores, softmax_rows
 
 #: The name the fast attention is registered under in transformers.
 FAST_ATTENTION = "attnwidget_sdpa"
@@ -49,10 +50,6 @@ FAST_BLOCK_BYTES = {"cpu": 8 * 1024**2, "accelerator": 128 * 1024**2}
 SCORE_BLOCK_ROWS = 32
 #: Implementations whose outputs the fast path reproduces (flash attention's up to rounding).
 FAST_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "flash_attention_3", FAST_ATTENTION)
-#: Modeling modules (transformers.models.<name>) whose eager attention is scaled
-#: softmax(QK^T + mask (+ position bias)), verified against `output_attentions` in the tests: the plain
-#: ones, and T5 (its position bias goes through its own eager attention).
-EXACT_ARCHITECTURES = PLAIN_SOFTMAX_ARCHITECTURES | {"t5"}
 
 
 def fast_path_refusal(model: nn.Module, attention_module: nn.Module) -> str | None:
@@ -63,16 +60,17 @@ def fast_path_refusal(model: nn.Module, attention_module: nn.Module) -> str | No
     current = attention_implementation(attention_module, model)
     if current not in FAST_IMPLEMENTATIONS:
         return f"it runs {current!r} attention"
-    family = type(attention_module).__module__.rpartition(".modeling_")[2]
-    if family not in EXACT_ARCHITECTURES:
-        return (
-            f"its attention ({type(attention_module).__name__}) is not among the architectures whose "
-            "weights attnwidget reproduces exactly beside sdpa"
-        )
+    if getattr(attention_module, "attn_logit_softcapping", None) is not None:
+        return "it soft-caps its attention scores (attn_logit_softcapping), which sdpa does not"
     try:
         eager_function(attention_module)
     except RuntimeError as error:
         return str(error)
+    if eager_form(attention_module) is None:
+        return (
+            f"its attention ({type(attention_module).__name__}) computes its weights otherwise than the "
+            "eager attention of the architectures whose weights attnwidget reproduces exactly beside sdpa"
+        )
     return None
 
 
@@ -139,7 +137,7 @@ class LayerInputs:
         softmax (into `workspace` where given: each block then valid until the next), else by its
         own eager attention, given an empty value so no weights x values product is computed."""
         blocks = query_blocks(self.query, self.key, block_bytes, rows)
-        if takes_softmax_rows(self.module, self.args):
+        if takes_softmax_rows(self.module, self.args, self.kwargs):
             causal = _is_causal(self.module, self.query, **self.kwargs)
             scaling = self.kwargs.get("scaling")
             out = None  # room for every row asked for: each block holds at most that many
@@ -169,7 +167,7 @@ class LayerInputs:
         are spread evenly over every key, as eager attention does. The blocks share one buffer: a
         block's scores hold until the next block is made (take what is needed from each)."""
         batch, heads, queries, _ = self.query.shape
-        if log_sum_exp is None or not takes_softmax_rows(self.module, self.args):
+        if log_sum_exp is None or not takes_softmax_rows(self.module, self.args, self.kwargs):
             return None
         if log_sum_exp.numel() != batch * heads * queries:
             return None
@@ -276,7 +274,7 @@ def sdpa_with_weights(
     kept = _kept.get()
     if kept is not None:
         kept.add(layer, inputs)
-    if capture.workspace is not None and capture.rows is None and takes_softmax_rows(module, args):
+    if capture.workspace is not None and capture.rows is None and takes_softmax_rows(module, args, kwargs):
         # The whole layer's weights go into the workspace; the output is made from them (eager's
         # formula, sdpa's output up to float rounding) rather than by sdpa's softmax again.
         ((_, weights),) = inputs.weights(sys.maxsize, None, capture.workspace)

@@ -1,7 +1,7 @@
 """Attention weights of a block of query rows, softmax(q k^T * scaling + mask), computed the short way.
 
-For architectures whose eager attention is exactly that formula (`PLAIN_SOFTMAX_ARCHITECTURES`),
-`softmax_rows` gives the weights eager attention would, with less work than calling it:
+For architectures whose eager attention is exactly that formula (`eager_forms`: the plain softmax
+form), `softmax_rows` gives the weights eager attention would, with less work than calling it:
 - the scaling is applied to the block's queries, not to its scores, and the mask is added in place;
 - grouped-query heads share their key head without repeating it (no `repeat_kv` copy);
 - keys that no row of the block may see (the future, under a causal or sliding mask) are not
@@ -15,38 +15,6 @@ from __future__ import annotations
 import torch
 
 from .capture import buffer_start
-
-#: Modeling modules (transformers.models.<name>) whose `eager_attention_forward` is exactly
-#: softmax(query key^T * scaling + attention_mask) over `repeat_kv`'d keys, with no other term, and
-#: which reads no keyword argument but `scaling` and `dropout`.
-PLAIN_SOFTMAX_ARCHITECTURES = frozenset(
-    {
-        "bart",
-        "beit",
-        "bert",
-        "clip",
-        "deit",
-        "dinov2",
-        "dinov2_with_registers",
-        "gemma",
-        "gpt2",
-        "llama",
-        "mistral",
-        "qwen2",
-        "qwen2_5_vl",
-        "qwen2_vl",
-        "siglip",
-        "vit",
-    }
-)
-
-
-def takes_softmax_rows(module: torch.nn.Module, args: tuple) -> bool:
-    """Whether the attention `module`, called with `args` beside its query, key, value and mask (its
-    keyword arguments other than the scaling and dropout do not enter its eager attention), has
-    weights `softmax_rows` computes exactly: a plain-softmax architecture, not training (dropout)."""
-    family = type(module).__module__.rpartition(".modeling_")[2]
-    return family in PLAIN_SOFTMAX_ARCHITECTURES and not args and not module.training
 
 
 def softmax_rows(

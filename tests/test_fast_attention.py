@@ -1,8 +1,9 @@
 """Capture beside the model's own sdpa attention (`attnwidget.fast_attention`): for every text and
 vision family tested, full, causal, sliding-window and padded inputs, the weights handed over equal
 eager `output_attentions` (fp32, and bf16 within its precision) and the model's outputs are its sdpa
-outputs, bit for bit; only the query rows asked for are computed; a model whose architecture is not
-verified falls back to eager and says why, once."""
+outputs, bit for bit; families attnwidget never names take the path when their eager attention is
+the code of a verified one, and equal eager too; only the query rows asked for are computed; a model
+whose eager attention is of another form, or that soft-caps, falls back to eager and says why, once."""
 
 from __future__ import annotations
 
@@ -18,10 +19,20 @@ from test_text import STACKS, TARGET, TEXT, eager_reference, text_dirs  # noqa: 
 from tiny_text_models import byte_level_tokenizer
 
 from attnwidget.capture import Workspace
-from attnwidget.fast_attention import EXACT_ARCHITECTURES, SCORE_BLOCK_ROWS, KeptQueriesKeys, LayerInputs
+from attnwidget.eager_forms import (
+    OWN_EAGER_REFERENCES,
+    PLAIN_SOFTMAX_REFERENCES,
+    eager_form,
+    takes_softmax_rows,
+)
+from attnwidget.fast_attention import (
+    SCORE_BLOCK_ROWS,
+    KeptQueriesKeys,
+    LayerInputs,
+    fast_path_refusal,
+)
 from attnwidget.models import VisionModel
 from attnwidget.score_blocks import ScoreBlock
-from attnwidget.softmax_rows import takes_softmax_rows
 from attnwidget.text import TextInput, TextModel, _arguments
 
 from tiny_models import ARCHITECTURES
@@ -144,6 +155,76 @@ def test_sliding_windows_equal_eager_attentions(family, padding, dtype):
     assert torch.all(layers[0][0, :, 10, :6] == 0)  # the window: query 10 sees keys 7 to 10 only
 
 
+#: Decoder families not named anywhere in attnwidget, taken by the fast path because their eager
+#: attention is the code of a verified one (`eager_forms`), each with what sets its attention apart.
+RECOGNISED_FAMILIES = {
+    "qwen3": (tf.Qwen3Config, {"head_dim": 8}),  # normed queries and keys
+    "phi3": (tf.Phi3Config, {}),  # one fused projection
+    "olmo2": (tf.Olmo2Config, {}),  # normed queries and keys over all heads
+    "mixtral": (tf.MixtralConfig, {"num_local_experts": 4, "num_experts_per_tok": 2}),
+    "stablelm": (tf.StableLmConfig, {}),  # rotary embeddings on a quarter of each head
+    "cohere": (tf.CohereConfig, {}),  # interleaved rotary embeddings
+    "granite": (tf.GraniteConfig, {"attention_multiplier": 0.3}),  # its own scaling
+    "starcoder2": (tf.Starcoder2Config, {}),
+    "smollm3": (tf.SmolLM3Config, {}),
+    "gemma3": (  # a sliding window on two of three layers, its own scaling
+        tf.Gemma3TextConfig,
+        {
+            "head_dim": 8,
+            "sliding_window": 4,
+            "query_pre_attn_scalar": 16,
+            "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+        },
+    ),
+    "gpt_neox": (tf.GPTNeoXConfig, {"rotary_pct": 0.5}),  # Pythia's architecture
+    "phi": (tf.PhiConfig, {}),
+    "opt": (tf.OPTConfig, {"word_embed_proj_dim": 32, "ffn_dim": 64}),
+}
+#: Families of RECOGNISED_FAMILIES whose configuration has no grouped key heads.
+UNGROUPED = {"gpt_neox", "phi", "opt"}
+
+
+def recognised(family: str, dtype: torch.dtype = torch.float32, **changes) -> TextModel:
+    """A random-init decoder of `family` (RECOGNISED_FAMILIES), on transformers' default attention."""
+    tokenizer = byte_level_tokenizer()
+    config_class, own = RECOGNISED_FAMILIES[family]
+    grouping = {} if family in UNGROUPED else {"num_key_value_heads": 2}
+    tokens = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    config = config_class(
+        vocab_size=len(tokenizer), max_position_embeddings=64, **SMALL, **grouping, **tokens, **own, **changes
+    )
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(config)
+    return TextModel(model.to(dtype), tokenizer, name=family)
+
+
+@pytest.mark.parametrize("dtype", list(PRECISION))
+@pytest.mark.parametrize("padding", ["none", "padded"])
+@pytest.mark.parametrize("family", sorted(RECOGNISED_FAMILIES))
+def test_families_whose_eager_attention_is_a_verified_form_equal_eager_attentions(family, padding, dtype):
+    text_model = recognised(family, dtype)
+    assert eager_form(text_model.attention_modules[0]) == "plain softmax"
+    assert text_model.model.config._attn_implementation == "sdpa"
+    inputs = text_model.prepare(TEXT)
+    check_text(
+        text_model, padded(inputs) if padding == "padded" else inputs, "attentions", **PRECISION[dtype]
+    )
+
+
+def test_a_soft_capped_gemma_2_on_flash_attention_is_refused_the_fast_path():
+    config = tf.Gemma2Config(vocab_size=64, head_dim=8, num_key_value_heads=2, **SMALL)
+    model = tf.Gemma2ForCausalLM(config)  # its eager attention is Gemma 3's: the plain form, soft-capped
+    module = model.model.layers[0].self_attn
+    assert (
+        eager_form(module) == "plain softmax"
+        and fast_path_refusal(model, module) == "it runs 'eager' attention"
+    )
+    model.config._attn_implementation = "flash_attention_2"  # as loaded on a GPU (sdpa cannot soft-cap)
+    assert "soft-caps its attention scores" in fast_path_refusal(model, module)
+    module.attn_logit_softcapping = None
+    assert fast_path_refusal(model, module) is None
+
+
 def test_only_the_rows_asked_for_are_computed(text_dirs):  # noqa: F811
     text_model = TextModel.from_pretrained(text_dirs["gpt2"])
     inputs = text_model.prepare(TEXT)
@@ -174,6 +255,37 @@ def test_vision_families_equal_eager_attentions_and_sdpa_outputs(name, dtype, ti
             torch.testing.assert_close(layers[layer], weights.float(), **PRECISION[dtype])
     with torch.no_grad():
         assert torch.equal(outputs[0], vision.forward_module(pixel_values=pixel_values)[0])
+
+
+#: Vision families not named anywhere in attnwidget, taken by the fast path because their eager
+#: attention is the code of a verified one (`eager_forms`).
+RECOGNISED_VISION = {
+    "dinov3": lambda: tf.DINOv3ViTModel(  # rotary embeddings on the patches, registers
+        tf.DINOv3ViTConfig(image_size=32, patch_size=8, num_register_tokens=2, **SMALL)
+    ),
+    "ijepa": lambda: tf.IJepaModel(tf.IJepaConfig(image_size=32, patch_size=8, **SMALL)),  # no CLS token
+    "aimv2": lambda: tf.Aimv2VisionModel(tf.Aimv2VisionConfig(image_size=32, patch_size=8, **SMALL)),
+    "vit_msn": lambda: tf.ViTMSNModel(tf.ViTMSNConfig(image_size=32, patch_size=8, **SMALL)),
+}
+
+
+@pytest.mark.parametrize("dtype", list(PRECISION))
+@pytest.mark.parametrize("name", sorted(RECOGNISED_VISION))
+def test_vision_families_whose_eager_attention_is_a_verified_form_equal_eager_attentions(name, dtype):
+    torch.manual_seed(0)
+    model = RECOGNISED_VISION[name]().to(dtype).eval()
+    processor = tf.BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    vision = VisionModel(model, processor)
+    assert model.config._attn_implementation == "sdpa" and vision.query_selection
+    pixel_values = vision.prepare(picture())[0].to(dtype)
+    expected = eager_reference(model, pixel_values=pixel_values)
+    for scores in (False, True):
+        layers, outputs = fast_capture(vision, pixel_values, vision.head_count * 5 * 4 * 30, scores=scores)
+        assert len(layers) == len(expected.attentions)
+        for layer, weights in enumerate(expected.attentions):
+            torch.testing.assert_close(layers[layer], weights.float(), **PRECISION[dtype])
+    with torch.no_grad():
+        assert torch.equal(outputs[0], model(pixel_values=pixel_values)[0])
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -242,24 +354,21 @@ def test_the_grid_of_an_sdpa_model_equals_the_grid_of_its_eager_twin(text_dirs, 
     torch.testing.assert_close(grid.head_region(2, 3, (5, 12), (2, 11)), expected[2, 5:12, 2:11])
 
 
-def test_an_unverified_architecture_falls_back_to_eager_and_says_why_once():
+def test_an_architecture_of_another_eager_form_falls_back_to_eager_and_says_why_once():
     tokenizer = byte_level_tokenizer()
-    config = tf.OPTConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        word_embed_proj_dim=32,
-        num_hidden_layers=2,
-        ffn_dim=64,
-        num_attention_heads=4,
-        max_position_embeddings=64,
+    config = tf.GPTJConfig(  # its eager attention scores in float32 whatever the model's dtype
+        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64
     )
-    model = tf.OPTForCausalLM(config)
-    assert model.config._attn_implementation == "sdpa" and "opt" not in EXACT_ARCHITECTURES
+    model = tf.GPTJForCausalLM(config)
+    assert model.config._attn_implementation == "sdpa"
     text_model = TextModel(model, tokenizer)
-    assert not text_model.query_selection
+    assert eager_form(text_model.attention_modules[0]) is None and not text_model.query_selection
     inputs = text_model.prepare(TEXT)
     layers: list[torch.Tensor] = []
-    with pytest.warns(UserWarning, match=r"cannot compute them beside it \(its attention \(OPTAttention\)"):
+    warning = (
+        r"cannot compute them beside it \(its attention \(GPTJAttention\) computes its weights otherwise"
+    )
+    with pytest.warns(UserWarning, match=warning):
         text_model.capture(inputs, lambda layer, first, weights: layers.append(weights))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -309,11 +418,12 @@ def test_dinov2_on_sdpa():
         assert torch.equal(outputs.last_hidden_state, model(pixel_values=pixel_values).last_hidden_state)
 
 
-def test_every_architecture_on_the_fast_path_is_verified_here():
-    verified = {"gpt2", "llama", "t5", "bart", "mistral", "qwen2", "bert", "dinov2"}
-    verified |= {"vit", "deit", "dinov2_with_registers", "beit", "clip", "siglip"}  # ARCHITECTURES
-    verified |= {"qwen2_vl", "qwen2_5_vl", "gemma"}  # language models of test_vlm.py's families
-    assert verified == EXACT_ARCHITECTURES
+def test_every_form_the_fast_path_takes_is_verified_here():
+    verified = {"gpt2", "llama", "bert", "gemma3", "gpt_neox"}  # STACKS, MiniLM, RECOGNISED_FAMILIES
+    verified |= {"vit", "clip", "siglip"}  # ARCHITECTURES (DeiT, BEiT: ViT's; DINOv2: BERT's)
+    verified |= {"qwen2_vl"}  # the language model of test_vlm.py's Qwen2-VL
+    assert verified == set(PLAIN_SOFTMAX_REFERENCES)
+    assert set(OWN_EAGER_REFERENCES) == {"t5"}  # STACKS
 
 
 def test_exact_questions_are_answered_from_kept_queries_and_keys_without_a_rerun(text_dirs):  # noqa: F811
