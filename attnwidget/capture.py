@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -95,6 +95,18 @@ class _BlockCapture:
     """Whether `on_block` takes `score_blocks.ScoreBlock`s in place of weights."""
     workspace: Workspace | None = None
     """Where every block's weights are computed (whole layers), if anywhere: see `Workspace`."""
+    opened: set[int] = field(default_factory=set)
+    """Layers whose module's forward has begun and handed over nothing yet."""
+
+    def layer_of(self, module: nn.Module) -> int | None:
+        """The layer the attention call of `module` hands its weights over as, or None: not a layer's
+        module, or not its first call in its module's forward (DiffLlama calls it twice over the same
+        query and key; eager attention returns the first call's weights)."""
+        layer = self.layers.get(module)
+        if layer is None or layer not in self.opened:
+            return None
+        self.opened.remove(layer)
+        return layer
 
     def blocks(self, query: torch.Tensor, key: torch.Tensor) -> Iterator[tuple[int, slice | torch.Tensor]]:
         """`query_blocks` of this capture's `block_bytes` and `rows`."""
@@ -183,20 +195,25 @@ def capture_attention_blocks(
     `score_blocks.ScoreBlock`s in place of weights. With a `workspace` (only with `FAST_ATTENTION`)
     each layer is one block, computed into the workspace: valid until the next layer's.
     """
-    token = _active.set(
-        _BlockCapture(
-            {inner: layer for layer, module in enumerate(modules) for inner in module.modules()},
-            on_block,
-            block_bytes,
-            None if rows is None else tuple(rows),
-            scores,
-            workspace,
-        )
+    capture = _BlockCapture(
+        {inner: layer for layer, module in enumerate(modules) for inner in module.modules()},
+        on_block,
+        block_bytes,
+        None if rows is None else tuple(rows),
+        scores,
+        workspace,
     )
+    handles = [
+        module.register_forward_pre_hook(lambda _module, _args, layer=layer: capture.opened.add(layer))
+        for layer, module in enumerate(modules)
+    ]
+    token = _active.set(capture)
     try:
         yield
     finally:
         _active.reset(token)
+        for handle in handles:
+            handle.remove()
 
 
 def active_capture() -> _BlockCapture | None:
@@ -256,7 +273,7 @@ def query_block_attention(
     """
     eager = eager_function(module)
     capture = _active.get()
-    layer = capture.layers.get(module) if capture is not None else None
+    layer = capture.layer_of(module) if capture is not None else None
     if capture is None:
         return eager(module, query, key, value, attention_mask, *args, **kwargs)[0], None
     outputs = []

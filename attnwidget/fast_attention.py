@@ -267,7 +267,7 @@ def sdpa_with_weights(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     capture = active_capture()
-    layer = capture.layers.get(module) if capture is not None else None
+    layer = capture.layer_of(module) if capture is not None else None
     if layer is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
     inputs = LayerInputs(module, query, key, tuple(value.shape[:-1]), attention_mask, args, kwargs)

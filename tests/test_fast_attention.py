@@ -179,6 +179,7 @@ RECOGNISED_FAMILIES = {
     "gpt_neox": (tf.GPTNeoXConfig, {"rotary_pct": 0.5}),  # Pythia's architecture
     "phi": (tf.PhiConfig, {}),
     "opt": (tf.OPTConfig, {"word_embed_proj_dim": 32, "ffn_dim": 64}),
+    "diffllama": (tf.DiffLlamaConfig, {}),  # two attention calls a layer: eager returns the first's
 }
 #: Families of RECOGNISED_FAMILIES whose configuration has no grouped key heads.
 UNGROUPED = {"gpt_neox", "phi", "opt"}
@@ -209,6 +210,23 @@ def test_families_whose_eager_attention_is_a_verified_form_equal_eager_attention
     check_text(
         text_model, padded(inputs) if padding == "padded" else inputs, "attentions", **PRECISION[dtype]
     )
+
+
+def test_a_layer_calling_its_attention_twice_hands_over_its_first_call_in_blocks_on_eager():
+    text_model = recognised("diffllama")
+    text_model.model.set_attn_implementation("eager")
+    inputs = text_model.prepare(TEXT)
+    tokens = len(inputs.tokens)
+    blocks: dict[int, list[tuple[int, torch.Tensor]]] = {}
+    text_model.capture(
+        inputs,
+        lambda layer, first, weights: blocks.setdefault(layer, []).append((first, weights.clone())),
+        block_bytes=text_model.head_count * 4 * tokens * 4,  # 4 query rows a block
+    )
+    expected = eager_reference(text_model.model, **_arguments(inputs)).attentions
+    for layer, weights in enumerate(expected):
+        assert [first for first, _ in blocks[layer]] == list(range(0, tokens, 4))  # each row once
+        torch.testing.assert_close(torch.cat([part for _, part in blocks[layer]], dim=1), weights[0])
 
 
 def test_a_soft_capped_gemma_2_on_flash_attention_is_refused_the_fast_path():
