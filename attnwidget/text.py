@@ -266,10 +266,11 @@ class TextModel:
         ):
             outputs = self.model(**_arguments(inputs))
         if len(layers_seen) < self.layer_count:
+            advice = ": give the widget a block_bytes larger than one layer's attention"
             raise AttentionNotReturnedError(
-                f"{self.name} computes attention outside transformers' attention interface, so it cannot "
-                "be captured in blocks of queries: give the widget a block_bytes larger than one layer's "
-                "attention"
+                f"{self.name} handed over attention for {len(layers_seen)} of its {self.layer_count} layers: "
+                "the others computed theirs outside transformers' attention interface, or did not run on "
+                f"this input{advice if implementation == BLOCKED_ATTENTION else ''}"
             )
         return outputs
 

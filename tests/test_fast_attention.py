@@ -18,7 +18,7 @@ from PIL import Image
 from test_text import STACKS, TARGET, TEXT, eager_reference, text_dirs  # noqa: F401  (text_dirs is a fixture)
 from tiny_text_models import byte_level_tokenizer
 
-from attnwidget.capture import Workspace
+from attnwidget.capture import AttentionNotReturnedError, Workspace
 from attnwidget.eager_forms import (
     OWN_EAGER_REFERENCES,
     PLAIN_SOFTMAX_REFERENCES,
@@ -227,6 +227,18 @@ def test_a_layer_calling_its_attention_twice_hands_over_its_first_call_in_blocks
     for layer, weights in enumerate(expected):
         assert [first for first, _ in blocks[layer]] == list(range(0, tokens, 4))  # each row once
         torch.testing.assert_close(torch.cat([part for _, part in blocks[layer]], dim=1), weights[0])
+
+
+def test_a_run_that_hands_over_too_few_layers_is_refused_with_the_count():
+    text_model = recognised("qwen3")  # 3 layers
+    inputs = text_model.prepare(TEXT)
+    text_model.model.model.layers = text_model.model.model.layers[:2]  # the last layer does not run
+    with pytest.raises(
+        AttentionNotReturnedError, match=r"for 2 of its 3 layers: .* did not run on this input$"
+    ):
+        text_model.run_fast(inputs, lambda layer, first, weights: None)
+    with pytest.raises(AttentionNotReturnedError, match=r"2 of its 3 layers: .*block_bytes"):
+        text_model.run_in_blocks(inputs, lambda layer, first, weights: None, block_bytes=1024)
 
 
 def test_a_soft_capped_gemma_2_on_flash_attention_is_refused_the_fast_path():
