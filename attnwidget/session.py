@@ -152,10 +152,17 @@ class RunSession:
         reduced = ReducedGrid()
         cache: dict[int, list[torch.Tensor]] = {}
         layer_blocks: dict[int, LayerBlocks] = {}
+        finished: set[int] = set()
 
         def on_block(layer: int, first_query: int, weights: torch.Tensor) -> None:
             if self._newest_ticket != ticket:
                 raise RunCancelled
+            if layer in finished:
+                raise RuntimeError(
+                    f"{self.source.name} ran the attention of layer {layer + 1} again after handing it "
+                    "over whole (a looped or recurrent model, such as HRM): a grid of one map per layer is "
+                    "not drawn"
+                )
             if rerun and keep_cache:
                 cache.setdefault(layer, []).append(weights.float().cpu())
             if layer not in rows:
@@ -166,6 +173,7 @@ class RunSession:
             if not blocks.complete:
                 return
             del layer_blocks[layer]
+            finished.add(layer)
             query_rows = blocks.query_rows()
             maps = encode_rows(query_rows[:, layout.special_count :])
             specials = float32_bytes(query_rows[:, : layout.special_count])

@@ -68,7 +68,8 @@ def families() -> list[tuple[str, str]]:
 
 def check_one(kind: str, model_type: str) -> str:
     """The outcome of capturing one random-init family: "fast path, max |diff| ...", "eager: why",
-    "refused: error" or "config: ..." where no small model of it could be built."""
+    "refused: error", "config: ..." where no small model of it could be built, or "model: ..." where
+    the model's own forward fails on the input."""
     from attnwidget.models import VisionModel
     from attnwidget.text import TextModel
 
@@ -98,6 +99,14 @@ def check_one(kind: str, model_type: str) -> str:
             picture = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
             model_input = source.prepare(Image.fromarray(picture))[0]
             arguments, forward = {"pixel_values": model_input}, source.forward_module
+    except Exception as error:
+        return _refused(error)
+    try:
+        with torch.no_grad():
+            forward(**arguments)
+    except Exception as error:
+        return f"model: its own forward fails on this input ({type(error).__name__})"
+    try:
         if not source.query_selection:
             from attnwidget.fast_attention import fast_path_refusal
 
@@ -117,7 +126,11 @@ def check_one(kind: str, model_type: str) -> str:
         verdict = "equal to eager" if worst <= TOLERANCE else "DIFFERS FROM EAGER"
         return f"fast path, {verdict} (max |diff| {worst:.1e})"
     except Exception as error:
-        return f"refused: {type(error).__name__}: {' '.join(str(error).split())[:140]}"
+        return _refused(error)
+
+
+def _refused(error: Exception) -> str:
+    return f"refused: {type(error).__name__}: {' '.join(str(error).split())[:140]}"
 
 
 def _fast_capture(source, model_input, scores: bool) -> dict[int, torch.Tensor]:

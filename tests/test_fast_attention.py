@@ -241,6 +241,27 @@ def test_a_run_that_hands_over_too_few_layers_is_refused_with_the_count():
         text_model.run_in_blocks(inputs, lambda layer, first, weights: None, block_bytes=1024)
 
 
+@pytest.mark.parametrize("capture", ["fast", "eager", "blocks"])
+def test_a_layer_run_twice_in_one_forward_is_refused_not_drawn_twice(capture):
+    from attnwidget import AttentionGrid
+
+    text_model = recognised("qwen3")
+    first_layer = text_model.model.model.layers[0]
+    once = first_layer.forward
+
+    def looped(hidden_states, *args, cache=None, **kwargs):  # a second cycle, as HRM's
+        return once(once(hidden_states, *args, **kwargs), *args, **kwargs)
+
+    first_layer.forward = looped
+    if capture == "eager":
+        text_model.model.set_attn_implementation("eager")
+    options = {"block_bytes": 1024} if capture == "blocks" else {}
+    with pytest.raises(RuntimeError, match=r"ran the attention of layer 1 again .* not drawn$"):
+        AttentionGrid(text_model, TEXT, **options)
+    first_layer.forward = once
+    assert AttentionGrid(text_model, TEXT, **options).status == "done"
+
+
 def test_a_soft_capped_gemma_2_on_flash_attention_is_refused_the_fast_path():
     config = tf.Gemma2Config(vocab_size=64, head_dim=8, num_key_value_heads=2, **SMALL)
     model = tf.Gemma2ForCausalLM(config)  # its eager attention is Gemma 3's: the plain form, soft-capped
