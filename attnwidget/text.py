@@ -31,7 +31,7 @@ from .fast_attention import FAST_ATTENTION, fast_block_bytes, fast_path_refusal,
 from .implementation import EagerSwitch
 from .score_blocks import scores_accepted
 from .source import AttentionCallback, Prediction, SourceInput, TokenLayout, predictions
-from .transformers_support import find_attention_modules, load_config, quiet_weight_loading
+from .transformers_support import find_attention_modules, language_path, load_config, quiet_weight_loading
 
 Stack = Literal["auto", "encoder", "decoder", "cross"]
 
@@ -63,8 +63,9 @@ class TextModel:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name or getattr(model, "name_or_path", "") or type(model).__name__
-        config = model.config
-        self.encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+        self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+        self.config = model.config if self.encoder_decoder else model.config.get_text_config(decoder=True)
+        """The language model's config (its text config where towers sit beside it)."""
         if stack == "auto":
             stack = "encoder" if self.encoder_decoder or not _is_decoder(model) else "decoder"
         if stack not in ("encoder", "decoder", "cross"):
@@ -74,12 +75,13 @@ class TextModel:
         self.stack = stack
         root = _stack_root(model, stack) if self.encoder_decoder else model
         kind = "cross_attentions" if stack == "cross" else "attentions"
-        self.attention_modules, self.output_index = find_attention_modules(model, root, kind)
+        declared_by = None if self.encoder_decoder else language_path(model)  # not its towers'
+        self.attention_modules, self.output_index = find_attention_modules(model, root, kind, declared_by)
         self.layer_count = len(self.attention_modules)
-        self.head_count = _head_count(config, stack)
+        self.head_count = _head_count(self.config, stack)
         self.causal = stack == "decoder"
         """Each query sees only itself and earlier keys (decoder self-attention)."""
-        self.context_length = _context_length(config, tokenizer)
+        self.context_length = _context_length(self.config, tokenizer)
         self._eager = EagerSwitch(model, self.attention_modules[0], self.name)
 
     @property
@@ -289,7 +291,7 @@ class TextModel:
                 f"the {what} is {ids.shape[-1]} tokens long, more than {self.name}'s context of "
                 f"{self.context_length}: shorten it"
             )
-        vocabulary = getattr(self.model.config, "vocab_size", None)
+        vocabulary = getattr(self.config, "vocab_size", None)
         if vocabulary and int(ids.max()) >= vocabulary:
             raise ValueError(
                 f"the tokenizer produced token id {int(ids.max())} but {self.name} has {vocabulary} "
@@ -305,10 +307,12 @@ def _arguments(inputs: TextInput) -> dict[str, Any]:
 
 
 def _is_decoder(model: nn.Module) -> bool:
-    config = model.config
-    return bool(getattr(config, "is_decoder", False)) or type(model).__name__.endswith(
-        ("CausalLM", "LMHeadModel")
-    )
+    """Whether a model that is not an encoder-decoder is a decoder: marked so, named so, or one that
+    generates (a language model with towers inside, such as LLaVA's)."""
+    marked = bool(getattr(model.config.get_text_config(decoder=True), "is_decoder", False))
+    named = type(model).__name__.endswith(("CausalLM", "LMHeadModel"))
+    can_generate = getattr(model, "can_generate", None)
+    return marked or named or bool(callable(can_generate) and can_generate())
 
 
 def _stack_root(model: nn.Module, stack: str) -> nn.Module:

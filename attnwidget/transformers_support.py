@@ -4,8 +4,8 @@ while capturing is `implementation.EagerSwitch`.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,30 @@ KIND_NAMES = {"attentions": "attention", "cross_attentions": "cross-attention"}
 
 
 def find_attention_modules(
-    model: nn.Module, root: nn.Module, kind: str = "attentions"
+    model: nn.Module,
+    root: nn.Module,
+    kind: str = "attentions",
+    declared_by: Sequence[nn.Module] | None = None,
 ) -> tuple[list[nn.Module], int]:
     """The modules under `root` that return attention weights, in layer order, and the output index.
 
     transformers declares, per architecture, which module class records `attentions` (or
     `cross_attentions`: `kind`) and, where self and cross attention share a class, under which
-    module name (`_can_record_outputs`); that is used instead of hard-coded module paths.
+    module name (`_can_record_outputs`); that is used instead of hard-coded module paths. Where
+    `declared_by` is given and its declarations name modules under `root`, only theirs count (a
+    language model's, not those of the vision or audio towers inside it); else every module's.
     """
+    if declared_by is not None:
+        with suppress(UnsupportedModelError):
+            return _declared_modules(model, root, kind, declared_by)
+    return _declared_modules(model, root, kind, list(model.modules()))
+
+
+def _declared_modules(
+    model: nn.Module, root: nn.Module, kind: str, declared_by: Sequence[nn.Module]
+) -> tuple[list[nn.Module], int]:
     targets: dict[type, tuple[int, str | None]] = {}
-    for module in model.modules():
+    for module in declared_by:
         spec = (getattr(type(module), "_can_record_outputs", None) or {}).get(kind)
         if spec is None:
             continue
@@ -55,6 +69,21 @@ def find_attention_modules(
     if len(indices) != 1:
         raise UnsupportedModelError(f"{type(model).__name__} mixes attention modules with different outputs")
     return modules, indices.pop()
+
+
+def language_path(model: nn.Module) -> list[nn.Module] | None:
+    """`model` and the modules down to its language model (`get_decoder()`), or None where it names
+    none inside `model`: the modules whose attention declarations are a text model's own."""
+    get_decoder = getattr(model, "get_decoder", None)
+    try:
+        decoder = get_decoder() if callable(get_decoder) else None
+    except Exception:  # a model that needs a bespoke rule
+        return None
+    names = {module: name for name, module in model.named_modules()}
+    if decoder not in names:
+        return None
+    path = names[decoder]
+    return [module for module, name in names.items() if name == "" or f"{path}.".startswith(f"{name}.")]
 
 
 @contextmanager

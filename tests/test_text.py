@@ -265,3 +265,24 @@ def test_a_model_spread_by_accelerate_is_captured_as_a_whole_one(text_dirs, tmp_
     torch.testing.assert_close(
         blocked.head_region(3, 2, (0, tokens), (0, tokens)), expected.attentions[2][0, 1]
     )
+
+
+def test_a_language_model_with_a_vision_tower_inside_is_captured_on_its_own_layers():
+    """LLaVA holds a CLIP tower beside its Llama: a text-only run captures the language model's
+    layers, as its `output_attentions` returns them, not the tower's, which do not run on text."""
+    from tiny_vlm_models import llava
+
+    model, processor = llava()
+    text_model = TextModel(model, processor.tokenizer)
+    tower = set(model.model.vision_tower.modules())
+    assert text_model.layer_count == model.config.text_config.num_hidden_layers == 3
+    assert text_model.causal and text_model.head_count == 4  # a decoder, as its Llama config says
+    assert not tower & set(text_model.attention_modules)
+    inputs = text_model.prepare("the cat sat on the mat")
+    arguments = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
+    expected = eager_reference(model, **arguments)
+    blocks: dict[int, list[torch.Tensor]] = {}
+    text_model.run_fast(inputs, lambda layer, first, weights: blocks.setdefault(layer, []).append(weights))
+    assert sorted(blocks) == list(range(3))
+    for layer, weights in enumerate(expected.attentions):
+        torch.testing.assert_close(torch.cat(blocks[layer], dim=2), weights)
