@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .capture import Workspace, active_capture, eager_function, eager_rows, query_blocks
-from .eager_forms import eager_form, takes_softmax_rows
+from .eager_forms import form_of_function, takes_softmax_rows
 from .implementation import attention_implementation
 from .score_blocks import ScoreBlock, rows_seeing_no_key, spread_evenly
 from .sdpa_kernels import LogSumExpRecorder
@@ -63,10 +63,10 @@ def fast_path_refusal(model: nn.Module, attention_module: nn.Module) -> str | No
     if getattr(attention_module, "attn_logit_softcapping", None) is not None:
         return "it soft-caps its attention scores (attn_logit_softcapping), which sdpa does not"
     try:
-        eager_function(attention_module)
+        eager = eager_function(attention_module)
     except RuntimeError as error:
         return str(error)
-    if eager_form(attention_module) is None:
+    if form_of_function(eager) is None:
         return (
             f"its attention ({type(attention_module).__name__}) computes its weights otherwise than the "
             "eager attention of the architectures whose weights attnwidget reproduces exactly beside sdpa"

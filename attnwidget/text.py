@@ -67,7 +67,7 @@ class TextModel:
         self.config = model.config if self.encoder_decoder else model.config.get_text_config(decoder=True)
         """The language model's config (its text config where towers sit beside it)."""
         if stack == "auto":
-            stack = "encoder" if self.encoder_decoder or not _is_decoder(model) else "decoder"
+            stack = "encoder" if self.encoder_decoder or not _is_decoder(model, self.config) else "decoder"
         if stack not in ("encoder", "decoder", "cross"):
             raise ValueError(f"stack must be 'auto', 'encoder', 'decoder' or 'cross', not {stack!r}")
         if stack == "cross" and not self.encoder_decoder:
@@ -306,10 +306,11 @@ def _arguments(inputs: TextInput) -> dict[str, Any]:
     return arguments
 
 
-def _is_decoder(model: nn.Module) -> bool:
-    """Whether a model that is not an encoder-decoder is a decoder: marked so, named so, or one that
-    generates (a language model with towers inside, such as LLaVA's)."""
-    marked = bool(getattr(model.config.get_text_config(decoder=True), "is_decoder", False))
+def _is_decoder(model: nn.Module, text_config: Any) -> bool:
+    """Whether a model that is not an encoder-decoder is a decoder: marked so (in `text_config`, its
+    language model's), named so, or one that generates (a language model with towers inside, such as
+    LLaVA's)."""
+    marked = bool(getattr(text_config, "is_decoder", False))
     named = type(model).__name__.endswith(("CausalLM", "LMHeadModel"))
     can_generate = getattr(model, "can_generate", None)
     return marked or named or bool(callable(can_generate) and can_generate())

@@ -71,7 +71,7 @@ def check_one(kind: str, model_type: str) -> str:
     "refused: error", "config: ..." where no small model of it could be built, or "model: ..." where
     the model's own forward fails on the input."""
     from attnwidget.models import VisionModel
-    from attnwidget.text import TextModel
+    from attnwidget.text import TextModel, _arguments
 
     auto = transformers.AutoModelForImageClassification
     auto = transformers.AutoModelForCausalLM if kind == "text" else auto
@@ -89,7 +89,7 @@ def check_one(kind: str, model_type: str) -> str:
             source = TextModel(model, _tokenizer())
             prepared = source.prepare("The cat sat on the mat, and the dog sat on the log.")
             prepared.attention_mask[:, :2] = 0  # left padding
-            arguments = {"input_ids": prepared.input_ids, "attention_mask": prepared.attention_mask}
+            arguments = _arguments(prepared)
             model_input, forward = prepared, model
         else:
             processor = transformers.BitImageProcessor(

@@ -9,7 +9,7 @@ import torch
 from tiny_text_models import TEXT_ARCHITECTURES, byte_level_tokenizer, save_tiny_text_models
 
 from attnwidget.models import UnsupportedModelError
-from attnwidget.text import TextModel
+from attnwidget.text import TextModel, _arguments
 
 TEXT = 'The cat sat on the mat <b> & "quotes".'
 TARGET = "the dog sat on the log"
@@ -279,8 +279,7 @@ def test_a_language_model_with_a_vision_tower_inside_is_captured_on_its_own_laye
     assert text_model.causal and text_model.head_count == 4  # a decoder, as its Llama config says
     assert not tower & set(text_model.attention_modules)
     inputs = text_model.prepare("the cat sat on the mat")
-    arguments = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
-    expected = eager_reference(model, **arguments)
+    expected = eager_reference(model, **_arguments(inputs))
     blocks: dict[int, list[torch.Tensor]] = {}
     text_model.run_fast(inputs, lambda layer, first, weights: blocks.setdefault(layer, []).append(weights))
     assert sorted(blocks) == list(range(3))

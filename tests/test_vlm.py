@@ -369,7 +369,7 @@ def test_the_language_model_keeps_its_sdpa_attention_while_it_generates(built):
 
 
 def test_a_language_model_off_the_fast_path_runs_eager_and_says_why_once(built, monkeypatch):
-    monkeypatch.setattr(fast_attention, "eager_form", lambda module: None)  # as for an unknown form
+    monkeypatch.setattr(fast_attention, "form_of_function", lambda function: None)  # an unknown form
     model, processor = built["paligemma"]
     vlm = VisionLanguageModel(model, processor)
     with pytest.warns(
