@@ -79,8 +79,10 @@ class TextModel:
         self.attention_modules, self.output_index = find_attention_modules(model, root, kind, declared_by)
         self.layer_count = len(self.attention_modules)
         self.head_count = _head_count(self.config, stack)
-        self.causal = stack == "decoder"
-        """Each query sees only itself and earlier keys (decoder self-attention)."""
+        bidirectional = getattr(self.attention_modules[0], "is_causal", True) is False  # PaliGemma's
+        self.causal = stack == "decoder" and not bidirectional
+        """Each query sees only itself and earlier keys (decoder self-attention, unless its attention
+        modules say they are not causal, as a prefix language model's are)."""
         self.context_length = _context_length(self.config, tokenizer)
         self._eager = EagerSwitch(model, self.attention_modules[0], self.name)
 

@@ -285,3 +285,33 @@ def test_a_language_model_with_a_vision_tower_inside_is_captured_on_its_own_laye
     assert sorted(blocks) == list(range(3))
     for layer, weights in enumerate(expected.attentions):
         torch.testing.assert_close(torch.cat(blocks[layer], dim=2), weights)
+
+
+def test_a_prefix_language_model_on_text_alone_shows_the_attention_its_forward_ran(monkeypatch):
+    """PaliGemma's language model declares bidirectional attention (a prefix LM): on text alone its sdpa
+    forward lets every token see every other, so the grid does not grey the later tokens as a
+    decoder's, and its weights are softmax(q k^T * scaling) of the very q and k sdpa was given."""
+    import transformers.integrations.sdpa_attention as sdpa
+    from tiny_vlm_models import paligemma
+
+    model, processor = paligemma()
+    text_model = TextModel(model, processor.tokenizer)
+    assert text_model.stack == "decoder" and not text_model.causal
+    given: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    forward = sdpa.sdpa_attention_forward
+
+    def recorded(module, query, key, value, attention_mask, *args, **kwargs):
+        assert attention_mask is None  # no mask: every key for every query
+        given.append((query, key, kwargs["scaling"]))
+        return forward(module, query, key, value, attention_mask, *args, **kwargs)
+
+    monkeypatch.setattr(sdpa, "sdpa_attention_forward", recorded)
+    blocks: dict[int, list[torch.Tensor]] = {}
+    inputs = text_model.prepare("the cat sat on the mat")
+    text_model.run_fast(inputs, lambda layer, first, weights: blocks.setdefault(layer, []).append(weights))
+    assert len(given) == text_model.layer_count == 3
+    for layer, (query, key, scaling) in enumerate(given):
+        key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
+        expected = torch.softmax(query @ key.transpose(-1, -2) * scaling, dim=-1)
+        torch.testing.assert_close(torch.cat(blocks[layer], dim=2), expected)
+        assert expected[0, :, 0, 1:].min() > 0  # the first token attends to later ones
